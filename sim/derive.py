@@ -1,0 +1,372 @@
+"""Build the engine's input files from the census tables (run by hand; output committed).
+
+    python -m sim.derive --census ../shared/data --out sim/data
+
+For each geography (``guangxi_prefectures``: Guangxi's 14 prefectures; ``guangxi_counties``:
+its counties and districts) and each census (2010, 2020) this writes ``{geography}_{year}.nc``
+holding the jump-off state ``population[region, state, sex, age]`` and the per-region facts the
+component models need. Every number is computed here from the census tables; the methods and
+sources are in ``sim/data/PROVENANCE.md``. Only this script (and tests) read the raw tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from models.migration import migrant_stock_propensity
+from sim.axes import (
+    CENSUS_GROUP_EDGES,
+    AWAY,
+    CENSUS_GROUP_LABELS,
+    N_AGES,
+    N_GROUPS,
+    N_SEXES,
+    N_STATES,
+    RURAL,
+    SEXES,
+    STATES,
+    URBAN_LOCAL,
+    URBAN_MIGRANT,
+    group_index_of_age,
+    to_groups,
+)
+from sim.prep import ecological_profiles, graduate, ipf
+
+GEOGRAPHIES = ("guangxi_prefectures", "guangxi_counties")
+YEARS = (2010, 2020)
+
+# --- documented estimates (see PROVENANCE.md) ---------------------------------------------------
+# Official hukou urbanization rate (户籍人口城镇化率): 2020 33.28 % (Guangxi New Urbanization Plan
+# 2021-2035, ch.1). For 2010 the census's non-agricultural hukou share of the hukou population,
+# 19.03 % (6th census county yearbook), stands in for it.
+HUKOU_URBAN_SHARE = {2010: 0.1903, 2020: 0.3328}
+# Guangxi hukou population (millions): 2010 census 51.591711; end-2015 55.18, end-2016 55.79
+# (Guangxi statistics bureau, see shared/data/guangxi_annual_2010_2020.csv). 2020 (1 Nov) is the
+# 2015->2016 increment extrapolated 3 5/6 years: 55.79 + 0.61 * (3 + 10/12).
+HUKOU_POP_2020_ESTIMATE = 55.79e6 + 0.61e6 * (3 + 10 / 12)
+# Urban construction land of Guangxi in 2020 (km2; Plan 2021-2035 ch.1) over its 2020 urban
+# residents (27,170,956): m2 per urban resident, applied to every region and census year.
+URBAN_LAND_2020_KM2 = 2378.0
+LAND_M2_PER_URBAN_2020 = URBAN_LAND_2020_KM2 * 1e6 / 27_170_956
+# Bounds on the urban_migrant share of each region's urban residents.
+MIGRANT_SHARE_BOUNDS = (0.05, 0.95)
+# Relative weight floor in the ecological profiles (avoids structural zeros in the IPF seed).
+PROFILE_FLOOR = 1e-3
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _num(v: str) -> float:
+    return float("nan") if v in ("", "NA") else float(v)
+
+
+def read_census(census_dir: Path, year: int) -> dict:
+    """Guangxi rows of a county census table as a dict of arrays, prefectures and counties apart."""
+    path = census_dir / f"census_county_{year}.csv"
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    col = {name: i for i, name in enumerate(head)}
+    if year == 2020:
+        names = ("区县", "人口数_合计", "城镇人口", "乡村人口", "城区人口", "男_0岁")
+        mig = ("户口登记地在外乡镇街道人口_本县", "户口登记地在外乡镇街道人口_本省其他县", "户口登记地在外乡镇街道人口_省外")
+        hukou = None
+    else:
+        names = ("地区", "合计", "城镇人口", "乡村人口", None, "0岁（男）")
+        mig = ("迁入人口（人）-本县（市）/\n本市市区", "迁入人口（人）-本省其他县\n（市）、市区", "迁入人口（人）-外省")
+        hukou = "户籍人口"
+    name_c, tot_c, urb_c, rur_c, cp_c, age0_c = names
+    recs = []
+    for x in rows[1:]:
+        code = x[col["区划代码"]]
+        if not code.startswith("45") or code == "450000":
+            continue
+        a0 = col[age0_c]
+        ages = np.array([_num(v) for v in x[a0 : a0 + 2 * N_GROUPS]]).reshape(N_GROUPS, 2)  # male, female
+        recs.append(
+            dict(
+                code=code,
+                name_zh=x[col[name_c]].strip(),
+                residents=_num(x[col[tot_c]]),
+                urban=_num(x[col[urb_c]]),
+                rural=_num(x[col[rur_c]]),
+                city_proper=_num(x[col[cp_c]]) if cp_c else float("nan"),
+                groups=np.stack([ages[:, 1], ages[:, 0]]),  # (sex: female, male; group)
+                hukou_elsewhere=np.array([_num(x[col[m]]) for m in mig]),
+                hukou_pop=_num(x[col[hukou]]) if hukou else float("nan"),
+            )
+        )
+    for r in recs:
+        # a blank urban or rural cell means none (e.g. a district that is all urban)
+        if math.isnan(r["rural"]):
+            r["rural"] = r["residents"] - r["urban"]
+        if math.isnan(r["urban"]):
+            r["urban"] = r["residents"] - r["rural"]
+        if not (abs(r["groups"].sum() - r["residents"]) <= 0.5 and abs(r["urban"] + r["rural"] - r["residents"]) <= 0.5):
+            raise ValueError(f"census {year} {r['code']}: age groups or urban+rural do not sum to residents")
+    pref = [r for r in recs if r["code"].endswith("00")]
+    cty = [r for r in recs if not r["code"].endswith("00")]
+    return {"prefectures": pref, "counties": cty, "path": path}
+
+
+def read_guangxi_total(census_dir: Path, year: int) -> dict:
+    path = census_dir / f"census_county_{year}.csv"
+    with open(path, encoding="utf-8") as f:
+        for x in csv.DictReader(f):
+            if x["区划代码"] == "450000":
+                out = {"residents": float(x["人口数_合计" if year == 2020 else "合计"])}
+                if year == 2010:
+                    out["hukou_pop"] = float(x["户籍人口"])
+                    out["other_province"] = float(x["迁入人口（人）-外省"])
+                else:
+                    out["other_province"] = float(x["户口登记地在外乡镇街道人口_省外"])
+                return out
+    raise ValueError(f"no Guangxi total row in {path}")
+
+
+def read_prefecture_names(census_dir: Path) -> dict:
+    with open(census_dir / "prefectures_2010_2020.csv", encoding="utf-8") as f:
+        return {r["prefecture_zh"]: r["prefecture_en"] for r in csv.DictReader(f) if r["prefecture_zh"] != "广西壮族自治区"}
+
+
+def read_boundaries(census_dir: Path) -> dict:
+    """Centroid (lon, lat) and area (km2) of each Guangxi prefecture from its WKT boundary."""
+    import shapely.wkt  # only the derivation needs shapely
+
+    out = {}
+    with open(census_dir / "census_city_2010_2020.csv", encoding="utf-8-sig") as f:
+        for r in csv.DictReader(f):
+            if r["province_code"] != "450000":
+                continue
+            geom = shapely.wkt.loads(r["coord"])
+            c = geom.centroid
+            km_per_deg_lat = 111.32
+            area = geom.area * km_per_deg_lat**2 * math.cos(math.radians(c.y))
+            out[r["city_code"][:4]] = (c.x, c.y, area)
+    return out
+
+
+def haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
+    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * np.arcsin(np.sqrt(h))
+
+
+def split_urban(urban, hukou_elsewhere_total, f):
+    lo, hi = MIGRANT_SHARE_BOUNDS
+    return np.clip(f * hukou_elsewhere_total, lo * urban, hi * urban)
+
+
+def solve_migrant_factor(urban, hukou_elsewhere_total, total_with_away, target_share) -> float:
+    """f such that sum(urban - urban_migrant(f)) / sum(all states) equals the hukou urban share."""
+    from scipy.optimize import brentq
+
+    def gap(f):
+        local = urban - split_urban(urban, hukou_elsewhere_total, f)
+        return local.sum() / total_with_away - target_share
+
+    return brentq(gap, 0.0, 5.0, xtol=1e-12)
+
+
+def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
+    cen = read_census(census_dir, year)
+    gx = read_guangxi_total(census_dir, year)
+    names_en = read_prefecture_names(census_dir)
+    bounds = read_boundaries(census_dir)
+    pref_by_code = {r["code"][:4]: r for r in cen["prefectures"]}
+    pref_en = {code: names_en[r["name_zh"]] for code, r in pref_by_code.items()}
+
+    regions = cen["prefectures"] if geography == "guangxi_prefectures" else cen["counties"]
+    R = len(regions)
+    pcode = np.array([r["code"][:4] for r in regions])
+    residents = np.array([r["residents"] for r in regions])
+    urban = np.array([r["urban"] for r in regions])
+    rural = np.array([r["rural"] for r in regions])
+    groups = np.stack([r["groups"] for r in regions])  # (R, sex, group)
+    helse = np.stack([r["hukou_elsewhere"] for r in regions])  # (R, 3)
+
+    # ---- away (hukou here, living in another province) ----
+    if year == 2010:
+        away_total = gx["hukou_pop"] - (gx["residents"] - gx["other_province"])
+        # per prefecture: hukou - residents + other-province in-migrants, floored at 0, rescaled
+        pref_codes = sorted(pref_by_code)
+        raw = {c: max(pref_by_code[c]["hukou_pop"] - pref_by_code[c]["residents"] + pref_by_code[c]["hukou_elsewhere"][2], 0.0) for c in pref_codes}
+        s = sum(raw.values())
+        away_pref = {c: away_total * raw[c] / s for c in pref_codes}
+        if geography == "guangxi_prefectures":
+            away = np.array([away_pref[c] for c in pcode])
+        else:
+            raw_c = np.maximum(np.array([r["hukou_pop"] - r["residents"] + r["hukou_elsewhere"][2] for r in regions]), 0.0)
+            raw_c = np.where(raw_c > 0, raw_c, 1.0)
+            away = np.array([away_pref[c] * raw_c[i] / raw_c[pcode == c].sum() for i, c in enumerate(pcode)])
+    else:
+        away_total = HUKOU_POP_2020_ESTIMATE - (gx["residents"] - gx["other_province"])
+        ref = build_away_2010_shares(census_dir)
+        away_pref = {c: away_total * ref[c] for c in ref}
+        if geography == "guangxi_prefectures":
+            away = np.array([away_pref[c] for c in pcode])
+        else:
+            away = np.array([away_pref[c] * rural[i] / rural[pcode == c].sum() for i, c in enumerate(pcode)])
+
+    # ---- urban split: local urban hukou vs migrants ----
+    f = solve_migrant_factor(urban, helse.sum(axis=1), residents.sum() + away.sum(), HUKOU_URBAN_SHARE[year])
+    migrant = split_urban(urban, helse.sum(axis=1), f)
+    local = urban - migrant
+
+    # ---- prior age-sex profiles per state ----
+    # Urban and rural age-sex profiles from the county cross-section by Goodman's ecological
+    # regression; within the urban population, unsettled migrants get the urban profile times
+    # the recent-migrant propensity of a Rogers-Castro standard schedule.
+    cty = cen["counties"]
+    T = np.stack([np.array([r["rural"] for r in cty]), np.array([r["urban"] for r in cty])], axis=1)
+    N = np.stack([r["groups"] for r in cty]).reshape(len(cty), -1)
+    prof = ecological_profiles(N, T).reshape(2, N_SEXES, N_GROUPS)
+    prof = np.maximum(prof, PROFILE_FLOOR * prof.max(axis=(1, 2), keepdims=True))
+    width = np.diff(np.append(CENSUS_GROUP_EDGES, 101))[group_index_of_age()]
+    prof_rural, prof_urban = prof[:, :, group_index_of_age()] / width  # per single year
+    stock = migrant_stock_propensity()
+    seed = np.stack([prof_rural, prof_urban, prof_urban * stock])  # (3, sex, age)
+
+    # ---- single years and IPF into states ----
+    single = graduate(groups)  # (R, sex, age)
+    pop = np.zeros((R, N_STATES, N_SEXES, N_AGES))
+    for i in range(R):
+        targets = np.array([rural[i], local[i], migrant[i]])
+        pop[i, :3] = ipf(seed, {(0,): targets, (1, 2): single[i]})
+        # away: the region's own age-sex structure times the recent-migrant propensity
+        w = single[i] * stock
+        pop[i, AWAY] = away[i] * w / w.sum()
+
+    # ---- fertility: iTFR from child-woman ratios, split urban/rural by county regression ----
+    itfr = _itfr(groups)
+    c_groups = np.stack([r["groups"] for r in cty])
+    c_itfr = _itfr(c_groups)
+    c_share = np.array([r["urban"] / r["residents"] for r in cty])
+    slope, intercept = np.polyfit(c_share, c_itfr, 1)
+    ratio_urban_rural = (intercept + slope) / intercept
+    women = pop[:, :3, 0, 15:50].sum(axis=2)  # (R, state)
+    w_u = women[:, URBAN_LOCAL] + women[:, URBAN_MIGRANT]
+    w_r = women[:, RURAL]
+    tfr_rural = itfr * (w_u + w_r) / (w_r + ratio_urban_rural * w_u)
+    tfr_urban = ratio_urban_rural * tfr_rural
+
+    # sex ratio at birth: boys/girls aged 0 at the census in the region's prefecture
+    srb_pref = {c: r["groups"][1, 0] / r["groups"][0, 0] for c, r in pref_by_code.items()}
+    srb = np.array([srb_pref[c] for c in pcode])
+
+    # ---- geography: centroids and distances ----
+    lon = np.array([bounds[c][0] for c in pcode])
+    lat = np.array([bounds[c][1] for c in pcode])
+    dist = haversine_km(lon[:, None], lat[:, None], lon[None, :], lat[None, :])
+    if geography == "guangxi_counties":
+        # Counties carry their prefecture's centroid; two counties of one prefecture are set
+        # apart by the typical spacing sqrt(prefecture area / its number of counties).
+        for c in np.unique(pcode):
+            m = pcode == c
+            spacing = math.sqrt(bounds[c][2] / m.sum())
+            dist[np.ix_(m, m)] = spacing
+    np.fill_diagonal(dist, 0.0)
+
+    if geography == "guangxi_prefectures":
+        region = [pref_en[c] for c in pcode]
+        prefecture = region
+    else:
+        region = [r["code"] for r in regions]
+        prefecture = [pref_en[c] for c in pcode]
+    city_proper = np.array([r["city_proper"] for r in regions])
+    land = LAND_M2_PER_URBAN_2020 * urban / 1e6
+
+    coords = {
+        "region": ("region", region),
+        "state": ("state", list(STATES)),
+        "sex": ("sex", list(SEXES)),
+        "age": ("age", np.arange(N_AGES)),
+        "age_group": ("age_group", list(CENSUS_GROUP_LABELS)),
+        "region_to": ("region_to", region),
+        "name_zh": ("region", [r["name_zh"] for r in regions]),
+        "code": ("region", [r["code"] for r in regions]),
+        "prefecture": ("region", prefecture),
+        "lon": ("region", lon, {"units": "degrees_east", "long_name": "centroid longitude"}),
+        "lat": ("region", lat, {"units": "degrees_north", "long_name": "centroid latitude"}),
+    }
+    P = "persons"
+    ds = xr.Dataset(
+        {
+            "population": (("region", "state", "sex", "age"), pop, {"units": P, "long_name": "jump-off population by state (census date, taken as year end)"}),
+            "census_groups": (("region", "sex", "age_group"), groups, {"units": P, "long_name": "census residents by 19 age groups"}),
+            "residents": ("region", residents, {"units": P, "long_name": "census residents"}),
+            "urban": ("region", urban, {"units": P, "long_name": "census urban residents"}),
+            "city_proper": ("region", city_proper, {"units": P, "long_name": "census city-proper (城区) residents"}),
+            "hukou_elsewhere": (("region", "origin"), helse, {"units": P, "long_name": "residents with hukou registered elsewhere"}),
+            "away": ("region", away, {"units": P, "long_name": "estimated hukou holders living in another province"}),
+            "tfr_urban": ("region", tfr_urban, {"units": "1", "long_name": "total fertility rate, urban (iTFR split)"}),
+            "tfr_rural": ("region", tfr_rural, {"units": "1", "long_name": "total fertility rate, rural (iTFR split)"}),
+            "itfr": ("region", itfr, {"units": "1", "long_name": "iTFR = 7 x children 0-4 / women 15-49"}),
+            "srb": ("region", srb, {"units": "1", "long_name": "sex ratio at birth, boys per girl (census age 0)"}),
+            "distance_km": (("region", "region_to"), dist, {"units": "km", "long_name": "distance between region centroids"}),
+            "urban_land": ("region", land, {"units": "km2", "long_name": "urban construction land (2020 m2 per urban resident x urban residents)"}),
+        },
+        coords={**coords, "origin": ("origin", ["same_county", "other_county", "other_province"])},
+        attrs={
+            "title": f"Engine inputs: {geography}, census {year}",
+            "census_year": year,
+            "geography": geography,
+            "source": "China population census (6th 2010 / 7th 2020) county-level yearbook tables "
+            "(第六/七次全国人口普查分县资料) and city bulletins, digitised by leiii/census (Lei Dong et al., MIT licence)",
+            "derived_by": "python -m sim.derive (methods: sim/data/PROVENANCE.md)",
+            "source_sha256": f"{cen['path'].name}={sha256(cen['path'])}",
+            "migrant_factor": f,
+            "tfr_urban_rural_ratio": ratio_urban_rural,
+        },
+    )
+    return ds
+
+
+def build_away_2010_shares(census_dir: Path) -> dict:
+    cen = read_census(census_dir, 2010)
+    raw = {r["code"][:4]: max(r["hukou_pop"] - r["residents"] + r["hukou_elsewhere"][2], 0.0) for r in cen["prefectures"]}
+    s = sum(raw.values())
+    return {c: v / s for c, v in raw.items()}
+
+
+def _itfr(groups: np.ndarray) -> np.ndarray:
+    """Hauer, Baker & Brown (2013) iTFR = 7 * C/W; ``groups`` (..., sex, 19 groups)."""
+    children = groups[..., :, 0:2].sum(axis=(-1, -2))
+    women = groups[..., 0, 4:11].sum(axis=-1)
+    return 7.0 * children / women
+
+
+def write(ds: xr.Dataset, path: Path) -> None:
+    tmp = path.with_suffix(".tmp.nc")
+    enc = {v: {"zlib": True, "complevel": 6} for v in ds.data_vars}
+    ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
+    tmp.replace(path)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--census", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "data")
+    args = ap.parse_args(argv)
+    for geo in GEOGRAPHIES:
+        for year in YEARS:
+            ds = build(args.census, geo, year)
+            write(ds, args.out / f"{geo}_{year}.nc")
+            print(f"wrote {geo}_{year}.nc: {ds.sizes['region']} regions, migrant factor {ds.attrs['migrant_factor']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

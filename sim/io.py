@@ -1,0 +1,153 @@
+"""Build the self-describing output dataset and write it atomically (the only module that
+writes files)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sim.axes import (
+    AGES,
+    F_EXT_IN,
+    F_EXT_OUT,
+    F_INTER_IN,
+    F_INTER_OUT,
+    FLOWS,
+    SEXES,
+    STATES,
+    URBAN_LOCAL,
+    URBAN_MIGRANT,
+    AWAY,
+)
+from sim.model import Model
+from sim.runner import Projection
+
+P = "persons"
+
+
+def code_version() -> str:
+    """Package version plus the git commit of the source tree (``+dirty`` when modified)."""
+    from sim import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0:
+            return f"{__version__}+g{rev.stdout.strip()}{'.dirty' if dirty.stdout.strip() else ''}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"{__version__}+unknown"
+
+
+def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> xr.Dataset:
+    inp = model.inputs
+    D = proj.population.shape[1]
+    pop = proj.population
+    years = proj.years
+    net = proj.flows[:, :, :, F_INTER_IN] - proj.flows[:, :, :, F_INTER_OUT] + proj.flows[:, :, :, F_EXT_IN] - proj.flows[:, :, :, F_EXT_OUT]
+
+    tot = pop.sum(axis=(4, 5))  # (Y,D,R,K)
+    urban = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
+    residents = tot.sum(axis=-1) - tot[..., AWAY]
+    all_states = tot.sum(axis=-1)
+    cp_share = (inp.city_proper / inp.urban).values  # NaN where the census gives no city-proper count
+
+    def s(a):  # a deterministic run has no draw axis
+        return a[:, 0] if D == 1 else a
+
+    dd = () if D == 1 else ("draw",)
+    Y = ("year",)
+    rg = ("region",)
+    v = {
+        "population": (Y + dd + rg + ("state", "sex", "age"), s(pop), P, "population at the end of the year (31 Dec)"),
+        "births": (Y + dd + rg + ("state", "sex"), s(proj.births), P, "live births in the year, by mother's state and child's sex"),
+        "deaths": (Y + dd + rg + ("state", "sex", "age"), s(proj.deaths), P, "deaths in the year, by state and the age the cohort reaches at the year end"),
+        "migration": (Y + dd + rg + ("flow", "sex", "age"), s(proj.flows), P, "moves in the year by flow type (age reached at the year end)"),
+        "net_migration": (Y + dd + rg + ("sex", "age"), s(net), P, "persons entering the region's four states from outside them minus persons leaving"),
+        "settled": (Y + dd + rg, s(proj.settled), P, "urban migrants granted local urban hukou in the year (市民化)"),
+        "reclassified": (Y + dd + rg, s(proj.reclassified), P, "rural residents reclassified urban in place in the year"),
+        "capped_cells": (Y + dd + rg, s(proj.capped), "1", "cells whose out-migration rates summed above 1 and were scaled down"),
+        "urban_land": (Y + dd + rg, s(proj.land), "km2", "urban construction land at the year end"),
+        "land_per_urban_resident": (Y + dd + rg, s(proj.land * 1e6 / urban), "m2 person-1", "urban land per urban resident"),
+        "residents": (Y + dd + rg, s(residents), P, "resident population (all states but away)"),
+        "urban_population": (Y + dd + rg, s(urban), P, "urban residents (urban_local + urban_migrant)"),
+        "city_proper_population": (Y + dd + rg, s(urban * cp_share), P, "city-proper (城区) residents: urban residents x census 2020 city-proper share"),
+        "urban_share": (Y + dd + rg, s(urban / residents), "1", "resident urbanization rate (urban residents / residents)"),
+        "hukou_urban_share": (Y + dd + rg, s(tot[..., URBAN_LOCAL] / all_states), "1", "hukou urbanization rate (urban_local / all four states; see README)"),
+        "total_residents": (Y + dd, s(residents.sum(axis=-1)), P, "resident population, all regions"),
+        "total_urban_share": (Y + dd, s(urban.sum(axis=-1) / residents.sum(axis=-1)), "1", "resident urbanization rate, all regions"),
+        "total_hukou_urban_share": (Y + dd, s(tot[..., URBAN_LOCAL].sum(axis=-1) / all_states.sum(axis=-1)), "1", "hukou urbanization rate, all regions"),
+        "total_settled": (Y + dd, s(proj.settled.sum(axis=-1)), P, "urban migrants granted local urban hukou, all regions"),
+    }
+    data_vars = {k: xr.Variable(dims, np.ascontiguousarray(arr), {"units": u, "long_name": ln}) for k, (dims, arr, u, ln) in v.items()}
+    coords = {
+        "year": ("year", years, {"long_name": "year (values at 31 Dec; flows during the year)"}),
+        "region": ("region", inp.region.values),
+        "name_zh": ("region", inp.name_zh.values),
+        "prefecture": ("region", inp.prefecture.values),
+        "state": ("state", list(STATES)),
+        "sex": ("sex", list(SEXES)),
+        "age": ("age", AGES, {"units": "years", "long_name": "age in completed years (100 = 100+)"}),
+        "flow": ("flow", list(FLOWS)),
+    }
+    if D > 1:
+        coords["draw"] = ("draw", np.arange(D))
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds = ds.assign_coords(scenario=scenario)  # scalar coordinate: runs combine along it
+
+    # the accounting identity, checked and recorded
+    change = ds.population.sum(("state", "sex", "age")).diff("year")
+    comp = (ds.births.sum(("state", "sex")) - ds.deaths.sum(("state", "sex", "age")) + ds.net_migration.sum(("sex", "age"))).isel(year=slice(1, None))
+    resid = float(np.abs(change - comp).max())
+    ds.attrs.update(
+        {
+            "title": f"Urbanization scenario projection: {model.cfg.geography.name}, {years[0]}-{years[-1]}",
+            "Conventions": "CF-1.10",
+            "institution": "urbanization scenario engine (sim)",
+            "source": "multistate cohort-component projection from the 2020 census (see README)",
+            "scenario": scenario,
+            "config_json": json.dumps(dataclasses.asdict(model.cfg), default=str, sort_keys=True),
+            "code_version": code_version(),
+            "input_file": inp.attrs.get("input_file", ""),
+            "input_sha256": inp.attrs.get("input_sha256", ""),
+            "accounting_identity": "population[t] - population[t-1] == births[t] - deaths[t] + net_migration[t], summed over state, sex and age, for every region and year t > first year",
+            "accounting_max_abs_residual_persons": resid,
+            "capped_cells_total": float(proj.capped.sum()),
+        }
+    )
+    return ds
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to ``path`` atomically: a temporary file in the same directory, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        enc = {k: {"zlib": True, "complevel": 4} for k in ds.data_vars}
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a text file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path

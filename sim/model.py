@@ -1,0 +1,153 @@
+"""Turn a validated config and the inputs into the kernel's per-year :class:`StepInputs`.
+
+All component models are called here (through the registry); the kernel sees only arrays.
+Parameters are shared by all draws (a draw axis of length 1) until the calibration supplies
+per-draw parameter sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from models import get_model
+from models.migration import destination_utility, schedule
+from models.mortality import level_for_e0, life_table_Lx
+from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
+from sim.classic import survival_ratios
+from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
+from sim.schema import Config, year_map
+
+
+@dataclass
+class Model:
+    """Everything a projection needs besides the time loop."""
+
+    cfg: Config
+    inputs: xr.Dataset
+    pop0: np.ndarray  # (R,K,S,A)
+    land0: np.ndarray  # (R,) km2
+    levels: np.ndarray  # (R,K,S) Siler level factors at the jump-off
+    asfr_shape: np.ndarray  # (R,K,A) fertility schedule x census TFR
+    static: dict
+
+    @property
+    def regions(self) -> list[str]:
+        return [str(r) for r in self.inputs.region.values]
+
+    def step_inputs(self, year: int) -> StepInputs:
+        """Rates for the step that ends on 31 Dec of ``year``."""
+        c = self.cfg
+        mig = c.demography.migration
+        t0 = c.start_year
+        yrs = np.arange(t0 + 1, year + 1)
+        cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
+        Lx = life_table_Lx(self.levels * np.exp(-cum))
+        sx, nb = survival_ratios(Lx)
+        tfr_mult = float(year_map(c.demography.fertility.tfr_multiplier, [year])[0])
+        sched = self.static["schedule"]
+        R = self.pop0.shape[0]
+
+        def y(m):
+            return float(year_map(m, [year])[0])
+
+        m_ru = np.broadcast_to(schedule(y(mig.rural_to_urban)), (R, N_SEXES, N_AGES))
+        m_return = np.broadcast_to(schedule(y(mig.from_away)), (R, N_SEXES, N_AGES))
+        h = y(c.policy.hukou.conversion_rate) * self.static["h_age"]
+        land_link = self.static["land_per_settled"]
+        pol = c.policy
+        return StepInputs(
+            sx=sx[None],
+            nb=nb[None],
+            asfr=(tfr_mult * self.asfr_shape)[None],
+            srb=self.static["srb"][None],
+            m_ru=np.ascontiguousarray(m_ru)[None],
+            m_ur=self.static["m_ur"][None],
+            m_away=self.static["m_away"][None],
+            m_return=np.ascontiguousarray(m_return)[None],
+            return_urban=np.full((1, R), mig.return_urban_share),
+            m_inter=self.static["m_inter"][None],
+            V=self.static["V"][None],
+            beta_size=np.array([mig.beta_size]),
+            ext_in=(y(mig.external_in) * self.static["ext_in_stock"])[None],
+            m_ext_out=self.static["m_ext_out"][None],
+            h_conv=np.ascontiguousarray(np.broadcast_to(h, (R, N_SEXES, N_AGES)))[None],
+            reclass=np.full((1, R), y(pol.reclassification.rate)),
+            reclass_local=np.full((1, R), pol.reclassification.to_local_share),
+            land_base=(y(pol.land.base_quota) * self.land0)[None],
+            land_per_settled=land_link[None],
+            land_release=(y(pol.land.release_km2) * self.static["release_weight"])[None],
+            capacity_m2=np.array([pol.land.capacity_m2_per_person]),
+            brake_width=np.array([pol.land.brake_width]),
+            timing=TIMING_EVEN if mig.timing == "even" else TIMING_END,
+        )
+
+
+def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
+    mort, fert, mig = cfg.demography.mortality, cfg.demography.fertility, cfg.demography.migration
+    pop0 = np.ascontiguousarray(inputs.population.values, dtype=float)
+    R = pop0.shape[0]
+    regions = [str(r) for r in inputs.region.values]
+
+    # mortality: e0 by state and sex; urban states (and away) get the urban advantage
+    e0 = np.empty((N_STATES, N_SEXES))
+    for s, base in enumerate((mort.e0_female, mort.e0_male)):
+        e0[:, s] = base + mort.urban_advantage
+        e0[RURAL, s] = base - mort.rural_disadvantage
+    uniq = {v: level_for_e0(v) for v in np.unique(e0)}
+    levels = np.broadcast_to(np.vectorize(uniq.get)(e0), (R, N_STATES, N_SEXES)).copy()
+
+    # fertility: census TFR (urban / rural) x gamma schedule
+    fert_model = get_model("fertility", fert.model)
+    sch_u = fert_model(fert.mean_age_urban, fert.sd_age)
+    sch_r = fert_model(fert.mean_age_rural, fert.sd_age)
+    tfr_u = inputs.tfr_urban.values
+    tfr_r = inputs.tfr_rural.values
+    asfr = np.empty((R, N_STATES, N_AGES))
+    asfr[:, RURAL] = tfr_r[:, None] * sch_r
+    for k in (URBAN_LOCAL, URBAN_MIGRANT, AWAY):
+        asfr[:, k] = tfr_u[:, None] * sch_u
+    srb = np.full(R, fert.srb) if fert.srb is not None else inputs.srb.values.astype(float)
+
+    # migration
+    get_model("migration_schedule", mig.schedule)
+    one = schedule(1.0)
+    m_away = np.zeros((R, N_STATES, N_SEXES, N_AGES))
+    m_inter = np.zeros((R, N_STATES, N_SEXES, N_AGES))
+    for name, gmr in mig.to_away.items():
+        m_away[:, STATES.index(name)] = gmr * one
+    if R > 1:
+        for name, gmr in mig.interregional.items():
+            m_inter[:, STATES.index(name)] = gmr * one
+    openness = np.array([cfg.policy.hukou.openness.get(r, 0.0) for r in regions])
+    V = destination_utility(inputs.distance_km.values, beta_distance=mig.beta_distance, openness=openness, beta_openness=1.0)
+    other_prov = inputs.hukou_elsewhere.sel(origin="other_province").values
+    migrants = pop0[:, URBAN_MIGRANT].sum(axis=(1, 2))
+    ext_share = np.clip(other_prov / np.maximum(migrants, 1.0), 0.0, 1.0)
+    ext_in_stock = other_prov[:, None, None] * np.broadcast_to(0.5 * one, (R, N_SEXES, N_AGES)) / one.sum()
+
+    # hukou conversion by age: children follow parents, lower at 60+
+    ages = np.arange(N_AGES)
+    hk = cfg.policy.hukou
+    h_age = np.where(ages < 16, hk.child_factor, np.where(ages >= 60, hk.old_age_factor, 1.0))
+
+    land = cfg.policy.land
+    land_per_settled = np.array([0.0 if r in land.exempt_regions else land.m2_per_settled for r in regions])
+    rural0 = pop0[:, RURAL].sum(axis=(1, 2))
+
+    static = dict(
+        schedule=one,
+        srb=srb,
+        m_ur=np.ascontiguousarray(np.broadcast_to(mig.urban_to_rural * one, (R, N_SEXES, N_AGES))),
+        m_away=m_away,
+        m_inter=m_inter,
+        V=np.ascontiguousarray(V),
+        ext_in_stock=np.ascontiguousarray(ext_in_stock),
+        m_ext_out=np.ascontiguousarray(mig.external_out * ext_share[:, None, None] * np.broadcast_to(one, (R, N_SEXES, N_AGES))),
+        h_age=h_age,
+        land_per_settled=land_per_settled,
+        release_weight=rural0 / rural0.sum(),
+    )
+    return Model(cfg, inputs, pop0, inputs.urban_land.values.astype(float), levels, asfr, static)

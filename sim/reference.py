@@ -1,0 +1,221 @@
+"""Plain NumPy reference of one annual step: the test oracle and the benchmark's baseline.
+
+Order of events in year t (population ``pop`` at the end of t-1 to the end of t); every flow is
+a count of persons and is recorded by the age the cohort reaches at the end of year t:
+
+0. Capacity brake ``g[r]`` from the start-of-year urban residents and urban land.
+1. Migration, first half (only with ``timing = even``): the moves of stage 3 at half rate.
+2. Survival and ageing (UN cohort-component conventions): ``new[a+1] = x[a] * sx[a]`` with
+   ``sx[a] = L(a+1)/L(a)``; the open group ``new[z] = (x[z-1] + x[z]) * L(z)/(L(z-1)+L(z))``.
+   Births by the mother's state ``sum_a asfr[a] * (W_start[a] + W_end[a]) / 2``, split by the
+   sex ratio at birth, newborns survived to the year end with ``L(0)/l(0)`` and put in the
+   mother's state. Deaths are what survival removes (the newborns' included).
+3. Migration (``end``: full rate; ``even``: second half) on the survivors, all moves out of a
+   cell computed from the same stock: rural -> urban_migrant (braked by ``g``); urban_migrant ->
+   rural; resident states -> away; away -> rural / urban_migrant (the urban part braked);
+   urban_migrant -> out of the model (other-province migrants leaving); resident states -> other
+   regions, whose destinations follow a multinomial logit with utility
+   ``V[i, j] + beta_size * log(urban_j) + log(g_j)``; in-migrants from other provinces (counts)
+   into urban_migrant, braked. When a cell's total out-rate exceeds 1 every rate is scaled
+   to sum 1 and the event is counted in ``capped``.
+4. Hukou conversion (市民化): urban_migrant -> urban_local at rate ``h[r, s, a]``.
+5. Reclassification: rural -> urban at rate ``reclass * g``, a share to urban_local.
+6. Land: ``land += base + m2_per_settled * settled_last_year / 1e6 + release``.
+
+Parameter arrays carry a leading draw axis of length 1 (shared by all draws) or D.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from models.land import capacity_brake
+from sim.axes import (
+    AWAY,
+    F_EXT_IN,
+    F_EXT_OUT,
+    F_FROM_AWAY,
+    F_INTER_IN,
+    F_INTER_OUT,
+    F_RURAL_TO_URBAN,
+    F_TO_AWAY,
+    F_URBAN_TO_RURAL,
+    FEMALE,
+    N_FLOWS,
+    RURAL,
+    URBAN_LOCAL,
+    URBAN_MIGRANT,
+)
+
+TIMING_END, TIMING_EVEN = 0, 1
+
+
+class StepInputs(NamedTuple):
+    """Rates for one year. Shapes use d = 1 or D draws, R regions, K=4 states, S=2, A=101."""
+
+    sx: np.ndarray  # (d,R,K,S,A) survival ratio from age a to a+1; [A-2] is the open-group ratio
+    nb: np.ndarray  # (d,R,K,S) newborn survival L(0)/l(0)
+    asfr: np.ndarray  # (d,R,K,A) births per woman-year by age of mother
+    srb: np.ndarray  # (d,R) boys per girl
+    m_ru: np.ndarray  # (d,R,S,A) rural -> urban_migrant rate
+    m_ur: np.ndarray  # (d,R,S,A) urban_migrant -> rural rate
+    m_away: np.ndarray  # (d,R,K,S,A) -> away rate (K index 0..2 used)
+    m_return: np.ndarray  # (d,R,S,A) away -> residence rate
+    return_urban: np.ndarray  # (d,R) share of returns into urban_migrant
+    m_inter: np.ndarray  # (d,R,K,S,A) -> other regions rate (K index 0..2 used)
+    V: np.ndarray  # (d,R,R) fixed destination utility, -inf on the diagonal
+    beta_size: np.ndarray  # (d,)
+    ext_in: np.ndarray  # (d,R,S,A) in-migrants from other provinces (persons per year)
+    m_ext_out: np.ndarray  # (d,R,S,A) urban_migrant -> out of the model rate
+    h_conv: np.ndarray  # (d,R,S,A) hukou conversion rate
+    reclass: np.ndarray  # (d,R) reclassification rate
+    reclass_local: np.ndarray  # (d,R) share of reclassified into urban_local
+    land_base: np.ndarray  # (d,R) km2 per year
+    land_per_settled: np.ndarray  # (d,R) m2 per settled person (0 where exempt / link off)
+    land_release: np.ndarray  # (d,R) km2 per year
+    capacity_m2: np.ndarray  # (d,) m2 per urban resident
+    brake_width: np.ndarray  # (d,) 0 = no brake
+    timing: int  # TIMING_END or TIMING_EVEN
+
+
+class StepOutputs(NamedTuple):
+    """Flows of one year, all draws (D,...)."""
+
+    births: np.ndarray  # (D,R,K,S)
+    deaths: np.ndarray  # (D,R,K,S,A)
+    flows: np.ndarray  # (D,R,F,S,A)
+    settled: np.ndarray  # (D,R)
+    reclassified: np.ndarray  # (D,R)
+    capped: np.ndarray  # (D,R) number of cells whose out-rates were capped
+
+
+def new_outputs(D: int, R: int, K: int, S: int, A: int) -> StepOutputs:
+    z = np.zeros
+    return StepOutputs(z((D, R, K, S)), z((D, R, K, S, A)), z((D, R, N_FLOWS, S, A)), z((D, R)), z((D, R)), z((D, R)))
+
+
+def _age_shift(x: np.ndarray) -> np.ndarray:
+    """Move the last (age) axis up one year, the open group keeping its members."""
+    y = np.zeros_like(x)
+    y[..., 1:] = x[..., :-1]
+    y[..., -1] += x[..., -1]
+    return y
+
+
+def _migrate(x, p: StepInputs, g, frac, flows, capped, shift):
+    """Apply the stage-3 moves at ``frac`` of their rates to ``x`` in place; record the flows."""
+    rec = _age_shift if shift else (lambda a: a)
+    gb = g[:, :, None, None]
+    xr_, xl, xm, xa = x[:, :, RURAL], x[:, :, URBAN_LOCAL], x[:, :, URBAN_MIGRANT], x[:, :, AWAY]
+    # out-rates per source cell
+    r_ru = frac * p.m_ru * gb
+    r_r_away = frac * p.m_away[:, :, RURAL]
+    r_r_int = frac * p.m_inter[:, :, RURAL]
+    r_l_away = frac * p.m_away[:, :, URBAN_LOCAL]
+    r_l_int = frac * p.m_inter[:, :, URBAN_LOCAL]
+    r_ur = frac * p.m_ur
+    r_m_away = frac * p.m_away[:, :, URBAN_MIGRANT]
+    r_m_int = frac * p.m_inter[:, :, URBAN_MIGRANT]
+    r_ext = frac * p.m_ext_out
+    ret_u = p.return_urban[:, :, None, None]
+    r_a_rur = frac * p.m_return * (1 - ret_u)
+    r_a_urb = frac * p.m_return * ret_u * gb
+
+    def cap(*rates):
+        tot = sum(rates)
+        over = tot > 1.0
+        capped[...] += over.sum(axis=(2, 3))
+        scale = np.where(over, 1.0 / np.where(over, tot, 1.0), 1.0)
+        return [r * scale for r in rates]
+
+    r_ru, r_r_away, r_r_int = cap(r_ru, r_r_away, r_r_int)
+    r_l_away, r_l_int = cap(r_l_away, r_l_int)
+    r_ur, r_m_away, r_m_int, r_ext = cap(r_ur, r_m_away, r_m_int, r_ext)
+    r_a_rur, r_a_urb = cap(r_a_rur, r_a_urb)
+
+    o_ru, o_r_away, o_r_int = r_ru * xr_, r_r_away * xr_, r_r_int * xr_
+    o_l_away, o_l_int = r_l_away * xl, r_l_int * xl
+    o_ur, o_m_away, o_m_int, o_ext = r_ur * xm, r_m_away * xm, r_m_int * xm, r_ext * xm
+    o_a_rur, o_a_urb = r_a_rur * xa, r_a_urb * xa
+    ext_in = frac * p.ext_in * gb
+
+    # destination choice (multinomial logit over j != i)
+    urban = (x[:, :, URBAN_LOCAL] + x[:, :, URBAN_MIGRANT]).sum(axis=(2, 3))  # (D,R)
+    with np.errstate(divide="ignore"):
+        u = p.beta_size[:, None] * np.log(urban) + np.log(g)  # (D,R)
+    out_int = o_r_int + o_l_int + o_m_int  # (D,R,S,A)
+    if x.shape[1] > 1:
+        U = p.V + u[:, None, :]
+        U = U - U.max(axis=2, keepdims=True)
+        w = np.exp(U)
+        P = w / w.sum(axis=2, keepdims=True)  # (D, i, j)
+        in_int = np.einsum("dij,disa->djsa", P, out_int)
+    else:  # one region: nowhere to go (the model builder sets these rates to 0)
+        in_int = np.zeros_like(out_int)
+
+    x[:, :, RURAL] += -o_ru - o_r_away - o_r_int + o_ur + o_a_rur
+    x[:, :, URBAN_LOCAL] += -o_l_away - o_l_int
+    x[:, :, URBAN_MIGRANT] += o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + in_int + ext_in
+    x[:, :, AWAY] += o_r_away + o_l_away + o_m_away - o_a_rur - o_a_urb
+
+    flows[:, :, F_RURAL_TO_URBAN] += rec(o_ru)
+    flows[:, :, F_URBAN_TO_RURAL] += rec(o_ur)
+    flows[:, :, F_TO_AWAY] += rec(o_r_away + o_l_away + o_m_away)
+    flows[:, :, F_FROM_AWAY] += rec(o_a_rur + o_a_urb)
+    flows[:, :, F_INTER_OUT] += rec(out_int)
+    flows[:, :, F_INTER_IN] += rec(in_int)
+    flows[:, :, F_EXT_IN] += rec(ext_in)
+    flows[:, :, F_EXT_OUT] += rec(o_ext)
+
+
+def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInputs, out: StepOutputs) -> None:
+    """Advance ``pop`` (D,R,K,S,A), ``land`` (D,R) and ``settled_prev`` (D,R) one year, in place.
+
+    ``out`` receives the year's flows (overwritten)."""
+    for a in out:
+        a[...] = 0.0
+    D, R, K, S, A = pop.shape
+    urban = (pop[:, :, URBAN_LOCAL] + pop[:, :, URBAN_MIGRANT]).sum(axis=(2, 3))
+    capacity = land * 1e6 / p.capacity_m2[:, None]
+    g = np.stack([capacity_brake(urban[d] / capacity[d], float(p.brake_width[d % len(p.brake_width)])) for d in range(D)])
+
+    x = pop.copy()
+    even = p.timing == TIMING_EVEN
+    if even:
+        _migrate(x, p, g, 0.5, out.flows, out.capped, shift=True)
+
+    # 2. survival, ageing, births
+    new = np.zeros_like(x)
+    new[..., 1 : A - 1] = x[..., : A - 2] * p.sx[..., : A - 2]
+    new[..., A - 1] = (x[..., A - 2] + x[..., A - 1]) * p.sx[..., A - 2]
+    out.deaths[..., 1 : A - 1] = x[..., : A - 2] - new[..., 1 : A - 1]
+    out.deaths[..., A - 1] = x[..., A - 2] + x[..., A - 1] - new[..., A - 1]
+    births = (p.asfr * (x[:, :, :, FEMALE] + new[:, :, :, FEMALE]) * 0.5).sum(axis=3)  # (D,R,K)
+    srb = p.srb[:, :, None]
+    out.births[:, :, :, 0] = births / (1.0 + srb)
+    out.births[:, :, :, 1] = births * srb / (1.0 + srb)
+    new[..., 0] = out.births * p.nb
+    out.deaths[..., 0] = out.births - new[..., 0]
+
+    # 3. migration
+    _migrate(new, p, g, 0.5 if even else 1.0, out.flows, out.capped, shift=False)
+
+    # 4. hukou conversion
+    conv = p.h_conv * new[:, :, URBAN_MIGRANT]
+    new[:, :, URBAN_MIGRANT] -= conv
+    new[:, :, URBAN_LOCAL] += conv
+    out.settled[...] = conv.sum(axis=(2, 3))
+
+    # 5. reclassification
+    rc = (p.reclass * g)[:, :, None, None] * new[:, :, RURAL]
+    new[:, :, RURAL] -= rc
+    new[:, :, URBAN_LOCAL] += p.reclass_local[:, :, None, None] * rc
+    new[:, :, URBAN_MIGRANT] += (1.0 - p.reclass_local[:, :, None, None]) * rc
+    out.reclassified[...] = rc.sum(axis=(2, 3))
+
+    # 6. land
+    land += p.land_base + p.land_per_settled * settled_prev / 1e6 + p.land_release
+    settled_prev[...] = out.settled
+    pop[...] = new

@@ -1,0 +1,69 @@
+"""The time loop: jump-off state, one kernel call per year for all draws, collected results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.axes import N_FLOWS
+from sim.model import Model
+from sim.reference import new_outputs
+
+
+@dataclass
+class Projection:
+    """Arrays with axes (year, draw, ...); the first year is the jump-off (no flows)."""
+
+    years: np.ndarray
+    population: np.ndarray  # (Y,D,R,K,S,A)
+    births: np.ndarray  # (Y,D,R,K,S)
+    deaths: np.ndarray  # (Y,D,R,K,S,A)
+    flows: np.ndarray  # (Y,D,R,F,S,A)
+    settled: np.ndarray  # (Y,D,R)
+    reclassified: np.ndarray  # (Y,D,R)
+    capped: np.ndarray  # (Y,D,R)
+    land: np.ndarray  # (Y,D,R)
+
+
+def get_step(backend: str):
+    if backend == "numba":
+        from sim.kernel import step
+    elif backend == "numpy":
+        from sim.reference import step
+    else:
+        raise ValueError(f"backend = {backend!r}: allowed values are numba, numpy")
+    return step
+
+
+def project(model: Model, *, draws: int = 1, backend: str = "numba") -> Projection:
+    cfg = model.cfg
+    step = get_step(backend)
+    years = np.arange(cfg.start_year, cfg.end_year + 1)
+    Y = len(years)
+    R, K, S, A = model.pop0.shape
+    D = draws
+    pop = np.broadcast_to(model.pop0, (D, R, K, S, A)).copy()
+    land = np.broadcast_to(model.land0, (D, R)).copy()
+    settled_prev = np.zeros((D, R))
+    res = Projection(
+        years,
+        np.zeros((Y, D, R, K, S, A)),
+        np.zeros((Y, D, R, K, S)),
+        np.zeros((Y, D, R, K, S, A)),
+        np.zeros((Y, D, R, N_FLOWS, S, A)),
+        np.zeros((Y, D, R)),
+        np.zeros((Y, D, R)),
+        np.zeros((Y, D, R)),
+        np.zeros((Y, D, R)),
+    )
+    res.population[0] = pop
+    res.land[0] = land
+    out = new_outputs(D, R, K, S, A)
+    for i, year in enumerate(years[1:], start=1):
+        step(pop, land, settled_prev, model.step_inputs(int(year)), out)
+        res.population[i] = pop
+        res.births[i], res.deaths[i], res.flows[i] = out.births, out.deaths, out.flows
+        res.settled[i], res.reclassified[i], res.capped[i] = out.settled, out.reclassified, out.capped
+        res.land[i] = land
+    return res

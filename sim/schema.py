@@ -1,0 +1,218 @@
+"""Structured configs (the schema Hydra validates YAML against) and value checks.
+
+The dataclasses live here, in an importable module, so that launchers that pickle the
+ConfigStore work. :func:`validate` checks every value against the bounds declared in the field
+metadata (``lo``, ``hi``, ``choices``) and raises :class:`ConfigError` naming the field and the
+allowed values, before anything is computed. Year-keyed maps (``{2020: 0.02, 2030: 0.04}``) are
+interpolated linearly between the years given and held flat outside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties")
+
+
+class ConfigError(ValueError):
+    """A config value is out of its allowed range; the message names the field."""
+
+
+def _f(default, lo=None, hi=None, choices=None, doc=""):
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class GeographyConfig:
+    name: str = _f("guangxi_prefectures", choices=GEOGRAPHY_CHOICES, doc="region set")
+    regions: List[str] = _f([], doc="subset of regions to run (empty: all); names as in the inputs")
+
+
+@dataclass
+class MortalityConfig:
+    model: str = _f("siler", choices=("siler",))
+    e0_female: float = _f(81.0, 20.0, 110.0, doc="life expectancy at birth, women, jump-off year (years)")
+    e0_male: float = _f(75.5, 20.0, 110.0, doc="life expectancy at birth, men, jump-off year (years)")
+    urban_advantage: float = _f(1.0, -10.0, 10.0, doc="e0 of urban states minus the mean (years)")
+    rural_disadvantage: float = _f(1.0, -10.0, 10.0, doc="mean minus e0 of the rural state (years)")
+    improvement: Dict[int, float] = _f({2020: 0.015}, -0.1, 0.1, doc="yearly decline of all hazards (1/year)")
+
+
+@dataclass
+class FertilityConfig:
+    model: str = _f("gamma", choices=("gamma",))
+    tfr_multiplier: Dict[int, float] = _f({2020: 1.0}, 0.0, 5.0, doc="multiplier on the census TFR levels")
+    mean_age_urban: float = _f(29.0, 15.0, 45.0, doc="mean age at childbearing, urban (years)")
+    mean_age_rural: float = _f(27.0, 15.0, 45.0, doc="mean age at childbearing, rural (years)")
+    sd_age: float = _f(5.8, 1.0, 15.0, doc="s.d. of age at childbearing (years)")
+    srb: Optional[float] = _f(None, 0.9, 1.3, doc="boys per girl at birth; null: the census age-0 ratio")
+
+
+@dataclass
+class MigrationConfig:
+    schedule: str = _f("rogers_castro", choices=("rogers_castro",))
+    timing: str = _f("end", choices=("end", "even"), doc="end: all moves after survival; even: half before, half after")
+    rural_to_urban: Dict[int, float] = _f({2020: 1.6}, 0.0, 50.0, doc="GMR rural -> urban_migrant, same region")
+    urban_to_rural: float = _f(0.3, 0.0, 50.0, doc="GMR urban_migrant -> rural, same region")
+    interregional: Dict[str, float] = _f({"rural": 0.6, "urban_local": 0.2, "urban_migrant": 1.0}, 0.0, 50.0, doc="GMR of leaving for another region, by state")
+    to_away: Dict[str, float] = _f({"rural": 0.9, "urban_local": 0.2, "urban_migrant": 0.8}, 0.0, 50.0, doc="GMR of leaving for another province, by state")
+    from_away: Dict[int, float] = _f({2020: 5.0}, 0.0, 50.0, doc="GMR of returning from another province")
+    return_urban_share: float = _f(0.4, 0.0, 1.0, doc="share of returns that settle in towns (urban_migrant)")
+    external_in: Dict[int, float] = _f({2020: 0.12}, 0.0, 5.0, doc="yearly in-migrants from other provinces / census stock of such residents")
+    external_out: float = _f(9.0, 0.0, 50.0, doc="GMR of other-province migrants leaving again (applies to that share of urban_migrant)")
+    beta_distance: float = _f(1.5, 0.0, 10.0, doc="destination choice: weight on -log distance")
+    beta_size: float = _f(1.0, 0.0, 10.0, doc="destination choice: weight on log urban residents")
+
+
+@dataclass
+class DemographyConfig:
+    mortality: MortalityConfig = field(default_factory=MortalityConfig)
+    fertility: FertilityConfig = field(default_factory=FertilityConfig)
+    migration: MigrationConfig = field(default_factory=MigrationConfig)
+
+
+@dataclass
+class HukouConfig:
+    name: str = _f("baseline")
+    conversion_rate: Dict[int, float] = _f({2020: 0.05}, 0.0, 1.0, doc="yearly rate urban_migrant -> urban_local, ages 16-59")
+    old_age_factor: float = _f(0.3, 0.0, 1.0, doc="conversion rate at 60+ relative to 16-59")
+    child_factor: float = _f(1.0, 0.0, 1.0, doc="conversion rate at 0-15 relative to 16-59 (children follow parents)")
+    openness: Dict[str, float] = _f({}, -10.0, 10.0, doc="extra destination utility per region (hukou openness)")
+
+
+@dataclass
+class LandConfig:
+    name: str = _f("link")
+    base_quota: Dict[int, float] = _f({2020: 0.015}, 0.0, 1.0, doc="yearly new urban land as a share of the region's 2020 land")
+    m2_per_settled: float = _f(100.0, 0.0, 1000.0, doc="人地挂钩: m2 of new land per migrant settled the year before")
+    exempt_regions: List[str] = _f([], doc="regions whose settled migrants earn no land (core of largest cities)")
+    release_km2: Dict[int, float] = _f({2020: 0.0}, 0.0, 1000.0, doc="增减挂钩: rural land released into urban quota, km2/year for the whole area")
+    capacity_m2_per_person: float = _f(70.0, 1.0, 1000.0, doc="per-capita land standard used for capacity (m2/person)")
+    brake_width: float = _f(0.05, 0.0, 1.0, doc="softness of the capacity brake; 0 switches the brake off")
+
+
+@dataclass
+class ReclassificationConfig:
+    rate: Dict[int, float] = _f({2020: 0.004}, 0.0, 1.0, doc="yearly share of rural residents reclassified urban in place")
+    to_local_share: float = _f(0.3, 0.0, 1.0, doc="share of the reclassified who get local urban hukou (征地农转非)")
+
+
+@dataclass
+class PolicyConfig:
+    hukou: HukouConfig = field(default_factory=HukouConfig)
+    land: LandConfig = field(default_factory=LandConfig)
+    reclassification: ReclassificationConfig = field(default_factory=ReclassificationConfig)
+
+
+@dataclass
+class Target:
+    name: str = ""
+    region: str = "Guangxi"
+    variable: str = _f("urban_share", choices=("urban_share", "hukou_urban_share", "population"))
+    year: int = 2025
+    op: str = _f(">=", choices=(">=", "<=", "~"))
+    value: float = 0.0
+    tolerance: float = _f(0.01, 0.0, 1.0, doc="for '~': met when within this distance")
+
+
+@dataclass
+class TargetsConfig:
+    name: str = "none"
+    targets: List[Target] = field(default_factory=list)
+    region_years: List[int] = _f([], doc="years for which every region's urban share is listed")
+
+
+@dataclass
+class Config:
+    geography: GeographyConfig = field(default_factory=GeographyConfig)
+    demography: DemographyConfig = field(default_factory=DemographyConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    scenario: str = "default"
+    start_year: int = _f(2020, choices=(2010, 2020), doc="jump-off census year")
+    end_year: int = _f(2050, 2011, 2200)
+    draws: int = _f(1, 1, 1_000_000)
+    backend: str = _f("numba", choices=("numba", "numpy"))
+    output: str = "projection.nc"
+    quiet: bool = False
+
+
+# ------------------------------------------------------------------------------------------------
+def _check_value(path: str, v: Any, meta: dict) -> None:
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if choices is not None and v not in choices:
+        raise ConfigError(f"{path} = {v!r}: allowed values are {', '.join(map(str, choices))}")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if not np.isfinite(v):
+            raise ConfigError(f"{path} = {v!r}: must be a finite number")
+        if lo is not None and v < lo:
+            raise ConfigError(f"{path} = {v!r}: must be >= {lo} (allowed range {lo}..{hi})")
+        if hi is not None and v > hi:
+            raise ConfigError(f"{path} = {v!r}: must be <= {hi} (allowed range {lo}..{hi})")
+
+
+def _walk(obj: Any, path: str) -> None:
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        p = f"{path}.{f.name}" if path else f.name
+        if dataclasses.is_dataclass(v):
+            _walk(v, p)
+        elif isinstance(v, dict):
+            if not v and f.type.startswith("Dict[int"):
+                raise ConfigError(f"{p}: a year-keyed map needs at least one year")
+            for k, x in v.items():
+                _check_value(f"{p}[{k}]", x, f.metadata)
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                if dataclasses.is_dataclass(x):
+                    _walk(x, f"{p}[{i}]")
+                else:
+                    _check_value(f"{p}[{i}]", x, {})
+        elif v is not None:
+            _check_value(p, v, f.metadata)
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field of ``cfg``; raise :class:`ConfigError` naming the first bad one."""
+    _walk(cfg, "")
+    if cfg.end_year <= cfg.start_year:
+        raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
+    for state_map in ("interregional", "to_away"):
+        keys = set(getattr(cfg.demography.migration, state_map))
+        allowed = {"rural", "urban_local", "urban_migrant"}
+        if not keys <= allowed:
+            raise ConfigError(f"demography.migration.{state_map}: unknown state(s) {sorted(keys - allowed)}; allowed: {sorted(allowed)}")
+    return cfg
+
+
+def check_regions(cfg: Config, known: list[str]) -> None:
+    """Every region a config names must exist in the inputs of its geography."""
+    named = {"geography.regions": list(cfg.geography.regions), "policy.land.exempt_regions": list(cfg.policy.land.exempt_regions), "policy.hukou.openness": list(cfg.policy.hukou.openness)}
+    for t in cfg.targets.targets:
+        named.setdefault("targets.targets.region", []).append(t.region)
+    for fld, names in named.items():
+        allowed = set(known) | ({"Guangxi"} if fld.startswith("targets") else set())
+        bad = [n for n in names if n not in allowed]
+        if bad:
+            raise ConfigError(f"{fld}: unknown region(s) {bad}; allowed ({cfg.geography.name}): {', '.join(sorted(allowed)[:40])}{' ...' if len(allowed) > 40 else ''}")
+
+
+def year_map(m: Dict[int, float], years) -> np.ndarray:
+    """Interpolate a year-keyed map at ``years`` (linear between keys, flat outside)."""
+    ks = sorted(int(k) for k in m)
+    return np.interp(np.asarray(years, dtype=float), ks, [float(m[k]) for k in ks])
+
+
+def register_configs() -> None:
+    """Store the schema in Hydra's ConfigStore (group ``schema``), for ``configs/config.yaml``."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(group="schema", name="config", node=Config)
