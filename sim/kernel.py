@@ -30,23 +30,32 @@ from sim.axes import (
 from sim.reference import TIMING_EVEN, StepInputs, StepOutputs
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _migrate(x, p, d, g, frac, flows, capped, shift):
     R, K, S, A = x.shape
+    # this draw's parameter views, taken once (the inner loop then does no index arithmetic)
+    m_ru = p.m_ru[d % p.m_ru.shape[0]]
+    m_away = p.m_away[d % p.m_away.shape[0]]
+    m_inter = p.m_inter[d % p.m_inter.shape[0]]
+    m_ur = p.m_ur[d % p.m_ur.shape[0]]
+    m_ext_out = p.m_ext_out[d % p.m_ext_out.shape[0]]
+    m_return = p.m_return[d % p.m_return.shape[0]]
+    ext_in = p.ext_in[d % p.ext_in.shape[0]]
+    return_urban = p.return_urban[d % p.return_urban.shape[0]]
     o_int = np.zeros((R, S, A))
     in_int = np.zeros((R, S, A))
     for r in range(R):
         gr = g[r]
-        ru_share = p.return_urban[d % p.return_urban.shape[0], r]
+        ru_share = return_urban[r]
         for s in range(S):
             for a in range(A):
                 ae = a
                 if shift:
                     ae = min(a + 1, A - 1)
                 # rural
-                r1 = frac * p.m_ru[d % p.m_ru.shape[0], r, s, a] * gr
-                r2 = frac * p.m_away[d % p.m_away.shape[0], r, RURAL, s, a]
-                r3 = frac * p.m_inter[d % p.m_inter.shape[0], r, RURAL, s, a]
+                r1 = frac * m_ru[r, s, a] * gr
+                r2 = frac * m_away[r, RURAL, s, a]
+                r3 = frac * m_inter[r, RURAL, s, a]
                 t = r1 + r2 + r3
                 if t > 1.0:
                     r1 /= t
@@ -56,8 +65,8 @@ def _migrate(x, p, d, g, frac, flows, capped, shift):
                 xr = x[r, RURAL, s, a]
                 o_ru, o_r_away, o_r_int = r1 * xr, r2 * xr, r3 * xr
                 # urban_local
-                l1 = frac * p.m_away[d % p.m_away.shape[0], r, URBAN_LOCAL, s, a]
-                l2 = frac * p.m_inter[d % p.m_inter.shape[0], r, URBAN_LOCAL, s, a]
+                l1 = frac * m_away[r, URBAN_LOCAL, s, a]
+                l2 = frac * m_inter[r, URBAN_LOCAL, s, a]
                 t = l1 + l2
                 if t > 1.0:
                     l1 /= t
@@ -66,10 +75,10 @@ def _migrate(x, p, d, g, frac, flows, capped, shift):
                 xl = x[r, URBAN_LOCAL, s, a]
                 o_l_away, o_l_int = l1 * xl, l2 * xl
                 # urban_migrant
-                m1 = frac * p.m_ur[d % p.m_ur.shape[0], r, s, a]
-                m2 = frac * p.m_away[d % p.m_away.shape[0], r, URBAN_MIGRANT, s, a]
-                m3 = frac * p.m_inter[d % p.m_inter.shape[0], r, URBAN_MIGRANT, s, a]
-                m4 = frac * p.m_ext_out[d % p.m_ext_out.shape[0], r, s, a]
+                m1 = frac * m_ur[r, s, a]
+                m2 = frac * m_away[r, URBAN_MIGRANT, s, a]
+                m3 = frac * m_inter[r, URBAN_MIGRANT, s, a]
+                m4 = frac * m_ext_out[r, s, a]
                 t = m1 + m2 + m3 + m4
                 if t > 1.0:
                     m1 /= t
@@ -80,7 +89,7 @@ def _migrate(x, p, d, g, frac, flows, capped, shift):
                 xm = x[r, URBAN_MIGRANT, s, a]
                 o_ur, o_m_away, o_m_int, o_ext = m1 * xm, m2 * xm, m3 * xm, m4 * xm
                 # away
-                ret = frac * p.m_return[d % p.m_return.shape[0], r, s, a]
+                ret = frac * m_return[r, s, a]
                 a1 = ret * (1.0 - ru_share)
                 a2 = ret * ru_share * gr
                 t = a1 + a2
@@ -90,27 +99,31 @@ def _migrate(x, p, d, g, frac, flows, capped, shift):
                     capped[r] += 1.0
                 xa = x[r, AWAY, s, a]
                 o_a_rur, o_a_urb = a1 * xa, a2 * xa
-                e_in = frac * p.ext_in[d % p.ext_in.shape[0], r, s, a] * gr
+                e_in = frac * ext_in[r, s, a] * gr
 
                 x[r, RURAL, s, a] = xr - o_ru - o_r_away - o_r_int + o_ur + o_a_rur
                 x[r, URBAN_LOCAL, s, a] = xl - o_l_away - o_l_int
                 x[r, URBAN_MIGRANT, s, a] = xm + o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + e_in
                 x[r, AWAY, s, a] = xa + o_r_away + o_l_away + o_m_away - o_a_rur - o_a_urb
-                o_int[r, s, a] = o_r_int + o_l_int + o_m_int
+                oi = o_r_int + o_l_int + o_m_int
+                o_int[r, s, a] = oi
 
                 flows[r, F_RURAL_TO_URBAN, s, ae] += o_ru
                 flows[r, F_URBAN_TO_RURAL, s, ae] += o_ur
                 flows[r, F_TO_AWAY, s, ae] += o_r_away + o_l_away + o_m_away
                 flows[r, F_FROM_AWAY, s, ae] += o_a_rur + o_a_urb
-                flows[r, F_INTER_OUT, s, ae] += o_int[r, s, a]
+                flows[r, F_INTER_OUT, s, ae] += oi
                 flows[r, F_EXT_IN, s, ae] += e_in
                 flows[r, F_EXT_OUT, s, ae] += o_ext
     return o_int, in_int
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _destinations(x_start_urban, p, d, g, o_int, in_int):
-    """Spread each origin's out-migrants over destinations j != i (multinomial logit)."""
+    """Spread each origin's out-migrants over destinations j != i (multinomial logit).
+
+    Arrivals are one matrix product ``in[j, :] = sum_i P[i, j] out[i, :]`` over the flattened
+    (sex, age) cells, so the cost grows like a matrix product in the number of regions."""
     R, S, A = o_int.shape
     if R < 2:
         return
@@ -119,6 +132,7 @@ def _destinations(x_start_urban, p, d, g, o_int, in_int):
     for j in range(R):
         u[j] = bs * np.log(x_start_urban[j]) + np.log(g[j])
     V = p.V[d % p.V.shape[0]]
+    Pt = np.empty((R, R))  # Pt[j, i] = P(destination j | origin i)
     w = np.empty(R)
     for i in range(R):
         m = -np.inf
@@ -131,15 +145,11 @@ def _destinations(x_start_urban, p, d, g, o_int, in_int):
             w[j] = np.exp(w[j] - m)
             tot += w[j]
         for j in range(R):
-            pij = w[j] / tot
-            if pij == 0.0:
-                continue
-            for s in range(S):
-                for a in range(A):
-                    in_int[j, s, a] += pij * o_int[i, s, a]
+            Pt[j, i] = w[j] / tot
+    in_int[...] = np.dot(Pt, o_int.reshape(R, S * A)).reshape(R, S, A)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped):
     R, K, S, A = pop.shape
     even = p.timing == TIMING_EVEN
@@ -153,6 +163,17 @@ def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, rec
                 urb += pop[r, URBAN_LOCAL, s, a] + pop[r, URBAN_MIGRANT, s, a]
         g[r] = capacity_brake(urb / (land[r] * 1e6 / cm2), bw)
 
+    sx_d = p.sx[d % p.sx.shape[0]]
+    asfr_d = p.asfr[d % p.asfr.shape[0]]
+    nb_d = p.nb[d % p.nb.shape[0]]
+    srb_d = p.srb[d % p.srb.shape[0]]
+    h_d = p.h_conv[d % p.h_conv.shape[0]]
+    reclass_d = p.reclass[d % p.reclass.shape[0]]
+    local_d = p.reclass_local[d % p.reclass_local.shape[0]]
+    base_d = p.land_base[d % p.land_base.shape[0]]
+    link_d = p.land_per_settled[d % p.land_per_settled.shape[0]]
+    release_d = p.land_release[d % p.land_release.shape[0]]
+
     x = pop.copy()
     if even:
         urban = _urban_totals(x)
@@ -163,7 +184,7 @@ def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, rec
     for r in range(R):
         for k in range(K):
             for s in range(S):
-                sx = p.sx[d % p.sx.shape[0], r, k, s]
+                sx = sx_d[r, k, s]
                 for a in range(A - 2):
                     new[r, k, s, a + 1] = x[r, k, s, a] * sx[a]
                     deaths[r, k, s, a + 1] = x[r, k, s, a] - new[r, k, s, a + 1]
@@ -171,14 +192,14 @@ def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, rec
                 new[r, k, s, A - 1] = top * sx[A - 2]
                 deaths[r, k, s, A - 1] = top - new[r, k, s, A - 1]
             b = 0.0
-            asfr = p.asfr[d % p.asfr.shape[0], r, k]
+            asfr = asfr_d[r, k]
             for a in range(A):
                 b += asfr[a] * (x[r, k, FEMALE, a] + new[r, k, FEMALE, a]) * 0.5
-            srb = p.srb[d % p.srb.shape[0], r]
+            srb = srb_d[r]
             births[r, k, 0] = b / (1.0 + srb)
             births[r, k, 1] = b * srb / (1.0 + srb)
             for s in range(S):
-                new[r, k, s, 0] = births[r, k, s] * p.nb[d % p.nb.shape[0], r, k, s]
+                new[r, k, s, 0] = births[r, k, s] * nb_d[r, k, s]
                 deaths[r, k, s, 0] = births[r, k, s] - new[r, k, s, 0]
 
     urban = _urban_totals(new)
@@ -188,11 +209,11 @@ def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, rec
     for r in range(R):
         conv_tot = 0.0
         rc_tot = 0.0
-        rc_rate = p.reclass[d % p.reclass.shape[0], r] * g[r]
-        loc = p.reclass_local[d % p.reclass_local.shape[0], r]
+        rc_rate = reclass_d[r] * g[r]
+        loc = local_d[r]
         for s in range(S):
             for a in range(A):
-                c = p.h_conv[d % p.h_conv.shape[0], r, s, a] * new[r, URBAN_MIGRANT, s, a]
+                c = h_d[r, s, a] * new[r, URBAN_MIGRANT, s, a]
                 new[r, URBAN_MIGRANT, s, a] -= c
                 new[r, URBAN_LOCAL, s, a] += c
                 conv_tot += c
@@ -205,16 +226,12 @@ def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, rec
                 rc_tot += rc
         settled[r] = conv_tot
         reclassified[r] = rc_tot
-        land[r] += (
-            p.land_base[d % p.land_base.shape[0], r]
-            + p.land_per_settled[d % p.land_per_settled.shape[0], r] * settled_prev[r] / 1e6
-            + p.land_release[d % p.land_release.shape[0], r]
-        )
+        land[r] += base_d[r] + link_d[r] * settled_prev[r] / 1e6 + release_d[r]
         settled_prev[r] = conv_tot
     pop[...] = new
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _urban_totals(x):
     R, K, S, A = x.shape
     urban = np.zeros(R)
@@ -225,7 +242,7 @@ def _urban_totals(x):
     return urban
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _destinations_from(x, urban, p, d, g, o_int, in_int, flows, shift):
     """Destination choice on the stock's urban residents before the moves; add the arrivals."""
     R, K, S, A = x.shape
@@ -240,7 +257,7 @@ def _destinations_from(x, urban, p, d, g, o_int, in_int, flows, shift):
                 flows[r, F_INTER_IN, s, ae] += in_int[r, s, a]
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _step_all(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
     D = pop.shape[0]
     for d in prange(D):

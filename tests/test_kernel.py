@@ -1,0 +1,94 @@
+"""The numba kernel, its pure-Python form and the NumPy reference agree; the step's accounting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim import kernel, reference
+from sim.axes import F_EXT_IN, F_EXT_OUT, F_INTER_IN, F_INTER_OUT, N_AGES, N_SEXES, N_STATES
+from sim.reference import TIMING_END, TIMING_EVEN, new_outputs
+from tests.conftest import random_inputs, random_state
+
+
+def run(step_fn, pop, land, settled, p):
+    pop, land, settled = pop.copy(), land.copy(), settled.copy()
+    D, R = land.shape
+    out = new_outputs(D, R, N_STATES, N_SEXES, N_AGES)
+    step_fn(pop, land, settled, p, out)
+    return pop, land, settled, out
+
+
+def py_func_step(pop, land, settled, p, out):
+    kernel._step_all.py_func(pop, land, settled, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)
+
+
+def assert_close(a, b, rtol=1e-10):
+    scale = np.maximum(np.abs(b), 1.0)
+    assert np.all(np.abs(a - b) <= rtol * scale), float(np.max(np.abs(a - b) / scale))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), D=st.integers(1, 3), R=st.integers(1, 5), even=st.booleans(), big=st.booleans())
+def test_kernel_equals_reference_and_py_func(seed, D, R, even, big):
+    rng = np.random.default_rng(seed)
+    p = random_inputs(rng, D, R, timing=TIMING_EVEN if even else TIMING_END, big_rates=big)
+    state = random_state(rng, D, R)
+    ref = run(reference.step, *state, p)
+    for fn in (kernel.step, py_func_step):
+        got = run(fn, *state, p)
+        for a, b in zip(got[:3], ref[:3]):
+            assert_close(a, b)
+        for a, b in zip(got[3], ref[3]):
+            assert_close(a, b)
+
+
+@pytest.mark.parametrize("timing", [TIMING_END, TIMING_EVEN])
+@pytest.mark.parametrize("backend", [reference.step, kernel.step])
+def test_accounting_identity_and_balance(backend, timing):
+    rng = np.random.default_rng(7)
+    D, R = 2, 6
+    p = random_inputs(rng, D, R, timing=timing, big_rates=True)
+    pop0, land, settled = random_state(rng, D, R)
+    pop1, _, _, out = run(backend, pop0, land, settled, p)
+    f = out.flows
+    net = f[:, :, F_INTER_IN] - f[:, :, F_INTER_OUT] + f[:, :, F_EXT_IN] - f[:, :, F_EXT_OUT]
+    change = pop1.sum(axis=(2, 3, 4)) - pop0.sum(axis=(2, 3, 4))
+    comp = out.births.sum(axis=(2, 3)) - out.deaths.sum(axis=(2, 3, 4)) + net.sum(axis=(2, 3))
+    np.testing.assert_allclose(change, comp, rtol=0, atol=1e-8 * pop0.sum())
+    # what leaves regions arrives in other regions
+    np.testing.assert_allclose(f[:, :, F_INTER_OUT].sum(axis=(1, 2, 3)), f[:, :, F_INTER_IN].sum(axis=(1, 2, 3)), rtol=1e-12)
+    assert pop1.min() >= 0 and out.deaths.min() >= 0 and f.min() >= 0
+    # big rates made some cells exceed 1 and they were counted
+    assert out.capped.sum() > 0
+
+
+def test_no_events_means_pure_ageing():
+    rng = np.random.default_rng(3)
+    D, R = 1, 3
+    p = random_inputs(rng, D, R, shared=False)
+    zero = {k: np.zeros_like(v) for k, v in p._asdict().items() if isinstance(v, np.ndarray) and k not in ("sx", "nb", "V", "capacity_m2", "srb", "beta_size")}
+    p = p._replace(**zero, sx=np.ones_like(p.sx), nb=np.ones_like(p.nb))
+    pop0, land, settled = random_state(rng, D, R)
+    for fn in (reference.step, kernel.step):
+        pop1, land1, _, out = run(fn, pop0, land, settled, p)
+        expect = np.zeros_like(pop0)
+        expect[..., 1:] = pop0[..., :-1]
+        expect[..., -1] += pop0[..., -1]
+        np.testing.assert_allclose(pop1, expect, rtol=1e-14)
+        assert out.births.sum() == 0 and out.deaths.sum() == 0 and out.flows.sum() == 0
+        np.testing.assert_allclose(land1, land)
+
+
+def test_capped_rates_never_drive_a_cell_negative():
+    rng = np.random.default_rng(11)
+    D, R = 1, 4
+    p = random_inputs(rng, D, R, big_rates=True)
+    p = p._replace(m_away=np.full_like(p.m_away, 5.0), m_ru=np.full_like(p.m_ru, 5.0))
+    pop0, land, settled = random_state(rng, D, R)
+    for fn in (reference.step, kernel.step):
+        pop1, _, _, out = run(fn, pop0, land, settled, p)
+        assert pop1.min() >= -1e-9
+        assert out.capped.sum() >= R * N_SEXES * (N_AGES - 1)
