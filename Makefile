@@ -18,7 +18,7 @@ setup: $(STAMP)
 
 # Baseline projection on the shipped inputs: projection.nc, targets.csv and report in $(RUN_DIR).
 run: $(STAMP)
-	$(PY) -m sim hydra.run.dir=$(RUN_DIR)
+	$(PY) -m sim hydra.run.dir=$(RUN_DIR) $(ARGS)
 	@echo "outputs in $(RUN_DIR): projection.nc targets.csv regions.csv report.txt"
 
 test: $(STAMP)

@@ -1,0 +1,97 @@
+"""The projection file: accounting, units, provenance, atomic writes, and make run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sim.app import run
+from sim.axes import FLOWS
+from sim.io import write_netcdf
+from sim.schema import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = Config()
+    cfg.end_year = 2030
+    cfg.quiet = True
+    run(cfg, out)
+    return out
+
+
+def test_file_round_trips_with_units_and_provenance(short_run):
+    with xr.open_dataset(short_run / "projection.nc") as ds:
+        assert ds.sizes["year"] == 11 and ds.sizes["region"] == 14
+        assert list(ds.state.values) == ["rural", "urban_local", "urban_migrant", "away"]
+        assert list(ds.sex.values) == ["female", "male"] and list(ds.flow.values) == list(FLOWS)
+        assert ds.region.values[0] == "Nanning" and ds.name_zh.values[0] == "南宁市"
+        for v in ds.data_vars:
+            assert ds[v].attrs.get("units"), v
+            assert ds[v].attrs.get("long_name"), v
+        cfg = json.loads(ds.attrs["config_json"])
+        assert cfg["end_year"] == 2030 and cfg["geography"]["name"] == "guangxi_prefectures"
+        assert ds.attrs["code_version"].startswith("0.1.0+")
+        assert len(ds.attrs["input_sha256"]) == 64
+        # the jump-off year is the census
+        assert round(float(ds.residents.isel(year=0).sum())) == 50_126_804
+        assert float(ds.total_urban_share.isel(year=0)) == pytest.approx(27_170_956 / 50_126_804, abs=1e-9)
+        assert float(ds.births.isel(year=0).sum()) == 0.0
+
+
+def test_accounting_identity_holds_in_the_file(short_run):
+    with xr.open_dataset(short_run / "projection.nc") as ds:
+        pop = ds.population.sum(("state", "sex", "age"))
+        change = pop.diff("year")
+        comp = (ds.births.sum(("state", "sex")) - ds.deaths.sum(("state", "sex", "age")) + ds.net_migration.sum(("sex", "age"))).isel(year=slice(1, None))
+        assert float(np.abs(change - comp).max()) < 1e-6
+        assert float(ds.attrs["accounting_max_abs_residual_persons"]) < 1e-6
+        # regions' moves to each other cancel out over the province
+        m = ds.migration.sum(("sex", "age", "region"))
+        np.testing.assert_allclose(m.sel(flow="interregional_out"), m.sel(flow="interregional_in"), rtol=1e-12)
+        assert float(ds.population.min()) >= 0
+
+
+def test_numpy_backend_gives_the_same_file(tmp_path, short_run):
+    cfg = Config()
+    cfg.end_year = 2030
+    cfg.quiet = True
+    cfg.backend = "numpy"
+    ds2 = run(cfg, tmp_path)
+    with xr.open_dataset(short_run / "projection.nc") as ds:
+        for v in ("population", "births", "deaths", "migration", "settled", "urban_land"):
+            np.testing.assert_allclose(ds2[v].values, ds[v].values, rtol=1e-10, atol=1e-9)
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "projection.nc"
+    good = xr.Dataset({"x": ("a", np.arange(3.0), {"units": "1", "long_name": "x"})})
+    write_netcdf(good, target)
+    bad = xr.Dataset({"x": ("a", np.array([object(), object()], dtype=object))})
+    with pytest.raises(Exception):
+        write_netcdf(bad, target)
+    with xr.open_dataset(target) as ds:
+        assert list(ds.x.values) == [0.0, 1.0, 2.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["projection.nc"]
+
+
+@pytest.mark.slow
+def test_make_run_end_to_end(tmp_path):
+    env = dict(os.environ)
+    r = subprocess.run(["make", "run", f"RUN_DIR={tmp_path}", "ARGS=end_year=2036"], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resident urbanization" in r.stdout and "Nanning" in r.stdout
+    for f in ("projection.nc", "targets.csv", "report.txt", "regions.csv"):
+        assert (tmp_path / f).exists(), f
+    rows = (tmp_path / "targets.csv").read_text().splitlines()
+    assert rows[0].startswith("target,region,variable,year,op,required,projected,gap,met,first_year_met")
+    assert len(rows) == 4
