@@ -251,14 +251,18 @@ def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
         pop[i, AWAY] = away[i] * w / w.sum()
 
     # ---- fertility: iTFR from child-woman ratios, split urban/rural by county regression ----
-    itfr = _itfr(groups)
-    c_groups = np.stack([r["groups"] for r in cty])
-    c_itfr = _itfr(c_groups)
+    # Children 0-4 living in the region include those left behind by mothers working in other
+    # provinces, so the women of the away state join the denominator: every child is counted
+    # against all the region's hukou mothers once (and the away women then bear children too).
+    w_away = pop[:, AWAY, 0, 15:50].sum(axis=1)
+    itfr = _itfr(groups, extra_women=w_away)
+    cty_groups = np.stack([r["groups"] for r in cty])
+    c_itfr = _itfr(cty_groups)
     c_share = np.array([r["urban"] / r["residents"] for r in cty])
     slope, intercept = np.polyfit(c_share, c_itfr, 1)
     ratio_urban_rural = (intercept + slope) / intercept
-    women = pop[:, :3, 0, 15:50].sum(axis=2)  # (R, state)
-    w_u = women[:, URBAN_LOCAL] + women[:, URBAN_MIGRANT]
+    women = pop[:, :, 0, 15:50].sum(axis=2)  # (R, state)
+    w_u = women[:, URBAN_LOCAL] + women[:, URBAN_MIGRANT] + women[:, AWAY]
     w_r = women[:, RURAL]
     tfr_rural = itfr * (w_u + w_r) / (w_r + ratio_urban_rural * w_u)
     tfr_urban = ratio_urban_rural * tfr_rural
@@ -314,7 +318,7 @@ def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
             "away": ("region", away, {"units": P, "long_name": "estimated hukou holders living in another province"}),
             "tfr_urban": ("region", tfr_urban, {"units": "1", "long_name": "total fertility rate, urban (iTFR split)"}),
             "tfr_rural": ("region", tfr_rural, {"units": "1", "long_name": "total fertility rate, rural (iTFR split)"}),
-            "itfr": ("region", itfr, {"units": "1", "long_name": "iTFR = 7 x children 0-4 / women 15-49"}),
+            "itfr": ("region", itfr, {"units": "1", "long_name": "iTFR = 7 x children 0-4 / (resident + away women 15-49)"}),
             "srb": ("region", srb, {"units": "1", "long_name": "sex ratio at birth, boys per girl (census age 0)"}),
             "distance_km": (("region", "region_to"), dist, {"units": "km", "long_name": "distance between region centroids"}),
             "urban_land": ("region", land, {"units": "km2", "long_name": "urban construction land (2020 m2 per urban resident x urban residents)"}),
@@ -342,10 +346,11 @@ def build_away_2010_shares(census_dir: Path) -> dict:
     return {c: v / s for c, v in raw.items()}
 
 
-def _itfr(groups: np.ndarray) -> np.ndarray:
-    """Hauer, Baker & Brown (2013) iTFR = 7 * C/W; ``groups`` (..., sex, 19 groups)."""
+def _itfr(groups: np.ndarray, extra_women=0.0) -> np.ndarray:
+    """Hauer, Baker & Brown (2013) iTFR = 7 * C/W, C children 0-4, W women 15-49 (plus
+    ``extra_women``); ``groups`` (..., sex, 19 groups)."""
     children = groups[..., :, 0:2].sum(axis=(-1, -2))
-    women = groups[..., 0, 4:11].sum(axis=-1)
+    women = groups[..., 0, 4:11].sum(axis=-1) + extra_women
     return 7.0 * children / women
 
 

@@ -48,7 +48,7 @@ class MortalityConfig:
 @dataclass
 class FertilityConfig:
     model: str = _f("gamma", choices=("gamma",))
-    tfr_multiplier: Dict[int, float] = _f({2020: 1.0}, 0.0, 5.0, doc="multiplier on the census TFR levels")
+    tfr_multiplier: Dict[int, float] = _f({2020: 1.0, 2023: 0.8}, 0.0, 5.0, doc="multiplier on the census TFR levels")
     mean_age_urban: float = _f(29.0, 15.0, 45.0, doc="mean age at childbearing, urban (years)")
     mean_age_rural: float = _f(27.0, 15.0, 45.0, doc="mean age at childbearing, rural (years)")
     sd_age: float = _f(5.8, 1.0, 15.0, doc="s.d. of age at childbearing (years)")
@@ -63,7 +63,7 @@ class MigrationConfig:
     urban_to_rural: float = _f(0.3, 0.0, 50.0, doc="GMR urban_migrant -> rural, same region")
     interregional: Dict[str, float] = _f({"rural": 0.6, "urban_local": 0.2, "urban_migrant": 1.0}, 0.0, 50.0, doc="GMR of leaving for another region, by state")
     to_away: Dict[str, float] = _f({"rural": 0.9, "urban_local": 0.2, "urban_migrant": 0.8}, 0.0, 50.0, doc="GMR of leaving for another province, by state")
-    from_away: Dict[int, float] = _f({2020: 5.0}, 0.0, 50.0, doc="GMR of returning from another province")
+    from_away: Dict[int, float] = _f({2020: 3.0}, 0.0, 50.0, doc="GMR of returning from another province")
     return_urban_share: float = _f(0.4, 0.0, 1.0, doc="share of returns that settle in towns (urban_migrant)")
     external_in: Dict[int, float] = _f({2020: 0.12}, 0.0, 5.0, doc="yearly in-migrants from other provinces / census stock of such residents")
     external_out: float = _f(9.0, 0.0, 50.0, doc="GMR of other-province migrants leaving again (applies to that share of urban_migrant)")
