@@ -95,3 +95,12 @@ def test_cli_bad_value_exits_with_message(tmp_path):
     assert r.returncode == 2
     assert "policy.reclassification.rate[2020] = 2.0: must be <= 1.0" in r.stderr
     assert not (tmp_path / "projection.nc").exists()
+
+
+def test_schema_defaults_equal_the_default_yaml():
+    # Config() (used by the Python API and tests) and `python -m sim` with no overrides agree
+    # (the targets are data, kept only in configs/targets/)
+    composed = compose_cfg()
+    assert composed.targets.name == "guangxi_2021_2035" and len(composed.targets.targets) == 3
+    composed.targets = Config().targets
+    assert composed == Config()
