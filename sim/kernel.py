@@ -42,8 +42,8 @@ def _migrate(x, p, d, g, frac, flows, capped, shift):
     m_return = p.m_return[d % p.m_return.shape[0]]
     ext_in = p.ext_in[d % p.ext_in.shape[0]]
     return_urban = p.return_urban[d % p.return_urban.shape[0]]
-    o_int = np.zeros((R, S, A))
-    in_int = np.zeros((R, S, A))
+    o_int = np.empty((R, S, A))  # all written in the loop below
+    in_int = np.empty((R, S, A))  # filled by _destinations
     for r in range(R):
         gr = g[r]
         ru_share = return_urban[r]
@@ -126,6 +126,7 @@ def _destinations(x_start_urban, p, d, g, o_int, in_int):
     (sex, age) cells, so the cost grows like a matrix product in the number of regions."""
     R, S, A = o_int.shape
     if R < 2:
+        in_int[...] = 0.0
         return
     u = np.empty(R)
     bs = p.beta_size[d % p.beta_size.shape[0]]
@@ -174,17 +175,19 @@ def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, rec
     link_d = p.land_per_settled[d % p.land_per_settled.shape[0]]
     release_d = p.land_release[d % p.land_release.shape[0]]
 
-    x = pop.copy()
+    # with `end` timing the start-of-year stock is only read, so it needs no copy
+    x = pop.copy() if even else pop
     if even:
         urban = _urban_totals(x)
         o_int, in_int = _migrate(x, p, d, g, 0.5, flows, capped, True)
         _destinations_from(x, urban, p, d, g, o_int, in_int, flows, True)
 
-    new = np.zeros_like(x)
+    new = np.empty_like(x)  # every cell is written below (ages 1.. by survival, age 0 by births)
     for r in range(R):
         for k in range(K):
             for s in range(S):
                 sx = sx_d[r, k, s]
+                new[r, k, s, 0] = 0.0  # no end-of-year women at age 0 until the newborns arrive
                 for a in range(A - 2):
                     new[r, k, s, a + 1] = x[r, k, s, a] * sx[a]
                     deaths[r, k, s, a + 1] = x[r, k, s, a] - new[r, k, s, a + 1]
@@ -261,9 +264,7 @@ def _destinations_from(x, urban, p, d, g, o_int, in_int, flows, shift):
 def _step_all(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
     D = pop.shape[0]
     for d in prange(D):
-        births[d] = 0.0
-        deaths[d] = 0.0
-        flows[d] = 0.0
+        flows[d] = 0.0  # accumulated; births and deaths are written whole
         capped[d] = 0.0
         _step_one(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d])
 
