@@ -35,7 +35,6 @@ from sim.axes import (
     URBAN_LOCAL,
     URBAN_MIGRANT,
     group_index_of_age,
-    to_groups,
 )
 from sim.prep import ecological_profiles, graduate, ipf
 

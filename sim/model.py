@@ -47,7 +47,6 @@ class Model:
         Lx = life_table_Lx(self.levels * np.exp(-cum))
         sx, nb = survival_ratios(Lx)
         tfr_mult = float(year_map(c.demography.fertility.tfr_multiplier, [year])[0])
-        sched = self.static["schedule"]
         R = self.pop0.shape[0]
 
         def y(m):

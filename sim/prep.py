@@ -13,7 +13,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import nnls
 
-from sim.axes import CENSUS_GROUP_EDGES, MAX_AGE, N_AGES
+from sim.axes import CENSUS_GROUP_EDGES, N_AGES
 
 # Open group 85+ is spread over 85..99 and 100+ as a stationary population under a Gompertz
 # hazard mu(x) = A * exp(B (x - 85)); A = 0.12, B = 0.10 are typical of Chinese old-age mortality
