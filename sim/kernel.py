@@ -1,13 +1,24 @@
-"""The numba kernel of one annual step: same events, order and conventions as
-:mod:`sim.reference` (read its docstring for the model), one loop nest per draw.
+"""The numba kernel of one annual step. It has the same events, order and conventions as
+:mod:`sim.reference` (whose docstring describes the model).
 
-Draws are independent, so the outer loop is a ``prange`` over draws; regions are mixed by the
-destination choice, so they are not split across threads. Parameter arrays with a draw axis of
-length 1 are shared by every draw (index ``d % len``).
+Work is split into units of one (draw, region). Every stage that does not mix regions runs as a
+``prange`` over all units; this uses both cores even for a single draw. Only the destination
+choice mixes regions; it runs per draw, as one matrix product over the flattened (sex, age) cells.
+
+Two layouts share these stage functions: by draw (a draw per thread, regions in sequence: best
+for ensembles) and by region (below; best for few draws). :func:`step` picks one.
+For timing ``end`` a step by region is three parallel stages:
+  A. per unit: capacity brake, survival and births (in place, ages walked downwards), local moves;
+  B. per draw: arrivals from the other regions;
+  C. per unit: add arrivals, hukou conversion, reclassification, land.
+For timing ``even``, A is preceded by a first half of the moves and its own arrivals.
+
+Parameter arrays whose draw axis has length 1 are shared by every draw (index ``d % len``).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -29,246 +40,293 @@ from sim.axes import (
 )
 from sim.reference import TIMING_EVEN, StepInputs, StepOutputs
 
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _migrate(x, p, d, g, frac, flows, capped, shift):
-    R, K, S, A = x.shape
-    # this draw's parameter views, taken once (the inner loop then does no index arithmetic)
-    m_ru = p.m_ru[d % p.m_ru.shape[0]]
-    m_away = p.m_away[d % p.m_away.shape[0]]
-    m_inter = p.m_inter[d % p.m_inter.shape[0]]
-    m_ur = p.m_ur[d % p.m_ur.shape[0]]
-    m_ext_out = p.m_ext_out[d % p.m_ext_out.shape[0]]
-    m_return = p.m_return[d % p.m_return.shape[0]]
-    ext_in = p.ext_in[d % p.ext_in.shape[0]]
-    return_urban = p.return_urban[d % p.return_urban.shape[0]]
-    o_int = np.empty((R, S, A))  # all written in the loop below
-    in_int = np.empty((R, S, A))  # filled by _destinations
-    for r in range(R):
-        gr = g[r]
-        ru_share = return_urban[r]
+
+@njit(**_JIT)
+def _urban(x):
+    """Urban residents of one region's stock ``x[K, S, A]``."""
+    K, S, A = x.shape
+    u = 0.0
+    for s in range(S):
+        for a in range(A):
+            u += x[URBAN_LOCAL, s, a] + x[URBAN_MIGRANT, s, a]
+    return u
+
+
+@njit(**_JIT)
+def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
+    """Stage-3 moves of region ``r`` at ``frac`` of their rates, applied to ``x[K, S, A]`` in
+    place; departures to other regions go to ``o_int[S, A]``; returns the number of capped cells."""
+    K, S, A = x.shape
+    m_ru = p.m_ru[d % p.m_ru.shape[0], r]
+    m_away = p.m_away[d % p.m_away.shape[0], r]
+    m_inter = p.m_inter[d % p.m_inter.shape[0], r]
+    m_ur = p.m_ur[d % p.m_ur.shape[0], r]
+    m_ext_out = p.m_ext_out[d % p.m_ext_out.shape[0], r]
+    m_return = p.m_return[d % p.m_return.shape[0], r]
+    ext_in = p.ext_in[d % p.ext_in.shape[0], r]
+    ru_share = p.return_urban[d % p.return_urban.shape[0], r]
+    n_capped = 0
+    for s in range(S):
+        for a in range(A):
+            ae = min(a + 1, A - 1) if shift else a
+            # rural
+            r1 = frac * m_ru[s, a] * gr
+            r2 = frac * m_away[RURAL, s, a]
+            r3 = frac * m_inter[RURAL, s, a]
+            t = r1 + r2 + r3
+            if t > 1.0:
+                r1 /= t
+                r2 /= t
+                r3 /= t
+                n_capped += 1
+            xr = x[RURAL, s, a]
+            o_ru, o_r_away, o_r_int = r1 * xr, r2 * xr, r3 * xr
+            # urban_local
+            l1 = frac * m_away[URBAN_LOCAL, s, a]
+            l2 = frac * m_inter[URBAN_LOCAL, s, a]
+            t = l1 + l2
+            if t > 1.0:
+                l1 /= t
+                l2 /= t
+                n_capped += 1
+            xl = x[URBAN_LOCAL, s, a]
+            o_l_away, o_l_int = l1 * xl, l2 * xl
+            # urban_migrant
+            m1 = frac * m_ur[s, a]
+            m2 = frac * m_away[URBAN_MIGRANT, s, a]
+            m3 = frac * m_inter[URBAN_MIGRANT, s, a]
+            m4 = frac * m_ext_out[s, a]
+            t = m1 + m2 + m3 + m4
+            if t > 1.0:
+                m1 /= t
+                m2 /= t
+                m3 /= t
+                m4 /= t
+                n_capped += 1
+            xm = x[URBAN_MIGRANT, s, a]
+            o_ur, o_m_away, o_m_int, o_ext = m1 * xm, m2 * xm, m3 * xm, m4 * xm
+            # away
+            ret = frac * m_return[s, a]
+            a1 = ret * (1.0 - ru_share)
+            a2 = ret * ru_share * gr
+            t = a1 + a2
+            if t > 1.0:
+                a1 /= t
+                a2 /= t
+                n_capped += 1
+            xa = x[AWAY, s, a]
+            o_a_rur, o_a_urb = a1 * xa, a2 * xa
+            e_in = frac * ext_in[s, a] * gr
+
+            x[RURAL, s, a] = xr - o_ru - o_r_away - o_r_int + o_ur + o_a_rur
+            x[URBAN_LOCAL, s, a] = xl - o_l_away - o_l_int
+            x[URBAN_MIGRANT, s, a] = xm + o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + e_in
+            x[AWAY, s, a] = xa + o_r_away + o_l_away + o_m_away - o_a_rur - o_a_urb
+            oi = o_r_int + o_l_int + o_m_int
+            o_int[s, a] = oi
+
+            flows[F_RURAL_TO_URBAN, s, ae] += o_ru
+            flows[F_URBAN_TO_RURAL, s, ae] += o_ur
+            flows[F_TO_AWAY, s, ae] += o_r_away + o_l_away + o_m_away
+            flows[F_FROM_AWAY, s, ae] += o_a_rur + o_a_urb
+            flows[F_INTER_OUT, s, ae] += oi
+            flows[F_EXT_IN, s, ae] += e_in
+            flows[F_EXT_OUT, s, ae] += o_ext
+    return n_capped
+
+
+@njit(**_JIT)
+def _survive_and_bear(x, p, d, r, births, deaths):
+    """Survival, ageing and births of region ``r``, replacing ``x[K, S, A]`` by the survivors
+    and newborns; births add up ``asfr * (women at start + women at end) / 2``."""
+    K, S, A = x.shape
+    sx_r = p.sx[d % p.sx.shape[0], r]
+    asfr_r = p.asfr[d % p.asfr.shape[0], r]
+    nb_r = p.nb[d % p.nb.shape[0], r]
+    srb = p.srb[d % p.srb.shape[0], r]
+    start = x.copy()
+    for k in range(K):
         for s in range(S):
-            for a in range(A):
-                ae = a
-                if shift:
-                    ae = min(a + 1, A - 1)
-                # rural
-                r1 = frac * m_ru[r, s, a] * gr
-                r2 = frac * m_away[r, RURAL, s, a]
-                r3 = frac * m_inter[r, RURAL, s, a]
-                t = r1 + r2 + r3
-                if t > 1.0:
-                    r1 /= t
-                    r2 /= t
-                    r3 /= t
-                    capped[r] += 1.0
-                xr = x[r, RURAL, s, a]
-                o_ru, o_r_away, o_r_int = r1 * xr, r2 * xr, r3 * xr
-                # urban_local
-                l1 = frac * m_away[r, URBAN_LOCAL, s, a]
-                l2 = frac * m_inter[r, URBAN_LOCAL, s, a]
-                t = l1 + l2
-                if t > 1.0:
-                    l1 /= t
-                    l2 /= t
-                    capped[r] += 1.0
-                xl = x[r, URBAN_LOCAL, s, a]
-                o_l_away, o_l_int = l1 * xl, l2 * xl
-                # urban_migrant
-                m1 = frac * m_ur[r, s, a]
-                m2 = frac * m_away[r, URBAN_MIGRANT, s, a]
-                m3 = frac * m_inter[r, URBAN_MIGRANT, s, a]
-                m4 = frac * m_ext_out[r, s, a]
-                t = m1 + m2 + m3 + m4
-                if t > 1.0:
-                    m1 /= t
-                    m2 /= t
-                    m3 /= t
-                    m4 /= t
-                    capped[r] += 1.0
-                xm = x[r, URBAN_MIGRANT, s, a]
-                o_ur, o_m_away, o_m_int, o_ext = m1 * xm, m2 * xm, m3 * xm, m4 * xm
-                # away
-                ret = frac * m_return[r, s, a]
-                a1 = ret * (1.0 - ru_share)
-                a2 = ret * ru_share * gr
-                t = a1 + a2
-                if t > 1.0:
-                    a1 /= t
-                    a2 /= t
-                    capped[r] += 1.0
-                xa = x[r, AWAY, s, a]
-                o_a_rur, o_a_urb = a1 * xa, a2 * xa
-                e_in = frac * ext_in[r, s, a] * gr
-
-                x[r, RURAL, s, a] = xr - o_ru - o_r_away - o_r_int + o_ur + o_a_rur
-                x[r, URBAN_LOCAL, s, a] = xl - o_l_away - o_l_int
-                x[r, URBAN_MIGRANT, s, a] = xm + o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + e_in
-                x[r, AWAY, s, a] = xa + o_r_away + o_l_away + o_m_away - o_a_rur - o_a_urb
-                oi = o_r_int + o_l_int + o_m_int
-                o_int[r, s, a] = oi
-
-                flows[r, F_RURAL_TO_URBAN, s, ae] += o_ru
-                flows[r, F_URBAN_TO_RURAL, s, ae] += o_ur
-                flows[r, F_TO_AWAY, s, ae] += o_r_away + o_l_away + o_m_away
-                flows[r, F_FROM_AWAY, s, ae] += o_a_rur + o_a_urb
-                flows[r, F_INTER_OUT, s, ae] += oi
-                flows[r, F_EXT_IN, s, ae] += e_in
-                flows[r, F_EXT_OUT, s, ae] += o_ext
-    return o_int, in_int
+            sx = sx_r[k, s]
+            x[k, s, 0] = 0.0  # no end-of-year persons at age 0 until the newborns arrive
+            for a in range(A - 2):
+                new = start[k, s, a] * sx[a]
+                x[k, s, a + 1] = new
+                deaths[k, s, a + 1] = start[k, s, a] - new
+            top = start[k, s, A - 2] + start[k, s, A - 1]
+            x[k, s, A - 1] = top * sx[A - 2]
+            deaths[k, s, A - 1] = top - x[k, s, A - 1]
+        b = 0.0
+        asfr = asfr_r[k]
+        for a in range(A):
+            b += asfr[a] * (start[k, FEMALE, a] + x[k, FEMALE, a])
+        b *= 0.5
+        births[k, 0] = b / (1.0 + srb)
+        births[k, 1] = b * srb / (1.0 + srb)
+        for s in range(S):
+            x[k, s, 0] = births[k, s] * nb_r[k, s]
+            deaths[k, s, 0] = births[k, s] - x[k, s, 0]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _destinations(x_start_urban, p, d, g, o_int, in_int):
-    """Spread each origin's out-migrants over destinations j != i (multinomial logit).
-
-    Arrivals are one matrix product ``in[j, :] = sum_i P[i, j] out[i, :]`` over the flattened
-    (sex, age) cells, so the cost grows like a matrix product in the number of regions."""
+@njit(**_JIT)
+def _arrivals(p, d, urban, g, o_int, in_int):
+    """Spread each origin's departures over destinations j != i (multinomial logit):
+    ``in[j, :] = sum_i P[i, j] out[i, :]``, one matrix product over the (sex, age) cells."""
     R, S, A = o_int.shape
     if R < 2:
         in_int[...] = 0.0
         return
-    u = np.empty(R)
     bs = p.beta_size[d % p.beta_size.shape[0]]
+    W = p.dest_weight[d % p.dest_weight.shape[0]]
+    pull = np.empty(R)
     for j in range(R):
-        u[j] = bs * np.log(x_start_urban[j]) + np.log(g[j])
-    V = p.V[d % p.V.shape[0]]
+        pull[j] = urban[j] ** bs * g[j]
     Pt = np.empty((R, R))  # Pt[j, i] = P(destination j | origin i)
-    w = np.empty(R)
     for i in range(R):
-        m = -np.inf
-        for j in range(R):
-            w[j] = V[i, j] + u[j]
-            if w[j] > m:
-                m = w[j]
         tot = 0.0
         for j in range(R):
-            w[j] = np.exp(w[j] - m)
-            tot += w[j]
+            tot += W[i, j] * pull[j]
         for j in range(R):
-            Pt[j, i] = w[j] / tot
+            Pt[j, i] = W[i, j] * pull[j] / tot
     in_int[...] = np.dot(Pt, o_int.reshape(R, S * A)).reshape(R, S, A)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _step_one(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped):
+@njit(**_JIT)
+def _add_arrivals(x, in_int, flows, shift):
+    K, S, A = x.shape
+    for s in range(S):
+        for a in range(A):
+            ae = min(a + 1, A - 1) if shift else a
+            x[URBAN_MIGRANT, s, a] += in_int[s, a]
+            flows[F_INTER_IN, s, ae] += in_int[s, a]
+
+
+@njit(**_JIT)
+def _settle_and_reclassify(x, p, d, r, gr):
+    """Hukou conversion, then reclassification, of region ``r``; returns (settled, reclassified)."""
+    K, S, A = x.shape
+    h = p.h_conv[d % p.h_conv.shape[0], r]
+    rc_rate = p.reclass[d % p.reclass.shape[0], r] * gr
+    loc = p.reclass_local[d % p.reclass_local.shape[0], r]
+    conv_tot = 0.0
+    rc_tot = 0.0
+    for s in range(S):
+        for a in range(A):
+            c = h[s, a] * x[URBAN_MIGRANT, s, a]
+            x[URBAN_MIGRANT, s, a] -= c
+            x[URBAN_LOCAL, s, a] += c
+            conv_tot += c
+    for s in range(S):
+        for a in range(A):
+            rc = rc_rate * x[RURAL, s, a]
+            x[RURAL, s, a] -= rc
+            x[URBAN_LOCAL, s, a] += loc * rc
+            x[URBAN_MIGRANT, s, a] += (1.0 - loc) * rc
+            rc_tot += rc
+    return conv_tot, rc_tot
+
+
+@njit(**_JIT)
+def _brake(pop_r, p, d, land_r):
+    cm2 = p.capacity_m2[d % p.capacity_m2.shape[0]]
+    return capacity_brake(_urban(pop_r) / (land_r * 1e6 / cm2), p.brake_width[d % p.brake_width.shape[0]])
+
+
+@njit(**_JIT)
+def _finish_region(x, p, d, r, gr, in_int_r, flows_r, land, settled_prev, settled, reclassified):
+    """Stage C for one region: arrivals, hukou conversion, reclassification, land."""
+    _add_arrivals(x, in_int_r, flows_r, False)
+    conv, rc = _settle_and_reclassify(x, p, d, r, gr)
+    settled[r] = conv
+    reclassified[r] = rc
+    land[r] += (
+        p.land_base[d % p.land_base.shape[0], r]
+        + p.land_per_settled[d % p.land_per_settled.shape[0], r] * settled_prev[r] / 1e6
+        + p.land_release[d % p.land_release.shape[0], r]
+    )
+    settled_prev[r] = conv
+
+
+@njit(**_JIT)
+def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped):
+    """One draw, regions in sequence (the layout for ensembles: one draw's data stays in cache)."""
     R, K, S, A = pop.shape
     even = p.timing == TIMING_EVEN
-    bw = p.brake_width[d % p.brake_width.shape[0]]
-    cm2 = p.capacity_m2[d % p.capacity_m2.shape[0]]
     g = np.empty(R)
+    urban = np.empty(R)
+    o_int = np.empty((R, S, A))
+    in_int = np.empty((R, S, A))
+    flows[...] = 0.0
+    capped[...] = 0.0
     for r in range(R):
-        urb = 0.0
-        for s in range(S):
-            for a in range(A):
-                urb += pop[r, URBAN_LOCAL, s, a] + pop[r, URBAN_MIGRANT, s, a]
-        g[r] = capacity_brake(urb / (land[r] * 1e6 / cm2), bw)
-
-    sx_d = p.sx[d % p.sx.shape[0]]
-    asfr_d = p.asfr[d % p.asfr.shape[0]]
-    nb_d = p.nb[d % p.nb.shape[0]]
-    srb_d = p.srb[d % p.srb.shape[0]]
-    h_d = p.h_conv[d % p.h_conv.shape[0]]
-    reclass_d = p.reclass[d % p.reclass.shape[0]]
-    local_d = p.reclass_local[d % p.reclass_local.shape[0]]
-    base_d = p.land_base[d % p.land_base.shape[0]]
-    link_d = p.land_per_settled[d % p.land_per_settled.shape[0]]
-    release_d = p.land_release[d % p.land_release.shape[0]]
-
-    # with `end` timing the start-of-year stock is only read, so it needs no copy
-    x = pop.copy() if even else pop
+        g[r] = _brake(pop[r], p, d, land[r])
     if even:
-        urban = _urban_totals(x)
-        o_int, in_int = _migrate(x, p, d, g, 0.5, flows, capped, True)
-        _destinations_from(x, urban, p, d, g, o_int, in_int, flows, True)
-
-    new = np.empty_like(x)  # every cell is written below (ages 1.. by survival, age 0 by births)
+        for r in range(R):
+            urban[r] = _urban(pop[r])
+            capped[r] += _local_moves(pop[r], p, d, r, g[r], 0.5, flows[r], o_int[r], True)
+        _arrivals(p, d, urban, g, o_int, in_int)
     for r in range(R):
-        for k in range(K):
-            for s in range(S):
-                sx = sx_d[r, k, s]
-                new[r, k, s, 0] = 0.0  # no end-of-year women at age 0 until the newborns arrive
-                for a in range(A - 2):
-                    new[r, k, s, a + 1] = x[r, k, s, a] * sx[a]
-                    deaths[r, k, s, a + 1] = x[r, k, s, a] - new[r, k, s, a + 1]
-                top = x[r, k, s, A - 2] + x[r, k, s, A - 1]
-                new[r, k, s, A - 1] = top * sx[A - 2]
-                deaths[r, k, s, A - 1] = top - new[r, k, s, A - 1]
-            b = 0.0
-            asfr = asfr_d[r, k]
-            for a in range(A):
-                b += asfr[a] * (x[r, k, FEMALE, a] + new[r, k, FEMALE, a]) * 0.5
-            srb = srb_d[r]
-            births[r, k, 0] = b / (1.0 + srb)
-            births[r, k, 1] = b * srb / (1.0 + srb)
-            for s in range(S):
-                new[r, k, s, 0] = births[r, k, s] * nb_d[r, k, s]
-                deaths[r, k, s, 0] = births[r, k, s] - new[r, k, s, 0]
-
-    urban = _urban_totals(new)
-    o_int, in_int = _migrate(new, p, d, g, 0.5 if even else 1.0, flows, capped, False)
-    _destinations_from(new, urban, p, d, g, o_int, in_int, flows, False)
-
+        if even:
+            _add_arrivals(pop[r], in_int[r], flows[r], True)
+        _survive_and_bear(pop[r], p, d, r, births[r], deaths[r])
+        urban[r] = _urban(pop[r])
+        capped[r] += _local_moves(pop[r], p, d, r, g[r], 0.5 if even else 1.0, flows[r], o_int[r], False)
+    _arrivals(p, d, urban, g, o_int, in_int)
     for r in range(R):
-        conv_tot = 0.0
-        rc_tot = 0.0
-        rc_rate = reclass_d[r] * g[r]
-        loc = local_d[r]
-        for s in range(S):
-            for a in range(A):
-                c = h_d[r, s, a] * new[r, URBAN_MIGRANT, s, a]
-                new[r, URBAN_MIGRANT, s, a] -= c
-                new[r, URBAN_LOCAL, s, a] += c
-                conv_tot += c
-        for s in range(S):
-            for a in range(A):
-                rc = rc_rate * new[r, RURAL, s, a]
-                new[r, RURAL, s, a] -= rc
-                new[r, URBAN_LOCAL, s, a] += loc * rc
-                new[r, URBAN_MIGRANT, s, a] += (1.0 - loc) * rc
-                rc_tot += rc
-        settled[r] = conv_tot
-        reclassified[r] = rc_tot
-        land[r] += base_d[r] + link_d[r] * settled_prev[r] / 1e6 + release_d[r]
-        settled_prev[r] = conv_tot
-    pop[...] = new
+        _finish_region(pop[r], p, d, r, g[r], in_int[r], flows[r], land, settled_prev, settled, reclassified)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _urban_totals(x):
-    R, K, S, A = x.shape
-    urban = np.zeros(R)
-    for r in range(R):
-        for s in range(S):
-            for a in range(A):
-                urban[r] += x[r, URBAN_LOCAL, s, a] + x[r, URBAN_MIGRANT, s, a]
-    return urban
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
+    for d in prange(pop.shape[0]):
+        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _destinations_from(x, urban, p, d, g, o_int, in_int, flows, shift):
-    """Destination choice on the stock's urban residents before the moves; add the arrivals."""
-    R, K, S, A = x.shape
-    _destinations(urban, p, d, g, o_int, in_int)
-    for r in range(R):
-        for s in range(S):
-            for a in range(A):
-                ae = a
-                if shift:
-                    ae = min(a + 1, A - 1)
-                x[r, URBAN_MIGRANT, s, a] += in_int[r, s, a]
-                flows[r, F_INTER_IN, s, ae] += in_int[r, s, a]
-
-
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _step_all(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
-    D = pop.shape[0]
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
+    """Units of (draw, region) in parallel, stage by stage (the layout for few draws and many
+    regions, so that a deterministic run uses every core)."""
+    D, R, K, S, A = pop.shape
+    n = D * R
+    even = p.timing == TIMING_EVEN
+    g = np.empty((D, R))
+    urban = np.empty((D, R))
+    o_int = np.empty((D, R, S, A))
+    in_int = np.empty((D, R, S, A))
+    for u in prange(n):
+        d, r = u // R, u % R
+        flows[d, r] = 0.0
+        capped[d, r] = 0.0
+        g[d, r] = _brake(pop[d, r], p, d, land[d, r])
+        if even:
+            urban[d, r] = _urban(pop[d, r])
+            capped[d, r] += _local_moves(pop[d, r], p, d, r, g[d, r], 0.5, flows[d, r], o_int[d, r], True)
+    if even:
+        for d in prange(D):
+            _arrivals(p, d, urban[d], g[d], o_int[d], in_int[d])
+    for u in prange(n):
+        d, r = u // R, u % R
+        x = pop[d, r]
+        if even:
+            _add_arrivals(x, in_int[d, r], flows[d, r], True)
+        _survive_and_bear(x, p, d, r, births[d, r], deaths[d, r])
+        urban[d, r] = _urban(x)
+        capped[d, r] += _local_moves(x, p, d, r, g[d, r], 0.5 if even else 1.0, flows[d, r], o_int[d, r], False)
     for d in prange(D):
-        flows[d] = 0.0  # accumulated; births and deaths are written whole
-        capped[d] = 0.0
-        _step_one(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d])
+        _arrivals(p, d, urban[d], g[d], o_int[d], in_int[d])
+    for u in prange(n):
+        d, r = u // R, u % R
+        _finish_region(pop[d, r], p, d, r, g[d, r], in_int[d, r], flows[d, r], land[d], settled_prev[d], settled[d], reclassified[d])
 
 
-def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInputs, out: StepOutputs) -> None:
-    """Same contract as :func:`sim.reference.step`, compiled."""
-    _step_all(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)
+def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInputs, out: StepOutputs, *, layout: str = "auto") -> None:
+    """Same contract as :func:`sim.reference.step`, compiled.
+
+    ``layout``: ``"draw"`` (a draw per thread), ``"region"`` ((draw, region) units per thread,
+    stage by stage) or ``"auto"``: by draw when there are at least as many draws as threads."""
+    if layout == "auto":
+        layout = "draw" if pop.shape[0] >= numba.get_num_threads() else "region"
+    fn = _step_by_draw if layout == "draw" else _step_by_region
+    fn(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)

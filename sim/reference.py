@@ -15,7 +15,8 @@ a count of persons and is recorded by the age the cohort reaches at the end of y
    rural; resident states -> away; away -> rural / urban_migrant (the urban part braked);
    urban_migrant -> out of the model (other-province migrants leaving); resident states -> other
    regions, whose destinations follow a multinomial logit with utility
-   ``V[i, j] + beta_size * log(urban_j) + log(g_j)``; in-migrants from other provinces (counts)
+   ``V[i, j] + beta_size * log(urban_j) + log(g_j)``, i.e. weights
+   ``exp(V[i, j]) * urban_j ** beta_size * g_j`` (``exp(V)`` is precomputed once per run); in-migrants from other provinces (counts)
    into urban_migrant, braked. When a cell's total out-rate exceeds 1 every rate is scaled
    to sum 1 and the event is counted in ``capped``.
 4. Hukou conversion (市民化): urban_migrant -> urban_local at rate ``h[r, s, a]``.
@@ -65,7 +66,7 @@ class StepInputs(NamedTuple):
     m_return: np.ndarray  # (d,R,S,A) away -> residence rate
     return_urban: np.ndarray  # (d,R) share of returns into urban_migrant
     m_inter: np.ndarray  # (d,R,K,S,A) -> other regions rate (K index 0..2 used)
-    V: np.ndarray  # (d,R,R) fixed destination utility, -inf on the diagonal
+    dest_weight: np.ndarray  # (d,R,R) exp(V): fixed destination weight, 0 on the diagonal
     beta_size: np.ndarray  # (d,)
     ext_in: np.ndarray  # (d,R,S,A) in-migrants from other provinces (persons per year)
     m_ext_out: np.ndarray  # (d,R,S,A) urban_migrant -> out of the model rate
@@ -143,13 +144,9 @@ def _migrate(x, p: StepInputs, g, frac, flows, capped, shift):
 
     # destination choice (multinomial logit over j != i)
     urban = (x[:, :, URBAN_LOCAL] + x[:, :, URBAN_MIGRANT]).sum(axis=(2, 3))  # (D,R)
-    with np.errstate(divide="ignore"):
-        u = p.beta_size[:, None] * np.log(urban) + np.log(g)  # (D,R)
     out_int = o_r_int + o_l_int + o_m_int  # (D,R,S,A)
     if x.shape[1] > 1:
-        U = p.V + u[:, None, :]
-        U = U - U.max(axis=2, keepdims=True)
-        w = np.exp(U)
+        w = p.dest_weight * (urban ** p.beta_size[:, None] * g)[:, None, :]
         P = w / w.sum(axis=2, keepdims=True)  # (D, i, j)
         in_int = np.einsum("dij,disa->djsa", P, out_int)
     else:  # one region: nowhere to go (the model builder sets these rates to 0)

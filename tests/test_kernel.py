@@ -22,7 +22,15 @@ def run(step_fn, pop, land, settled, p):
 
 
 def py_func_step(pop, land, settled, p, out):
-    kernel._step_all.py_func(pop, land, settled, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)
+    kernel._step_by_region.py_func(pop, land, settled, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)
+
+
+def by_draw(pop, land, settled, p, out):
+    kernel.step(pop, land, settled, p, out, layout="draw")
+
+
+def by_region(pop, land, settled, p, out):
+    kernel.step(pop, land, settled, p, out, layout="region")
 
 
 def assert_close(a, b, rtol=1e-10):
@@ -37,7 +45,7 @@ def test_kernel_equals_reference_and_py_func(seed, D, R, even, big):
     p = random_inputs(rng, D, R, timing=TIMING_EVEN if even else TIMING_END, big_rates=big)
     state = random_state(rng, D, R)
     ref = run(reference.step, *state, p)
-    for fn in (kernel.step, py_func_step):
+    for fn in (by_draw, by_region, py_func_step):
         got = run(fn, *state, p)
         for a, b in zip(got[:3], ref[:3]):
             assert_close(a, b)
@@ -46,7 +54,7 @@ def test_kernel_equals_reference_and_py_func(seed, D, R, even, big):
 
 
 @pytest.mark.parametrize("timing", [TIMING_END, TIMING_EVEN])
-@pytest.mark.parametrize("backend", [reference.step, kernel.step])
+@pytest.mark.parametrize("backend", [reference.step, by_draw, by_region])
 def test_accounting_identity_and_balance(backend, timing):
     rng = np.random.default_rng(7)
     D, R = 2, 6
@@ -69,7 +77,7 @@ def test_no_events_means_pure_ageing():
     rng = np.random.default_rng(3)
     D, R = 1, 3
     p = random_inputs(rng, D, R, shared=False)
-    zero = {k: np.zeros_like(v) for k, v in p._asdict().items() if isinstance(v, np.ndarray) and k not in ("sx", "nb", "V", "capacity_m2", "srb", "beta_size")}
+    zero = {k: np.zeros_like(v) for k, v in p._asdict().items() if isinstance(v, np.ndarray) and k not in ("sx", "nb", "dest_weight", "capacity_m2", "srb", "beta_size")}
     p = p._replace(**zero, sx=np.ones_like(p.sx), nb=np.ones_like(p.nb))
     pop0, land, settled = random_state(rng, D, R)
     for fn in (reference.step, kernel.step):
