@@ -41,9 +41,12 @@ from sim.axes import (
 from sim.reference import TIMING_EVEN, StepInputs, StepOutputs
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
+# Sums over ages may be reassociated so that LLVM vectorises them (a serial float sum waits on
+# every add); only 'reassoc' is allowed: NaN and infinity semantics stay strict.
+_SUM = dict(_JIT, fastmath={"reassoc"})
 
 
-@njit(**_JIT)
+@njit(**_SUM)
 def _urban(x):
     """Urban residents of one region's stock ``x[K, S, A]``."""
     K, S, A = x.shape
@@ -52,6 +55,25 @@ def _urban(x):
         for a in range(A):
             u += x[URBAN_LOCAL, s, a] + x[URBAN_MIGRANT, s, a]
     return u
+
+
+@njit(**_SUM)
+def _births(asfr, start_f, end_f):
+    """``sum_a asfr[a] * (start_f[a] + end_f[a]) / 2``."""
+    b = 0.0
+    for a in range(asfr.shape[0]):
+        b += asfr[a] * (start_f[a] + end_f[a])
+    return 0.5 * b
+
+
+@njit(**_SUM)
+def _total(x):
+    """Sum of a 2-D array."""
+    t = 0.0
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            t += x[i, j]
+    return t
 
 
 @njit(**_JIT)
@@ -158,11 +180,7 @@ def _survive_and_bear(x, p, d, r, births, deaths):
             top = start[k, s, A - 2] + start[k, s, A - 1]
             x[k, s, A - 1] = top * sx[A - 2]
             deaths[k, s, A - 1] = top - x[k, s, A - 1]
-        b = 0.0
-        asfr = asfr_r[k]
-        for a in range(A):
-            b += asfr[a] * (start[k, FEMALE, a] + x[k, FEMALE, a])
-        b *= 0.5
+        b = _births(asfr_r[k], start[k, FEMALE], x[k, FEMALE])
         births[k, 0] = b / (1.0 + srb)
         births[k, 1] = b * srb / (1.0 + srb)
         for s in range(S):
@@ -204,27 +222,28 @@ def _add_arrivals(x, in_int, flows, shift):
 
 
 @njit(**_JIT)
-def _settle_and_reclassify(x, p, d, r, gr):
-    """Hukou conversion, then reclassification, of region ``r``; returns (settled, reclassified)."""
+def _settle_and_reclassify(x, p, d, r, gr, work):
+    """Hukou conversion, then reclassification, of region ``r``; returns (settled, reclassified).
+    ``work[S, A]`` is scratch space."""
     K, S, A = x.shape
     h = p.h_conv[d % p.h_conv.shape[0], r]
     rc_rate = p.reclass[d % p.reclass.shape[0], r] * gr
     loc = p.reclass_local[d % p.reclass_local.shape[0], r]
-    conv_tot = 0.0
-    rc_tot = 0.0
     for s in range(S):
         for a in range(A):
             c = h[s, a] * x[URBAN_MIGRANT, s, a]
             x[URBAN_MIGRANT, s, a] -= c
             x[URBAN_LOCAL, s, a] += c
-            conv_tot += c
+            work[s, a] = c
+    conv_tot = _total(work)
     for s in range(S):
         for a in range(A):
             rc = rc_rate * x[RURAL, s, a]
             x[RURAL, s, a] -= rc
             x[URBAN_LOCAL, s, a] += loc * rc
             x[URBAN_MIGRANT, s, a] += (1.0 - loc) * rc
-            rc_tot += rc
+            work[s, a] = rc
+    rc_tot = _total(work)
     return conv_tot, rc_tot
 
 
@@ -238,7 +257,7 @@ def _brake(pop_r, p, d, land_r):
 def _finish_region(x, p, d, r, gr, in_int_r, flows_r, land, settled_prev, settled, reclassified):
     """Stage C for one region: arrivals, hukou conversion, reclassification, land."""
     _add_arrivals(x, in_int_r, flows_r, False)
-    conv, rc = _settle_and_reclassify(x, p, d, r, gr)
+    conv, rc = _settle_and_reclassify(x, p, d, r, gr, in_int_r)  # arrivals are added: reuse as scratch
     settled[r] = conv
     reclassified[r] = rc
     land[r] += (
