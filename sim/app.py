@@ -15,7 +15,7 @@ from sim.io import to_dataset, write_netcdf, write_text
 from sim.model import build_model
 from sim.report import format_report, region_rows, target_rows, to_csv
 from sim.runner import project
-from sim.schema import Config, check_regions, validate
+from sim.schema import Config, check_regions, region_mask, validate
 
 log = logging.getLogger("sim")
 
@@ -24,9 +24,10 @@ def prepare(cfg: Config):
     """Validate the config against the schema and the inputs; build the model (no projecting)."""
     validate(cfg)
     inputs = load_inputs(cfg.geography.name, cfg.start_year)
-    check_regions(cfg, [str(r) for r in inputs.region.values])
+    check_regions(cfg, [str(r) for r in inputs.region.values], [str(r) for r in inputs.prefecture.values])
     if cfg.geography.regions:
-        inputs = load_inputs(cfg.geography.name, cfg.start_year, regions=list(cfg.geography.regions))
+        keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)
+        inputs = load_inputs(cfg.geography.name, cfg.start_year, regions=[str(r) for r in inputs.region.values[keep]])
     return build_model(cfg, inputs)
 
 

@@ -58,7 +58,10 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     urban = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
     residents = tot.sum(axis=-1) - tot[..., AWAY]
     all_states = tot.sum(axis=-1)
-    cp_share = (inp.city_proper / inp.urban).values  # NaN where the census gives no city-proper count
+    # census city-proper share of urban residents; where the census has none (county seats),
+    # the configured share
+    cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
+    standard = model.cfg.policy.land.capacity_m2_per_person
 
     def s(a):  # a deterministic run has no draw axis
         return a[:, 0] if D == 1 else a
@@ -79,7 +82,8 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "land_per_urban_resident": (Y + dd + rg, s(proj.land * 1e6 / urban), "m2 person-1", "urban land per urban resident"),
         "residents": (Y + dd + rg, s(residents), P, "resident population (all states but away)"),
         "urban_population": (Y + dd + rg, s(urban), P, "urban residents (urban_local + urban_migrant)"),
-        "city_proper_population": (Y + dd + rg, s(urban * cp_share), P, "city-proper (城区) residents: urban residents x census 2020 city-proper share"),
+        "city_proper_population": (Y + dd + rg, s(urban * cp_share), P, "city-proper (城区) residents: urban residents x census 2020 city-proper share (counties: geography.city_proper_share)"),
+        "land_required": (Y + dd + rg, s(urban * standard / 1e6), "km2", "urban land needed for the urban residents at the per-capita land standard"),
         "urban_share": (Y + dd + rg, s(urban / residents), "1", "resident urbanization rate (urban residents / residents)"),
         "hukou_urban_share": (Y + dd + rg, s(tot[..., URBAN_LOCAL] / all_states), "1", "hukou urbanization rate (urban_local / all four states; see README)"),
         "total_residents": (Y + dd, s(residents.sum(axis=-1)), P, "resident population, all regions"),
@@ -114,6 +118,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
             "institution": "urbanization scenario engine (sim)",
             "source": "multistate cohort-component projection from the 2020 census (see README)",
             "scenario": scenario,
+            "geography": model.cfg.geography.name,
             "config_json": json.dumps(dataclasses.asdict(model.cfg), default=str, sort_keys=True),
             "code_version": code_version(),
             "input_file": inp.attrs.get("input_file", ""),

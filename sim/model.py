@@ -18,7 +18,7 @@ from models.mortality import level_for_e0, life_table_Lx
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
 from sim.classic import survival_ratios
 from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
-from sim.schema import Config, year_map
+from sim.schema import Config, region_mask, year_map
 
 
 @dataclass
@@ -52,9 +52,9 @@ class Model:
         def y(m):
             return float(year_map(m, [year])[0])
 
-        m_ru = np.broadcast_to(schedule(y(mig.rural_to_urban)), (R, N_SEXES, N_AGES))
-        m_return = np.broadcast_to(schedule(y(mig.from_away)), (R, N_SEXES, N_AGES))
-        h = y(c.policy.hukou.conversion_rate) * self.static["h_age"]
+        m_ru = y(mig.rural_to_urban) * self.static["ru_shape"]
+        m_return = y(mig.from_away) * self.static["return_shape"]
+        h = y(c.policy.hukou.conversion_rate) * self.static["h_shape"]
         land_link = self.static["land_per_settled"]
         pol = c.policy
         return StepInputs(
@@ -72,7 +72,7 @@ class Model:
             beta_size=np.array([mig.beta_size]),
             ext_in=(y(mig.external_in) * self.static["ext_in_stock"])[None],
             m_ext_out=self.static["m_ext_out"][None],
-            h_conv=np.ascontiguousarray(np.broadcast_to(h, (R, N_SEXES, N_AGES)))[None],
+            h_conv=np.ascontiguousarray(h)[None],
             reclass=np.full((1, R), y(pol.reclassification.rate)),
             reclass_local=np.full((1, R), pol.reclassification.to_local_share),
             land_base=(y(pol.land.base_quota) * self.land0)[None],
@@ -110,42 +110,70 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
         asfr[:, k] = tfr_u[:, None] * sch_u
     srb = np.full(R, fert.srb) if fert.srb is not None else inputs.srb.values.astype(float)
 
-    # migration
+    # migration (schedules x intensities; policy levers scale them per region)
     get_model("migration_schedule", mig.schedule)
     one = schedule(1.0)
+    pol = cfg.policy
+    prefectures = [str(p) for p in inputs.prefecture.values]
+
+    def mask(names):
+        return region_mask(names, regions, prefectures)
+
+    ages = np.arange(N_AGES)
+    child = ages < 16
+    levers = (pol.nanning_primacy, pol.beibu_integration, pol.east_links)
+    ru_mult = np.ones(R)
+    ret_mult = np.ones(R)
+    bonus = np.zeros(R)
+    dist = inputs.distance_km.values.astype(float).copy()
+    for lv in levers:
+        m = mask(lv.regions)
+        ru_mult[m] *= lv.rural_to_urban_factor
+        ret_mult[m] *= lv.return_factor
+        bonus[m] += lv.pull
+        dist[np.ix_(m, m)] *= lv.distance_factor
+    for name, value in pol.hukou.openness.items():
+        bonus[mask([name])] += value
+    fam_age = np.where(child, pol.services.family_factor, 1.0)
+    ru_shape = ru_mult[:, None, None] * (one * fam_age)[None, None, :] * np.ones((1, N_SEXES, 1))
+    return_shape = ret_mult[:, None, None] * one[None, None, :] * np.ones((1, N_SEXES, 1))
+    keep = 1.0 - pol.services.retention  # departures of migrants from towns are cut by retention
+
     m_away = np.zeros((R, N_STATES, N_SEXES, N_AGES))
     m_inter = np.zeros((R, N_STATES, N_SEXES, N_AGES))
     for name, gmr in mig.to_away.items():
         m_away[:, STATES.index(name)] = gmr * one
+    m_away[:, URBAN_MIGRANT] *= keep
     if R > 1:
         for name, gmr in mig.interregional.items():
             m_inter[:, STATES.index(name)] = gmr * one
-    openness = np.array([cfg.policy.hukou.openness.get(r, 0.0) for r in regions])
-    V = destination_utility(inputs.distance_km.values, beta_distance=mig.beta_distance, openness=openness, beta_openness=1.0)
+    V = destination_utility(dist, beta_distance=mig.beta_distance, openness=bonus, beta_openness=1.0)
     other_prov = inputs.hukou_elsewhere.sel(origin="other_province").values
     migrants = pop0[:, URBAN_MIGRANT].sum(axis=(1, 2))
     ext_share = np.clip(other_prov / np.maximum(migrants, 1.0), 0.0, 1.0)
     ext_in_stock = other_prov[:, None, None] * np.broadcast_to(0.5 * one, (R, N_SEXES, N_AGES)) / one.sum()
 
-    # hukou conversion by age: children follow parents, lower at 60+
-    ages = np.arange(N_AGES)
-    hk = cfg.policy.hukou
-    h_age = np.where(ages < 16, hk.child_factor, np.where(ages >= 60, hk.old_age_factor, 1.0))
+    # hukou conversion by age (children follow parents, lower at 60+) and city size
+    hk = pol.hukou
+    h_age = np.where(child, hk.child_factor, np.where(ages >= 60, hk.old_age_factor, 1.0))
+    h_region = np.where(mask(hk.big_cities), hk.big_city_factor, 1.0)
+    h_shape = h_region[:, None, None] * h_age[None, None, :] * np.ones((1, N_SEXES, 1))
 
-    land = cfg.policy.land
-    land_per_settled = np.array([0.0 if r in land.exempt_regions else land.m2_per_settled for r in regions])
+    land = pol.land
+    land_per_settled = np.where(mask(land.exempt_regions), 0.0, land.m2_per_settled)
     rural0 = pop0[:, RURAL].sum(axis=(1, 2))
 
     static = dict(
-        schedule=one,
         srb=srb,
-        m_ur=np.ascontiguousarray(np.broadcast_to(mig.urban_to_rural * one, (R, N_SEXES, N_AGES))),
+        ru_shape=np.ascontiguousarray(ru_shape),
+        return_shape=np.ascontiguousarray(return_shape),
+        m_ur=np.ascontiguousarray(np.broadcast_to(keep * mig.urban_to_rural * one, (R, N_SEXES, N_AGES))),
         m_away=m_away,
         m_inter=m_inter,
         dest_weight=np.ascontiguousarray(np.exp(V)),
         ext_in_stock=np.ascontiguousarray(ext_in_stock),
-        m_ext_out=np.ascontiguousarray(mig.external_out * ext_share[:, None, None] * np.broadcast_to(one, (R, N_SEXES, N_AGES))),
-        h_age=h_age,
+        m_ext_out=np.ascontiguousarray(keep * mig.external_out * ext_share[:, None, None] * np.broadcast_to(one, (R, N_SEXES, N_AGES))),
+        h_shape=np.ascontiguousarray(h_shape),
         land_per_settled=land_per_settled,
         release_weight=rural0 / rural0.sum(),
     )

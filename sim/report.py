@@ -8,13 +8,16 @@ import io
 import numpy as np
 import xarray as xr
 
-from sim.schema import TargetsConfig
+from sim.schema import TargetsConfig, region_mask
 
 
-def _series(ds: xr.Dataset, region: str, variable: str) -> xr.DataArray:
-    if region == "Guangxi":
-        return ds[{"urban_share": "total_urban_share", "hukou_urban_share": "total_hukou_urban_share", "population": "total_residents"}[variable]]
-    return ds[{"population": "residents"}.get(variable, variable)].sel(region=region)
+def region_selection(ds: xr.Dataset, name: str, groups: dict) -> np.ndarray:
+    """Boolean mask over ``ds.region`` for Guangxi (all), a group, a prefecture or a region."""
+    regions = [str(r) for r in ds.region.values]
+    prefectures = [str(p) for p in ds.prefecture.values]
+    if name == "Guangxi":
+        return np.ones(len(regions), dtype=bool)
+    return region_mask(groups.get(name, [name]), regions, prefectures)
 
 
 def _met(value, op, required, tol):
@@ -25,16 +28,38 @@ def _met(value, op, required, tol):
     return abs(value - required) <= tol
 
 
+def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = None) -> xr.DataArray:
+    """The path of ``variable`` (see :data:`sim.schema.TARGET_VARIABLES`) for a region or an
+    aggregate of regions, over ``year`` (and ``draw`` for an ensemble)."""
+    sel = ds.isel(region=np.flatnonzero(region_selection(ds, region, groups or {})))
+    states = sel.population.sum(("sex", "age", "region"))
+    residents = sel.residents.sum("region")
+    urban_share = sel.urban_population.sum("region") / residents
+    hukou = states.sel(state="urban_local") / states.sum("state")
+    out = {
+        "population": lambda: residents,
+        "urban_share": lambda: urban_share,
+        "hukou_urban_share": lambda: hukou,
+        "city_proper_population": lambda: sel.city_proper_population.sum("region", min_count=1),
+        "urban_share_change": lambda: urban_share - urban_share.isel(year=0),
+        "hukou_gap": lambda: urban_share - hukou,
+    }
+    return out[variable]()
+
+
 def target_rows(ds: xr.Dataset, targets: TargetsConfig) -> list[dict]:
     """One row per target: required, projected, gap, first year met (deterministic runs;
     for an ensemble the projected value is the median and ``probability`` the share of draws
     that meet the target)."""
     rows = []
     years = ds.year.values
+    geography = ds.attrs.get("geography", "")
     for t in targets.targets:
-        ser = _series(ds, t.region, t.variable)
         row = dict(target=t.name, region=t.region, variable=t.variable, year=t.year, op=t.op, required=t.value)
-        if t.year not in years:
+        if t.geography is not None and t.geography != geography:
+            continue  # a target of another geography (e.g. county towns in a prefecture run)
+        ser = series(ds, t.region, t.variable, dict(targets.groups))
+        if t.year not in years or bool(np.isnan(ser.sel(year=t.year)).all()):
             row.update(projected=np.nan, gap=np.nan, met="outside projection", first_year_met="")
             rows.append(row)
             continue
@@ -76,17 +101,21 @@ def to_csv(rows: list[dict]) -> str:
 
 def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
     lines = [f"Target report: {ds.attrs.get('title', '')} (scenario {ds.attrs.get('scenario', '')})", ""]
-    lines.append(f"{'target':<44}{'year':>6}{'required':>10}{'projected':>11}{'gap':>9}  met   first year met")
+    table = [("target", "year", "required", "projected", "gap", "met", "first year met")]
     for r in target_rows(ds, targets):
-        pct = r["variable"] != "population"
+        pct = r["variable"] not in ("population", "city_proper_population")
         f = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:,.0f}")
-        req = f"{r['op'] if r['op'] != '>=' else '≥'}{f(r['required'])}"
+        req = {">=": "≥", "<=": "≤", "~": "~"}[r["op"]] + f(r["required"])
         proj = f(r["projected"]) if np.isfinite(r["projected"]) else "-"
         gap = (f"{100 * r['gap']:+.2f}pt" if pct else f"{r['gap']:+,.0f}") if np.isfinite(r["gap"]) else "-"
         met = {True: "yes", False: "no"}.get(r["met"], r["met"])
         if "probability" in r:
             met = f"p={r['probability']:.2f}"
-        lines.append(f"{r['target'][:43]:<44}{r['year']:>6}{req:>10}{proj:>11}{gap:>9}  {met:<5} {r['first_year_met']}")
+        table.append((r["target"], str(r["year"]), req, proj, gap, met, str(r["first_year_met"])))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:5])] + [row[5].ljust(widths[5]), row[6]]
+        lines.append("  ".join(cells))
     if targets.region_years:
         rows = region_rows(ds, list(targets.region_years))
         cols = [k for k in rows[0] if k != "region"]

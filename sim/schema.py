@@ -32,7 +32,8 @@ def _f(default, lo=None, hi=None, choices=None, doc=""):
 @dataclass
 class GeographyConfig:
     name: str = _f("guangxi_prefectures", choices=GEOGRAPHY_CHOICES, doc="region set")
-    regions: List[str] = _f([], doc="subset of regions to run (empty: all); names as in the inputs")
+    regions: List[str] = _f([], doc="subset of regions to run (empty: all); region or prefecture names")
+    city_proper_share: float = _f(0.6, 0.0, 1.0, doc="city-proper share of urban residents where the census gives none (county seats)")
 
 
 @dataclass
@@ -84,14 +85,35 @@ class HukouConfig:
     conversion_rate: Dict[int, float] = _f({2020: 0.05}, 0.0, 1.0, doc="yearly rate urban_migrant -> urban_local, ages 16-59")
     old_age_factor: float = _f(0.3, 0.0, 1.0, doc="conversion rate at 60+ relative to 16-59")
     child_factor: float = _f(1.0, 0.0, 1.0, doc="conversion rate at 0-15 relative to 16-59 (children follow parents)")
-    openness: Dict[str, float] = _f({}, -10.0, 10.0, doc="extra destination utility per region (hukou openness)")
+    big_cities: List[str] = _f(["Nanning"], doc="regions (or prefectures) treated as big cities")
+    big_city_factor: float = _f(0.8, 0.0, 5.0, doc="conversion rate in big cities relative to elsewhere")
+    openness: Dict[str, float] = _f({}, -10.0, 10.0, doc="destination utility added for open hukou, per region or prefecture")
+
+
+@dataclass
+class ServicesConfig:
+    name: str = _f("baseline")
+    retention: float = _f(0.0, 0.0, 1.0, doc="share by which migrants' departures from towns (to rural, away, other provinces) are cut")
+    family_factor: float = _f(1.0, 0.0, 5.0, doc="multiplier on children's (0-15) rural -> urban moves")
+
+
+@dataclass
+class PullConfig:
+    """A regional development lever: extra pull (destination utility) for some regions."""
+
+    name: str = _f("off")
+    regions: List[str] = _f([], doc="regions or prefectures the lever applies to")
+    pull: float = _f(0.0, -5.0, 5.0, doc="destination utility added for these regions")
+    rural_to_urban_factor: float = _f(1.0, 0.0, 5.0, doc="multiplier on these regions' in-situ rural -> urban moves")
+    return_factor: float = _f(1.0, 0.0, 5.0, doc="multiplier on returns from other provinces into these regions")
+    distance_factor: float = _f(1.0, 0.01, 1.0, doc="multiplier on distances among these regions (integration)")
 
 
 @dataclass
 class LandConfig:
-    name: str = _f("link")
+    name: str = _f("off")
     base_quota: Dict[int, float] = _f({2020: 0.015}, 0.0, 1.0, doc="yearly new urban land as a share of the region's 2020 land")
-    m2_per_settled: float = _f(100.0, 0.0, 1000.0, doc="人地挂钩: m2 of new land per migrant settled the year before")
+    m2_per_settled: float = _f(0.0, 0.0, 1000.0, doc="人地挂钩: m2 of new land per migrant settled the year before")
     exempt_regions: List[str] = _f([], doc="regions whose settled migrants earn no land (core of largest cities)")
     release_km2: Dict[int, float] = _f({2020: 0.0}, 0.0, 1000.0, doc="增减挂钩: rural land released into urban quota, km2/year for the whole area")
     capacity_m2_per_person: float = _f(70.0, 1.0, 1000.0, doc="per-capita land standard used for capacity (m2/person)")
@@ -100,6 +122,7 @@ class LandConfig:
 
 @dataclass
 class ReclassificationConfig:
+    name: str = _f("baseline")
     rate: Dict[int, float] = _f({2020: 0.004}, 0.0, 1.0, doc="yearly share of rural residents reclassified urban in place")
     to_local_share: float = _f(0.3, 0.0, 1.0, doc="share of the reclassified who get local urban hukou (征地农转非)")
 
@@ -109,22 +132,31 @@ class PolicyConfig:
     hukou: HukouConfig = field(default_factory=HukouConfig)
     land: LandConfig = field(default_factory=LandConfig)
     reclassification: ReclassificationConfig = field(default_factory=ReclassificationConfig)
+    services: ServicesConfig = field(default_factory=ServicesConfig)
+    nanning_primacy: PullConfig = field(default_factory=PullConfig)
+    beibu_integration: PullConfig = field(default_factory=PullConfig)
+    east_links: PullConfig = field(default_factory=PullConfig)
+
+
+TARGET_VARIABLES = ("urban_share", "hukou_urban_share", "population", "city_proper_population", "urban_share_change", "hukou_gap")
 
 
 @dataclass
 class Target:
     name: str = ""
-    region: str = "Guangxi"
-    variable: str = _f("urban_share", choices=("urban_share", "hukou_urban_share", "population"))
+    region: str = _f("Guangxi", doc="Guangxi (all regions), a region, a prefecture, or a group of targets.groups")
+    variable: str = _f("urban_share", choices=TARGET_VARIABLES)
     year: int = 2025
     op: str = _f(">=", choices=(">=", "<=", "~"))
     value: float = 0.0
-    tolerance: float = _f(0.01, 0.0, 1.0, doc="for '~': met when within this distance")
+    tolerance: float = _f(0.01, 0.0, 1e9, doc="for '~': met when within this distance")
+    geography: Optional[str] = _f(None, choices=GEOGRAPHY_CHOICES, doc="only evaluated for this geography (null: any)")
 
 
 @dataclass
 class TargetsConfig:
     name: str = "none"
+    groups: Dict[str, List[str]] = _f({}, doc="named groups of regions or prefectures")
     targets: List[Target] = field(default_factory=list)
     region_years: List[int] = _f([], doc="years for which every region's urban share is listed")
 
@@ -135,7 +167,7 @@ class Config:
     demography: DemographyConfig = field(default_factory=DemographyConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     targets: TargetsConfig = field(default_factory=TargetsConfig)
-    scenario: str = "default"
+    scenario: str = "trend"
     start_year: int = _f(2020, choices=(2010, 2020), doc="jump-off census year")
     end_year: int = _f(2050, 2011, 2200)
     draws: int = _f(1, 1, 1_000_000)
@@ -168,7 +200,8 @@ def _walk(obj: Any, path: str) -> None:
             if not v and f.type.startswith("Dict[int"):
                 raise ConfigError(f"{p}: a year-keyed map needs at least one year")
             for k, x in v.items():
-                _check_value(f"{p}[{k}]", x, f.metadata)
+                if not isinstance(x, list):
+                    _check_value(f"{p}[{k}]", x, f.metadata)
         elif isinstance(v, list):
             for i, x in enumerate(v):
                 if dataclasses.is_dataclass(x):
@@ -192,16 +225,35 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def check_regions(cfg: Config, known: list[str]) -> None:
-    """Every region a config names must exist in the inputs of its geography."""
-    named = {"geography.regions": list(cfg.geography.regions), "policy.land.exempt_regions": list(cfg.policy.land.exempt_regions), "policy.hukou.openness": list(cfg.policy.hukou.openness)}
-    for t in cfg.targets.targets:
-        named.setdefault("targets.targets.region", []).append(t.region)
+def region_mask(names, regions, prefectures) -> np.ndarray:
+    """Boolean mask over regions: those named, or lying in a named prefecture."""
+    names = set(names)
+    return np.array([r in names or p in names for r, p in zip(regions, prefectures)], dtype=bool)
+
+
+def check_regions(cfg: Config, regions: list[str], prefectures: list[str]) -> None:
+    """Every region a config names must exist in its geography (as a region or a prefecture)."""
+    pol = cfg.policy
+    named = {
+        "geography.regions": list(cfg.geography.regions),
+        "policy.land.exempt_regions": list(pol.land.exempt_regions),
+        "policy.hukou.openness": list(pol.hukou.openness),
+        "policy.hukou.big_cities": list(pol.hukou.big_cities),
+        "policy.nanning_primacy.regions": list(pol.nanning_primacy.regions),
+        "policy.beibu_integration.regions": list(pol.beibu_integration.regions),
+        "policy.east_links.regions": list(pol.east_links.regions),
+    }
+    for g, members in cfg.targets.groups.items():
+        named[f"targets.groups[{g}]"] = list(members)
+    known = set(regions) | set(prefectures)
     for fld, names in named.items():
-        allowed = set(known) | ({"Guangxi"} if fld.startswith("targets") else set())
-        bad = [n for n in names if n not in allowed]
+        bad = [n for n in names if n not in known]
         if bad:
-            raise ConfigError(f"{fld}: unknown region(s) {bad}; allowed ({cfg.geography.name}): {', '.join(sorted(allowed)[:40])}{' ...' if len(allowed) > 40 else ''}")
+            raise ConfigError(f"{fld}: unknown region(s) {bad}; allowed ({cfg.geography.name}): {', '.join(sorted(known)[:40])}{' ...' if len(known) > 40 else ''}")
+    target_known = known | {"Guangxi"} | set(cfg.targets.groups)
+    for i, t in enumerate(cfg.targets.targets):
+        if t.region not in target_known and (t.geography is None or t.geography == cfg.geography.name):
+            raise ConfigError(f"targets.targets[{i}].region = {t.region!r}: unknown; allowed: Guangxi, a group ({', '.join(cfg.targets.groups)}) or a region")
 
 
 def year_map(m: Dict[int, float], years) -> np.ndarray:

@@ -17,8 +17,14 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 register_configs()
 
 
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+def all_options() -> list[str]:
+    """``group=option`` for every YAML file of every config group (nested groups included)."""
+    out = []
+    for f in sorted(CONFIGS.rglob("*.yaml")):
+        group = f.parent.relative_to(CONFIGS).as_posix()
+        if group != ".":
+            out.append(f"{group}={f.stem}")
+    return out
 
 
 def compose_cfg(overrides=()) -> Config:
@@ -27,10 +33,7 @@ def compose_cfg(overrides=()) -> Config:
     return OmegaConf.to_object(cfg)
 
 
-@pytest.mark.parametrize(
-    "override",
-    [f"{g}={o}" for g in ("geography", "demography", "policy/hukou", "policy/land", "policy/reclassification", "scenario", "targets") for o in group_options(g)],
-)
+@pytest.mark.parametrize("override", all_options())
 def test_every_config_option_composes_and_validates(override):
     cfg = compose_cfg([override])
     assert isinstance(cfg, Config)
@@ -39,7 +42,9 @@ def test_every_config_option_composes_and_validates(override):
 
 def test_scenario_plan_selects_its_levers():
     cfg = compose_cfg(["scenario=plan"])
-    assert cfg.scenario == "plan" and cfg.policy.hukou.name == "easing" and cfg.policy.land.name == "link"
+    assert cfg.scenario == "plan" and cfg.policy.hukou.name == "full_opening" and cfg.policy.land.name == "link"
+    assert cfg.policy.land.release_km2 == {2020: 5.0} and cfg.policy.east_links.name == "on"
+    assert len(all_options()) >= 35
 
 
 @pytest.mark.parametrize(
@@ -101,6 +106,6 @@ def test_schema_defaults_equal_the_default_yaml():
     # Config() (used by the Python API and tests) and `python -m sim` with no overrides agree
     # (the targets are data, kept only in configs/targets/)
     composed = compose_cfg()
-    assert composed.targets.name == "guangxi_2021_2035" and len(composed.targets.targets) == 3
+    assert composed.targets.name == "guangxi_2021_2035" and len(composed.targets.targets) == 22
     composed.targets = Config().targets
     assert composed == Config()

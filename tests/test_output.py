@@ -94,4 +94,4 @@ def test_make_run_end_to_end(tmp_path):
         assert (tmp_path / f).exists(), f
     rows = (tmp_path / "targets.csv").read_text().splitlines()
     assert rows[0].startswith("target,region,variable,year,op,required,projected,gap,met,first_year_met")
-    assert len(rows) == 4
+    assert len(rows) == 1 + 9  # the targets that apply to prefectures
