@@ -54,16 +54,24 @@ def graduate(groups: np.ndarray) -> np.ndarray:
     knots = np.append(CENSUS_GROUP_EDGES[:-1], 85).astype(float)  # 0, 1, 5, ..., 80, 85
     out = np.empty((flat.shape[0], N_AGES))
     w_open = _open_group_weights()
-    for i, g in enumerate(flat):
-        cum = np.concatenate([[0.0], np.cumsum(g[:-1])])
-        single = np.diff(PchipInterpolator(knots, cum)(np.arange(86.0)))
+    for i, g_raw in enumerate(flat):
+        # graduation is scale-invariant: work on counts scaled to at most 1 so that tiny
+        # (subnormal) counts cannot overflow PCHIP's slope arithmetic
+        closed = g_raw[:-1]
+        scale = closed.max() if closed.max() > 0 else 1.0
+        g = closed / scale
+        cum = np.concatenate([[0.0], np.cumsum(g)])
+        # slopes that differ by subnormal amounts overflow inside PCHIP's harmonic mean; scipy
+        # then sets that derivative to 0, which keeps the interpolant monotone
+        with np.errstate(over="ignore", divide="ignore"):
+            single = np.diff(PchipInterpolator(knots, cum)(np.arange(86.0)))
         single = np.maximum(single, 0.0)  # removes -1e-12 roundoff only (PCHIP is monotone)
         # restore each group's total exactly after the roundoff guard
-        for lo, hi, tot in zip(knots[:-1].astype(int), knots[1:].astype(int), g[:-1]):
+        for lo, hi, tot in zip(knots[:-1].astype(int), knots[1:].astype(int), g):
             s = single[lo:hi].sum()
             single[lo:hi] = single[lo:hi] * (tot / s) if s > 0 else tot / (hi - lo)
-        out[i, :85] = single
-        out[i, 85:] = g[-1] * w_open
+        out[i, :85] = single * scale
+        out[i, 85:] = g_raw[-1] * w_open
     return out.reshape(groups.shape[:-1] + (N_AGES,))
 
 
