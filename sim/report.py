@@ -47,6 +47,29 @@ def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = Non
     return out[variable]()
 
 
+def land_needed(ds: xr.Dataset, t, groups: dict, projected: float) -> float:
+    """Urban land (km2) the target's regions need in the target year at the per-capita land
+    standard: for the urban residents the target requires, or the projected ones if more.
+    Hukou targets move no one, so they need the land of the projected urban residents."""
+    sel = ds.isel(region=np.flatnonzero(region_selection(ds, t.region, groups))).sel(year=t.year)
+    med = (lambda a: a.median("draw")) if "draw" in ds.dims else (lambda a: a)
+    urban = float(med(sel.urban_population.sum("region")))
+    residents = float(med(sel.residents.sum("region")))
+    standard = float(med(sel.land_required.sum("region"))) / urban  # km2 per urban resident
+    need = urban
+    if t.variable == "urban_share":
+        need = t.value * residents
+    elif t.variable == "urban_share_change":
+        first = ds.isel(region=np.flatnonzero(region_selection(ds, t.region, groups))).isel(year=0)
+        share0 = float(med(first.urban_population.sum("region") / first.residents.sum("region")))
+        need = (share0 + t.value) * residents
+    elif t.variable == "city_proper_population" and projected > 0:
+        need = t.value * urban / projected  # at the region's city-proper share of urban
+    elif t.variable == "population":
+        need = urban * t.value / residents
+    return max(need, urban) * standard
+
+
 def target_rows(ds: xr.Dataset, targets: TargetsConfig) -> list[dict]:
     """One row per target: required, projected, gap, first year met (deterministic runs;
     for an ensemble the projected value is the median and ``probability`` the share of draws
@@ -73,6 +96,7 @@ def target_rows(ds: xr.Dataset, targets: TargetsConfig) -> list[dict]:
         path = ser.median("draw") if "draw" in ser.dims else ser
         met_years = [int(y) for y, v in zip(years, path.values) if _met(v, t.op, t.value, t.tolerance)]
         row.update(projected=val, gap=val - t.value, met=bool(_met(val, t.op, t.value, t.tolerance)), first_year_met=met_years[0] if met_years else "never")
+        row["land_needed_km2"] = land_needed(ds, t, dict(targets.groups), val)
         rows.append(row)
     return rows
 

@@ -95,3 +95,4 @@ def test_make_run_end_to_end(tmp_path):
     rows = (tmp_path / "targets.csv").read_text().splitlines()
     assert rows[0].startswith("target,region,variable,year,op,required,projected,gap,met,first_year_met")
     assert len(rows) == 1 + 9  # the targets that apply to prefectures
+    assert rows[0].endswith("land_needed_km2")
