@@ -79,7 +79,8 @@ def _total(x):
 @njit(**_JIT)
 def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
     """Stage-3 moves of region ``r`` at ``frac`` of their rates, applied to ``x[K, S, A]`` in
-    place; departures to other regions go to ``o_int[S, A]``; returns the number of capped cells."""
+    place; departures to other regions go to ``o_int[S, A]``. Returns the number of capped cells
+    and the number of rural residents who left."""
     K, S, A = x.shape
     m_ru = p.m_ru[d % p.m_ru.shape[0], r]
     m_away = p.m_away[d % p.m_away.shape[0], r]
@@ -90,6 +91,7 @@ def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
     ext_in = p.ext_in[d % p.ext_in.shape[0], r]
     ru_share = p.return_urban[d % p.return_urban.shape[0], r]
     n_capped = 0
+    left = 0.0
     for s in range(S):
         for a in range(A):
             ae = min(a + 1, A - 1) if shift else a
@@ -105,6 +107,7 @@ def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
                 n_capped += 1
             xr = x[RURAL, s, a]
             o_ru, o_r_away, o_r_int = r1 * xr, r2 * xr, r3 * xr
+            left += o_ru + o_r_away + o_r_int
             # urban_local
             l1 = frac * m_away[URBAN_LOCAL, s, a]
             l2 = frac * m_inter[URBAN_LOCAL, s, a]
@@ -156,7 +159,7 @@ def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
             flows[F_INTER_OUT, s, ae] += oi
             flows[F_EXT_IN, s, ae] += e_in
             flows[F_EXT_OUT, s, ae] += o_ext
-    return n_capped
+    return n_capped, left
 
 
 @njit(**_JIT)
@@ -254,7 +257,7 @@ def _brake(pop_r, p, d, land_r):
 
 
 @njit(**_JIT)
-def _finish_region(x, p, d, r, gr, in_int_r, flows_r, land, settled_prev, settled, reclassified):
+def _finish_region(x, p, d, r, gr, in_int_r, flows_r, land, settled_prev, settled, reclassified, left):
     """Stage C for one region: arrivals, hukou conversion, reclassification, land."""
     _add_arrivals(x, in_int_r, flows_r, False)
     conv, rc = _settle_and_reclassify(x, p, d, r, gr, in_int_r)  # arrivals are added: reuse as scratch
@@ -264,6 +267,7 @@ def _finish_region(x, p, d, r, gr, in_int_r, flows_r, land, settled_prev, settle
         p.land_base[d % p.land_base.shape[0], r]
         + p.land_per_settled[d % p.land_per_settled.shape[0], r] * settled_prev[r] / 1e6
         + p.land_release[d % p.land_release.shape[0], r]
+        + p.land_per_leaver[d % p.land_per_leaver.shape[0], r] * left / 1e6
     )
     settled_prev[r] = conv
 
@@ -277,6 +281,7 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     urban = np.empty(R)
     o_int = np.empty((R, S, A))
     in_int = np.empty((R, S, A))
+    left = np.zeros(R)
     flows[...] = 0.0
     capped[...] = 0.0
     for r in range(R):
@@ -284,17 +289,21 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     if even:
         for r in range(R):
             urban[r] = _urban(pop[r])
-            capped[r] += _local_moves(pop[r], p, d, r, g[r], 0.5, flows[r], o_int[r], True)
+            nc, lv = _local_moves(pop[r], p, d, r, g[r], 0.5, flows[r], o_int[r], True)
+            capped[r] += nc
+            left[r] += lv
         _arrivals(p, d, urban, g, o_int, in_int)
     for r in range(R):
         if even:
             _add_arrivals(pop[r], in_int[r], flows[r], True)
         _survive_and_bear(pop[r], p, d, r, births[r], deaths[r])
         urban[r] = _urban(pop[r])
-        capped[r] += _local_moves(pop[r], p, d, r, g[r], 0.5 if even else 1.0, flows[r], o_int[r], False)
+        nc, lv = _local_moves(pop[r], p, d, r, g[r], 0.5 if even else 1.0, flows[r], o_int[r], False)
+        capped[r] += nc
+        left[r] += lv
     _arrivals(p, d, urban, g, o_int, in_int)
     for r in range(R):
-        _finish_region(pop[r], p, d, r, g[r], in_int[r], flows[r], land, settled_prev, settled, reclassified)
+        _finish_region(pop[r], p, d, r, g[r], in_int[r], flows[r], land, settled_prev, settled, reclassified, left[r])
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
@@ -314,6 +323,7 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
     urban = np.empty((D, R))
     o_int = np.empty((D, R, S, A))
     in_int = np.empty((D, R, S, A))
+    left = np.zeros((D, R))
     for u in prange(n):
         d, r = u // R, u % R
         flows[d, r] = 0.0
@@ -321,7 +331,9 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
         g[d, r] = _brake(pop[d, r], p, d, land[d, r])
         if even:
             urban[d, r] = _urban(pop[d, r])
-            capped[d, r] += _local_moves(pop[d, r], p, d, r, g[d, r], 0.5, flows[d, r], o_int[d, r], True)
+            nc, lv = _local_moves(pop[d, r], p, d, r, g[d, r], 0.5, flows[d, r], o_int[d, r], True)
+            capped[d, r] += nc
+            left[d, r] += lv
     if even:
         for d in prange(D):
             _arrivals(p, d, urban[d], g[d], o_int[d], in_int[d])
@@ -332,12 +344,14 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
             _add_arrivals(x, in_int[d, r], flows[d, r], True)
         _survive_and_bear(x, p, d, r, births[d, r], deaths[d, r])
         urban[d, r] = _urban(x)
-        capped[d, r] += _local_moves(x, p, d, r, g[d, r], 0.5 if even else 1.0, flows[d, r], o_int[d, r], False)
+        nc, lv = _local_moves(x, p, d, r, g[d, r], 0.5 if even else 1.0, flows[d, r], o_int[d, r], False)
+        capped[d, r] += nc
+        left[d, r] += lv
     for d in prange(D):
         _arrivals(p, d, urban[d], g[d], o_int[d], in_int[d])
     for u in prange(n):
         d, r = u // R, u % R
-        _finish_region(pop[d, r], p, d, r, g[d, r], in_int[d, r], flows[d, r], land[d], settled_prev[d], settled[d], reclassified[d])
+        _finish_region(pop[d, r], p, d, r, g[d, r], in_int[d, r], flows[d, r], land[d], settled_prev[d], settled[d], reclassified[d], left[d, r])
 
 
 def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInputs, out: StepOutputs, *, layout: str = "auto") -> None:

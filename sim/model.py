@@ -78,6 +78,7 @@ class Model:
             land_base=(y(pol.land.base_quota) * self.land0)[None],
             land_per_settled=land_link[None],
             land_release=(y(pol.land.release_km2) * self.static["release_weight"])[None],
+            land_per_leaver=np.full((1, R), pol.land.release_m2_per_leaver),
             capacity_m2=np.array([pol.land.capacity_m2_per_person]),
             brake_width=np.array([pol.land.brake_width]),
             timing=TIMING_EVEN if mig.timing == "even" else TIMING_END,

@@ -21,7 +21,9 @@ a count of persons and is recorded by the age the cohort reaches at the end of y
    to sum 1 and the event is counted in ``capped``.
 4. Hukou conversion (市民化): urban_migrant -> urban_local at rate ``h[r, s, a]``.
 5. Reclassification: rural -> urban at rate ``reclass * g``, a share to urban_local.
-6. Land: ``land += base + m2_per_settled * settled_last_year / 1e6 + release``.
+6. Land: ``land += base + m2_per_settled * settled_last_year / 1e6 + release
+   + m2_per_leaver * rural_leavers_this_year / 1e6`` (rural leavers: rural -> urban, away and
+   other regions).
 
 Parameter arrays carry a leading draw axis of length 1 (shared by all draws) or D.
 """
@@ -76,6 +78,7 @@ class StepInputs(NamedTuple):
     land_base: np.ndarray  # (d,R) km2 per year
     land_per_settled: np.ndarray  # (d,R) m2 per settled person (0 where exempt / link off)
     land_release: np.ndarray  # (d,R) km2 per year
+    land_per_leaver: np.ndarray  # (d,R) m2 per rural resident who left in the year
     capacity_m2: np.ndarray  # (d,) m2 per urban resident
     brake_width: np.ndarray  # (d,) 0 = no brake
     timing: int  # TIMING_END or TIMING_EVEN
@@ -105,8 +108,9 @@ def _age_shift(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def _migrate(x, p: StepInputs, g, frac, flows, capped, shift):
-    """Apply the stage-3 moves at ``frac`` of their rates to ``x`` in place; record the flows."""
+def _migrate(x, p: StepInputs, g, frac, flows, capped, shift, leavers):
+    """Apply the stage-3 moves at ``frac`` of their rates to ``x`` in place; record the flows
+    and add the rural residents who left to ``leavers`` (D,R)."""
     rec = _age_shift if shift else (lambda a: a)
     gb = g[:, :, None, None]
     xr_, xl, xm, xa = x[:, :, RURAL], x[:, :, URBAN_LOCAL], x[:, :, URBAN_MIGRANT], x[:, :, AWAY]
@@ -141,6 +145,7 @@ def _migrate(x, p: StepInputs, g, frac, flows, capped, shift):
     o_ur, o_m_away, o_m_int, o_ext = r_ur * xm, r_m_away * xm, r_m_int * xm, r_ext * xm
     o_a_rur, o_a_urb = r_a_rur * xa, r_a_urb * xa
     ext_in = frac * p.ext_in * gb
+    leavers += (o_ru + o_r_away + o_r_int).sum(axis=(2, 3))
 
     # destination choice (multinomial logit over j != i)
     urban = (x[:, :, URBAN_LOCAL] + x[:, :, URBAN_MIGRANT]).sum(axis=(2, 3))  # (D,R)
@@ -180,8 +185,9 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
 
     x = pop.copy()
     even = p.timing == TIMING_EVEN
+    leavers = np.zeros((D, R))
     if even:
-        _migrate(x, p, g, 0.5, out.flows, out.capped, shift=True)
+        _migrate(x, p, g, 0.5, out.flows, out.capped, True, leavers)
 
     # 2. survival, ageing, births
     new = np.zeros_like(x)
@@ -197,7 +203,7 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
     out.deaths[..., 0] = out.births - new[..., 0]
 
     # 3. migration
-    _migrate(new, p, g, 0.5 if even else 1.0, out.flows, out.capped, shift=False)
+    _migrate(new, p, g, 0.5 if even else 1.0, out.flows, out.capped, False, leavers)
 
     # 4. hukou conversion
     conv = p.h_conv * new[:, :, URBAN_MIGRANT]
@@ -213,6 +219,6 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
     out.reclassified[...] = rc.sum(axis=(2, 3))
 
     # 6. land
-    land += p.land_base + p.land_per_settled * settled_prev / 1e6 + p.land_release
+    land += p.land_base + p.land_per_settled * settled_prev / 1e6 + p.land_release + p.land_per_leaver * leavers / 1e6
     settled_prev[...] = out.settled
     pop[...] = new

@@ -115,7 +115,8 @@ class LandConfig:
     base_quota: Dict[int, float] = _f({2020: 0.015}, 0.0, 1.0, doc="yearly new urban land as a share of the region's 2020 land")
     m2_per_settled: float = _f(0.0, 0.0, 1000.0, doc="人地挂钩: m2 of new land per migrant settled the year before")
     exempt_regions: List[str] = _f([], doc="regions whose settled migrants earn no land (core of largest cities)")
-    release_km2: Dict[int, float] = _f({2020: 0.0}, 0.0, 1000.0, doc="增减挂钩: rural land released into urban quota, km2/year for the whole area")
+    release_km2: Dict[int, float] = _f({2020: 0.0}, 0.0, 1000.0, doc="增减挂钩: rural land released into urban quota, km2/year for the whole area (spread by rural residents)")
+    release_m2_per_leaver: float = _f(0.0, 0.0, 1000.0, doc="增减挂钩: m2 of rural land turned into urban quota per rural resident who left in the year")
     capacity_m2_per_person: float = _f(70.0, 1.0, 1000.0, doc="per-capita land standard used for capacity (m2/person)")
     brake_width: float = _f(0.05, 0.0, 1.0, doc="softness of the capacity brake; 0 switches the brake off")
 

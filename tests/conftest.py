@@ -53,6 +53,7 @@ def random_inputs(rng: np.random.Generator, D: int, R: int, *, timing=TIMING_END
         land_base=rng.uniform(0, 5, (dd(), R)),
         land_per_settled=rng.uniform(0, 200, (dd(), R)),
         land_release=rng.uniform(0, 1, (dd(), R)),
+        land_per_leaver=rng.uniform(0, 50, (dd(), R)),
         capacity_m2=rng.uniform(50, 120, (dd(),)),
         brake_width=rng.choice([0.0, 0.05, 0.2], (dd(),)),
         timing=timing,

@@ -43,7 +43,7 @@ def test_every_config_option_composes_and_validates(override):
 def test_scenario_plan_selects_its_levers():
     cfg = compose_cfg(["scenario=plan"])
     assert cfg.scenario == "plan" and cfg.policy.hukou.name == "full_opening" and cfg.policy.land.name == "link"
-    assert cfg.policy.land.release_km2 == {2020: 5.0} and cfg.policy.east_links.name == "on"
+    assert cfg.policy.land.release_m2_per_leaver == 8.0 and cfg.policy.east_links.name == "on"
     assert len(all_options()) >= 35
 
 

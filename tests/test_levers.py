@@ -148,3 +148,14 @@ def test_land_needed_for_a_target_is_its_required_urban_population_at_the_standa
     n = rows["Nanning city proper > 5 M by 2025"]
     # Nanning misses 5 M in 2025, so it needs more land than its projected urban residents take
     assert n["land_needed_km2"] > float(trend.land_required.sel(year=2025, region="Nanning"))
+
+
+def test_rural_land_turnover_adds_land_in_proportion_to_rural_leavers(trend):
+    ds = run(["policy.land.release_m2_per_leaver=10"], end_year=2021)
+    base = trend.urban_land.sel(year=2021)
+    r = "Yulin"
+    leavers = ds.migration.sel(year=2021, region=r, flow="rural_to_urban").sum()
+    gained = float(ds.urban_land.sel(year=2021, region=r) - base.sel(region=r))
+    # at least the rural -> urban movers' share (plus those leaving for away and other regions)
+    assert gained > 10 * float(leavers) / 1e6
+    assert gained < 10 * float(ds.population.sel(year=2020, region=r, state="rural").sum()) / 1e6
