@@ -27,7 +27,8 @@ def prepare(cfg: Config):
     check_regions(cfg, [str(r) for r in inputs.region.values], [str(r) for r in inputs.prefecture.values])
     if cfg.geography.regions:
         keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)
-        inputs = load_inputs(cfg.geography.name, cfg.start_year, regions=[str(r) for r in inputs.region.values[keep]])
+        names = [str(r) for r in inputs.region.values[keep]]
+        inputs = inputs.sel(region=names, region_to=names)  # attributes (checksum) are kept
     return build_model(cfg, inputs)
 
 

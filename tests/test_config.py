@@ -109,3 +109,11 @@ def test_schema_defaults_equal_the_default_yaml():
     assert composed.targets.name == "guangxi_2021_2035" and len(composed.targets.targets) == 22
     composed.targets = Config().targets
     assert composed == Config()
+
+
+def test_region_subsets_by_name_or_prefecture():
+    m = prepare(compose_cfg(["geography.regions=[Nanning,Liuzhou]"]))
+    assert m.regions == ["Nanning", "Liuzhou"] and m.inputs.distance_km.shape == (2, 2)
+    assert len(m.inputs.attrs["input_sha256"]) == 64
+    m = prepare(compose_cfg(["geography=guangxi_counties", "geography.regions=[Beihai]"]))
+    assert m.regions == ["450502", "450503", "450512", "450521"]  # Beihai's four counties and districts
