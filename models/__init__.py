@@ -1,6 +1,6 @@
 """Component models: each turns parameters (and input data) into rates for the kernel.
 
-Models are looked up by name so that a config picks them (``get_model("mortality", "siler")``);
+Models are looked up by name so that a config picks them (``get_model("fertility", "gamma")``);
 an unknown name fails with the list of known ones.
 """
 
@@ -30,10 +30,3 @@ def get_model(kind: str, name: str) -> Callable:
     if name not in _REGISTRY[kind]:
         raise KeyError(f"unknown {kind} model {name!r}; known: {sorted(_REGISTRY[kind])}")
     return _REGISTRY[kind][name]
-
-
-def known_models(kind: str) -> list[str]:
-    """Names of the registered models of ``kind``."""
-    from models import fertility, land, migration, mortality  # noqa: F401
-
-    return sorted(_REGISTRY.get(kind, {}))

@@ -1,6 +1,7 @@
 """Urban construction land and the capacity brake on urban inflows.
 
-Each region's urban land ``L`` (km2) grows every year by a quota
+Each region's urban land ``L`` (km2) grows every year by a quota (applied in the step, see
+:mod:`sim.reference`)
 
     base quota + m2 per migrant settled the year before (人地挂钩) + rural land released (增减挂钩),
 
@@ -25,8 +26,3 @@ def capacity_brake(ratio, width):
     if width <= 0:
         return 1.0 + 0.0 * ratio
     return (1.0 + np.exp(-1.0 / width)) / (1.0 + np.exp((ratio - 1.0) / width))
-
-
-def land_quota(base_km2: np.ndarray, m2_per_settled: np.ndarray, settled_last_year: np.ndarray, release_km2: np.ndarray) -> np.ndarray:
-    """New urban land of the year (km2): base + link to last year's settled migrants + release."""
-    return base_km2 + m2_per_settled * settled_last_year / 1e6 + release_km2

@@ -25,13 +25,6 @@ def rogers_castro(ages=None, *, a1, alpha1, a2, alpha2, mu2, lambda2, c) -> np.n
     return a1 * np.exp(-alpha1 * x) + a2 * np.exp(-alpha2 * (x - mu2) - np.exp(-lambda2 * (x - mu2))) + c
 
 
-def schedule(gmr: float | np.ndarray = 1.0, **params) -> np.ndarray:
-    """Rates by age ``gmr * m(x) / sum(m)``: the gross migraproduction rate (sum over ages 0..100
-    of the age-specific rates) equals ``gmr``. ``gmr`` may be an array; ages are the last axis."""
-    m = rogers_castro(**{**RC_STANDARD, **params})
-    return np.asarray(gmr, dtype=float)[..., None] * (m / m.sum())
-
-
 def migrant_stock_propensity(window: int = 10) -> np.ndarray:
     """Relative propensity, by age 0..100, of belonging to a recent-migrant stock.
 

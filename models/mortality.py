@@ -13,6 +13,8 @@ on a 1/20-year grid from the closed-form survivorship ``l(x) = exp(-k H(x))``.
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 from scipy.optimize import brentq
 
@@ -59,14 +61,11 @@ def level_for_e0(e0: float, shape: dict | None = None) -> float:
     return brentq(lambda k: e0_of_level(k, shape) - e0, 1e-4, 1e3, xtol=1e-12)
 
 
-@register("mortality", "siler")
-def siler_Lx(e0: np.ndarray, improvement_years: np.ndarray, rho: float | np.ndarray, shape: dict | None = None) -> np.ndarray:
-    """``L(x)`` for life expectancies ``e0`` (array) after ``improvement_years`` of decline ``rho``.
+class MortalityModel(NamedTuple):
+    """A mortality model: the level that gives an e0, and the life table of a level."""
 
-    ``e0`` holds the jump-off e0 of each (region, state, sex) cell; the level factor is solved
-    once per distinct e0 and multiplied by ``exp(-rho * improvement_years)``.
-    """
-    e0 = np.asarray(e0, dtype=float)
-    uniq, inv = np.unique(e0, return_inverse=True)
-    levels = np.array([level_for_e0(v, shape) for v in uniq])[inv].reshape(e0.shape)
-    return life_table_Lx(levels * np.exp(-np.asarray(rho) * improvement_years), shape)
+    level_for_e0: Callable[[float], float]
+    life_table_Lx: Callable[[np.ndarray], np.ndarray]
+
+
+SILER = register("mortality", "siler")(MortalityModel(level_for_e0, life_table_Lx))

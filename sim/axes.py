@@ -12,7 +12,6 @@ STATES = ("rural", "urban_local", "urban_migrant", "away")
 RURAL, URBAN_LOCAL, URBAN_MIGRANT, AWAY = range(4)
 N_STATES = len(STATES)
 RESIDENT_STATES = (RURAL, URBAN_LOCAL, URBAN_MIGRANT)
-URBAN_STATES = (URBAN_LOCAL, URBAN_MIGRANT)
 
 SEXES = ("female", "male")
 FEMALE, MALE = range(2)

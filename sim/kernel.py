@@ -76,6 +76,15 @@ def _total(x):
     return t
 
 
+@njit(**_JIT, inline="always")
+def _cap(total):
+    """Scale for a cell's out-rates summing to ``total``: 1, or 1/total (and one capped cell)
+    when they exceed 1, so that no cell goes negative."""
+    if total > 1.0:
+        return 1.0 / total, 1
+    return 1.0, 0
+
+
 @njit(**_JIT)
 def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
     """Stage-3 moves of region ``r`` at ``frac`` of their rates, applied to ``x[K, S, A]`` in
@@ -99,50 +108,35 @@ def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
             r1 = frac * m_ru[s, a] * gr
             r2 = frac * m_away[RURAL, s, a]
             r3 = frac * m_inter[RURAL, s, a]
-            t = r1 + r2 + r3
-            if t > 1.0:
-                r1 /= t
-                r2 /= t
-                r3 /= t
-                n_capped += 1
+            c, k = _cap(r1 + r2 + r3)
+            n_capped += k
             xr = x[RURAL, s, a]
-            o_ru, o_r_away, o_r_int = r1 * xr, r2 * xr, r3 * xr
+            o_ru, o_r_away, o_r_int = r1 * c * xr, r2 * c * xr, r3 * c * xr
             left += o_ru + o_r_away + o_r_int
             # urban_local
             l1 = frac * m_away[URBAN_LOCAL, s, a]
             l2 = frac * m_inter[URBAN_LOCAL, s, a]
-            t = l1 + l2
-            if t > 1.0:
-                l1 /= t
-                l2 /= t
-                n_capped += 1
+            c, k = _cap(l1 + l2)
+            n_capped += k
             xl = x[URBAN_LOCAL, s, a]
-            o_l_away, o_l_int = l1 * xl, l2 * xl
+            o_l_away, o_l_int = l1 * c * xl, l2 * c * xl
             # urban_migrant
             m1 = frac * m_ur[s, a]
             m2 = frac * m_away[URBAN_MIGRANT, s, a]
             m3 = frac * m_inter[URBAN_MIGRANT, s, a]
             m4 = frac * m_ext_out[s, a]
-            t = m1 + m2 + m3 + m4
-            if t > 1.0:
-                m1 /= t
-                m2 /= t
-                m3 /= t
-                m4 /= t
-                n_capped += 1
+            c, k = _cap(m1 + m2 + m3 + m4)
+            n_capped += k
             xm = x[URBAN_MIGRANT, s, a]
-            o_ur, o_m_away, o_m_int, o_ext = m1 * xm, m2 * xm, m3 * xm, m4 * xm
+            o_ur, o_m_away, o_m_int, o_ext = m1 * c * xm, m2 * c * xm, m3 * c * xm, m4 * c * xm
             # away
             ret = frac * m_return[s, a]
             a1 = ret * (1.0 - ru_share)
             a2 = ret * ru_share * gr
-            t = a1 + a2
-            if t > 1.0:
-                a1 /= t
-                a2 /= t
-                n_capped += 1
+            c, k = _cap(a1 + a2)
+            n_capped += k
             xa = x[AWAY, s, a]
-            o_a_rur, o_a_urb = a1 * xa, a2 * xa
+            o_a_rur, o_a_urb = a1 * c * xa, a2 * c * xa
             e_in = frac * ext_in[s, a] * gr
 
             x[RURAL, s, a] = xr - o_ru - o_r_away - o_r_int + o_ur + o_a_rur

@@ -13,8 +13,7 @@ import numpy as np
 import xarray as xr
 
 from models import get_model
-from models.migration import destination_utility, schedule
-from models.mortality import level_for_e0, life_table_Lx
+from models.migration import RC_STANDARD, destination_utility
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
 from sim.classic import survival_ratios
 from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
@@ -44,7 +43,7 @@ class Model:
         t0 = c.start_year
         yrs = np.arange(t0 + 1, year + 1)
         cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
-        Lx = life_table_Lx(self.levels * np.exp(-cum))
+        Lx = self.static["mortality"].life_table_Lx(self.levels * np.exp(-cum))
         sx, nb = survival_ratios(Lx)
         tfr_mult = float(year_map(c.demography.fertility.tfr_multiplier, [year])[0])
         R = self.pop0.shape[0]
@@ -96,7 +95,8 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
     for s, base in enumerate((mort.e0_female, mort.e0_male)):
         e0[:, s] = base + mort.urban_advantage
         e0[RURAL, s] = base - mort.rural_disadvantage
-    uniq = {v: level_for_e0(v) for v in np.unique(e0)}
+    mortality = get_model("mortality", mort.model)
+    uniq = {v: mortality.level_for_e0(v) for v in np.unique(e0)}
     levels = np.broadcast_to(np.vectorize(uniq.get)(e0), (R, N_STATES, N_SEXES)).copy()
 
     # fertility: census TFR (urban / rural) x gamma schedule
@@ -112,8 +112,8 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
     srb = np.full(R, fert.srb) if fert.srb is not None else inputs.srb.values.astype(float)
 
     # migration (schedules x intensities; policy levers scale them per region)
-    get_model("migration_schedule", mig.schedule)
-    one = schedule(1.0)
+    shape = get_model("migration_schedule", mig.schedule)(**RC_STANDARD)
+    one = shape / shape.sum()  # gross migraproduction rate 1: rate = GMR x one
     pol = cfg.policy
     prefectures = [str(p) for p in inputs.prefecture.values]
 
@@ -165,6 +165,7 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
     rural0 = pop0[:, RURAL].sum(axis=(1, 2))
 
     static = dict(
+        mortality=mortality,
         srb=srb,
         ru_shape=np.ascontiguousarray(ru_shape),
         return_shape=np.ascontiguousarray(return_shape),
