@@ -1,7 +1,8 @@
 """Benchmarks of the engine on this machine (``make bench`` or ``python -m benchmarks.run``).
 
-1. One annual step of the 14-prefecture model, numba kernel vs NumPy reference, same inputs,
-   same process: best-of-N wall time per step and their ratio, for 1, 100 and 1,000 draws.
+1. One annual step, numba kernel vs NumPy reference, same inputs, same process: best-of-N wall
+   time per step and their ratio, for 1, 100 and 1,000 draws of the 14-prefecture model and
+   1 and 10 draws of the 111-county model.
 2. A deterministic 2020-2050 projection in process (build + 30 steps), and ``python -m sim``
    end to end in a subprocess with a warm numba cache (the issue's "under 5 s" figure).
 
@@ -37,8 +38,10 @@ def best_time(fn, number: int, repeat: int = 5) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
-def bench_step(draws: int, quick: bool) -> dict:
-    model = prepare(Config())
+def bench_step(draws: int, quick: bool, geography: str = "guangxi_prefectures") -> dict:
+    cfg = Config()
+    cfg.geography.name = geography
+    model = prepare(cfg)
     p = model.step_inputs(2021)
     R = model.pop0.shape[0]
     pop0 = np.broadcast_to(model.pop0, (draws, R, N_STATES, N_SEXES, N_AGES)).copy()
@@ -66,7 +69,7 @@ def bench_step(draws: int, quick: bool) -> dict:
     n_r = max(1, (20 if quick else 200) // draws)
     t_k = best_time(k, number=n_k, repeat=3 if quick else 7) - t_reset
     t_r = best_time(r, number=n_r, repeat=3 if quick else 7) - t_reset
-    return {"draws": draws, "kernel_s": t_k, "numpy_s": t_r, "ratio": t_r / t_k}
+    return {"geography": geography, "regions": R, "draws": draws, "kernel_s": t_k, "numpy_s": t_r, "ratio": t_r / t_k}
 
 
 def bench_projection() -> dict:
@@ -116,12 +119,13 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     res = {"machine": machine(), "command": "python -m benchmarks.run" + (" --quick" if args.quick else "")}
     res["step"] = [bench_step(d, args.quick) for d in ((1, 10) if args.quick else (1, 100, 1000))]
+    res["step"] += [bench_step(d, args.quick, "guangxi_counties") for d in ((1,) if args.quick else (1, 10))]
     res["projection_2020_2050"] = bench_projection()
     if not args.quick:
         res.update(bench_cli())
-    lines = [f"# Benchmarks ({res['command']})", "", f"Machine: {res['machine']}", "", "| draws | kernel per step (ms) | NumPy per step (ms) | ratio |", "|---:|---:|---:|---:|"]
+    lines = [f"# Benchmarks ({res['command']})", "", f"Machine: {res['machine']}", "", "| regions | draws | kernel per step (ms) | NumPy per step (ms) | ratio |", "|---:|---:|---:|---:|---:|"]
     for s in res["step"]:
-        lines.append(f"| {s['draws']} | {1e3 * s['kernel_s']:.3f} | {1e3 * s['numpy_s']:.3f} | {s['ratio']:.1f}x |")
+        lines.append(f"| {s['regions']} | {s['draws']} | {1e3 * s['kernel_s']:.3f} | {1e3 * s['numpy_s']:.3f} | {s['ratio']:.1f}x |")
     pj = res["projection_2020_2050"]
     lines += ["", f"2020-2050 projection in process: prepare {pj['prepare_s']:.2f} s, numba {pj['project_numba_s']:.3f} s, NumPy {pj['project_numpy_s']:.3f} s"]
     if "cli_warm_s" in res:

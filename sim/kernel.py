@@ -44,6 +44,7 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 # Sums over ages may be reassociated so that LLVM vectorises them (a serial float sum waits on
 # every add); only 'reassoc' is allowed: NaN and infinity semantics stay strict.
 _SUM = dict(_JIT, fastmath={"reassoc"})
+_MIN_REGIONS_TO_SHARE = 64  # see step()
 
 
 @njit(**_SUM)
@@ -58,12 +59,12 @@ def _urban(x):
 
 
 @njit(**_SUM)
-def _births(asfr, start_f, end_f):
-    """``sum_a asfr[a] * (start_f[a] + end_f[a]) / 2``."""
+def _births(asfr, women):
+    """``sum_a asfr[a] * women[a]``."""
     b = 0.0
     for a in range(asfr.shape[0]):
-        b += asfr[a] * (start_f[a] + end_f[a])
-    return 0.5 * b
+        b += asfr[a] * women[a]
+    return b
 
 
 @njit(**_SUM)
@@ -85,99 +86,113 @@ def _cap(total):
     return 1.0, 0
 
 
-@njit(**_JIT)
-def _local_moves(x, p, d, r, gr, frac, flows, o_int, shift):
-    """Stage-3 moves of region ``r`` at ``frac`` of their rates, applied to ``x[K, S, A]`` in
-    place; departures to other regions go to ``o_int[S, A]``. Returns the number of capped cells
-    and the number of rural residents who left."""
+@njit(**_JIT, inline="always")
+def _at(a, d):
+    """Draw ``d``'s slice of a parameter array (shared when its draw axis has length 1)."""
+    return a[d % a.shape[0]]
+
+
+# Stage functions take arrays and scalars, never the StepInputs tuple: handing a tuple of ~25
+# arrays to a compiled call costs a reference-count update per member (0.3 us a call, and
+# atomic updates that two threads contend on).
+
+
+@njit(**_SUM)
+def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, gr, frac, flows, o_int, shift):
+    """Stage-3 moves of one region at ``frac`` of their rates, applied to ``x[K, S, A]`` in
+    place; flows are added to ``flows[F, S, A]`` (one age up when ``shift``: the moves before
+    survival are recorded at the age reached at the year end), departures to other regions go
+    to ``o_int[S, A]``. Rate arrays are the region's.
+    Returns the number of capped cells and the number of rural residents who left.
+
+    Branch-free so that LLVM vectorises the age loop: a cell's rates are scaled by
+    ``1 / max(total, 1)``, which is exactly 1 when they do not exceed 1."""
     K, S, A = x.shape
-    m_ru = p.m_ru[d % p.m_ru.shape[0], r]
-    m_away = p.m_away[d % p.m_away.shape[0], r]
-    m_inter = p.m_inter[d % p.m_inter.shape[0], r]
-    m_ur = p.m_ur[d % p.m_ur.shape[0], r]
-    m_ext_out = p.m_ext_out[d % p.m_ext_out.shape[0], r]
-    m_return = p.m_return[d % p.m_return.shape[0], r]
-    ext_in = p.ext_in[d % p.ext_in.shape[0], r]
-    ru_share = p.return_urban[d % p.return_urban.shape[0], r]
     n_capped = 0
     left = 0.0
+    b_ru = frac * gr
+    b_ret_r = frac * (1.0 - ru_share)
+    b_ret_u = frac * ru_share * gr
+    b_in = frac * gr
+    fl = np.zeros_like(flows) if shift else flows
     for s in range(S):
+        xr_, xl_, xm_, xa_ = x[RURAL, s], x[URBAN_LOCAL, s], x[URBAN_MIGRANT, s], x[AWAY, s]
+        ru_, ur_, ret_, eo_, ei_ = m_ru[s], m_ur[s], m_return[s], m_ext_out[s], ext_in[s]
+        ar_, al_, am_ = m_away[RURAL, s], m_away[URBAN_LOCAL, s], m_away[URBAN_MIGRANT, s]
+        ir_, il_, im_ = m_inter[RURAL, s], m_inter[URBAN_LOCAL, s], m_inter[URBAN_MIGRANT, s]
+        f_ru, f_ur, f_ta, f_fa = fl[F_RURAL_TO_URBAN, s], fl[F_URBAN_TO_RURAL, s], fl[F_TO_AWAY, s], fl[F_FROM_AWAY, s]
+        f_io, f_ei, f_eo, oi_ = fl[F_INTER_OUT, s], fl[F_EXT_IN, s], fl[F_EXT_OUT, s], o_int[s]
         for a in range(A):
-            ae = min(a + 1, A - 1) if shift else a
             # rural
-            r1 = frac * m_ru[s, a] * gr
-            r2 = frac * m_away[RURAL, s, a]
-            r3 = frac * m_inter[RURAL, s, a]
-            c, k = _cap(r1 + r2 + r3)
-            n_capped += k
-            xr = x[RURAL, s, a]
-            o_ru, o_r_away, o_r_int = r1 * c * xr, r2 * c * xr, r3 * c * xr
-            left += o_ru + o_r_away + o_r_int
+            r1, r2, r3 = b_ru * ru_[a], frac * ar_[a], frac * ir_[a]
+            t = r1 + r2 + r3
+            n_capped += t > 1.0
+            c = xr_[a] / max(t, 1.0)
+            o_ru, o_r_away, o_r_int = r1 * c, r2 * c, r3 * c
             # urban_local
-            l1 = frac * m_away[URBAN_LOCAL, s, a]
-            l2 = frac * m_inter[URBAN_LOCAL, s, a]
-            c, k = _cap(l1 + l2)
-            n_capped += k
-            xl = x[URBAN_LOCAL, s, a]
-            o_l_away, o_l_int = l1 * c * xl, l2 * c * xl
+            l1, l2 = frac * al_[a], frac * il_[a]
+            t = l1 + l2
+            n_capped += t > 1.0
+            c = xl_[a] / max(t, 1.0)
+            o_l_away, o_l_int = l1 * c, l2 * c
             # urban_migrant
-            m1 = frac * m_ur[s, a]
-            m2 = frac * m_away[URBAN_MIGRANT, s, a]
-            m3 = frac * m_inter[URBAN_MIGRANT, s, a]
-            m4 = frac * m_ext_out[s, a]
-            c, k = _cap(m1 + m2 + m3 + m4)
-            n_capped += k
-            xm = x[URBAN_MIGRANT, s, a]
-            o_ur, o_m_away, o_m_int, o_ext = m1 * c * xm, m2 * c * xm, m3 * c * xm, m4 * c * xm
+            m1, m2, m3, m4 = frac * ur_[a], frac * am_[a], frac * im_[a], frac * eo_[a]
+            t = m1 + m2 + m3 + m4
+            n_capped += t > 1.0
+            c = xm_[a] / max(t, 1.0)
+            o_ur, o_m_away, o_m_int, o_ext = m1 * c, m2 * c, m3 * c, m4 * c
             # away
-            ret = frac * m_return[s, a]
-            a1 = ret * (1.0 - ru_share)
-            a2 = ret * ru_share * gr
-            c, k = _cap(a1 + a2)
-            n_capped += k
-            xa = x[AWAY, s, a]
-            o_a_rur, o_a_urb = a1 * c * xa, a2 * c * xa
-            e_in = frac * ext_in[s, a] * gr
+            a1, a2 = b_ret_r * ret_[a], b_ret_u * ret_[a]
+            t = a1 + a2
+            n_capped += t > 1.0
+            c = xa_[a] / max(t, 1.0)
+            o_a_rur, o_a_urb = a1 * c, a2 * c
+            e_in = b_in * ei_[a]
 
-            x[RURAL, s, a] = xr - o_ru - o_r_away - o_r_int + o_ur + o_a_rur
-            x[URBAN_LOCAL, s, a] = xl - o_l_away - o_l_int
-            x[URBAN_MIGRANT, s, a] = xm + o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + e_in
-            x[AWAY, s, a] = xa + o_r_away + o_l_away + o_m_away - o_a_rur - o_a_urb
+            o_r = o_ru + o_r_away + o_r_int
+            left += o_r
+            to_away = o_r_away + o_l_away + o_m_away
+            from_away = o_a_rur + o_a_urb
             oi = o_r_int + o_l_int + o_m_int
-            o_int[s, a] = oi
-
-            flows[F_RURAL_TO_URBAN, s, ae] += o_ru
-            flows[F_URBAN_TO_RURAL, s, ae] += o_ur
-            flows[F_TO_AWAY, s, ae] += o_r_away + o_l_away + o_m_away
-            flows[F_FROM_AWAY, s, ae] += o_a_rur + o_a_urb
-            flows[F_INTER_OUT, s, ae] += oi
-            flows[F_EXT_IN, s, ae] += e_in
-            flows[F_EXT_OUT, s, ae] += o_ext
+            xr_[a] = xr_[a] - o_r + o_ur + o_a_rur
+            xl_[a] = xl_[a] - o_l_away - o_l_int
+            xm_[a] = xm_[a] + o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + e_in
+            xa_[a] = xa_[a] + to_away - from_away
+            oi_[a] = oi
+            f_ru[a] += o_ru
+            f_ur[a] += o_ur
+            f_ta[a] += to_away
+            f_fa[a] += from_away
+            f_io[a] += oi
+            f_ei[a] += e_in
+            f_eo[a] += o_ext
+    if shift:
+        flows[:, :, 1:] += fl[:, :, :-1]
+        flows[:, :, A - 1] += fl[:, :, A - 1]
     return n_capped, left
 
 
 @njit(**_JIT)
-def _survive_and_bear(x, p, d, r, births, deaths):
-    """Survival, ageing and births of region ``r``, replacing ``x[K, S, A]`` by the survivors
-    and newborns; births add up ``asfr * (women at start + women at end) / 2``."""
+def _survive_and_bear(x, sx_r, asfr_r, nb_r, srb, births, deaths):
+    """Survival, ageing and births of one region, replacing ``x[K, S, A]`` in place (ages walked
+    downwards, so each cohort is read before it is overwritten) by the survivors and newborns;
+    births add up ``asfr * (women at start + women at end) / 2``."""
     K, S, A = x.shape
-    sx_r = p.sx[d % p.sx.shape[0], r]
-    asfr_r = p.asfr[d % p.asfr.shape[0], r]
-    nb_r = p.nb[d % p.nb.shape[0], r]
-    srb = p.srb[d % p.srb.shape[0], r]
-    start = x.copy()
     for k in range(K):
+        b_start = _births(asfr_r[k], x[k, FEMALE])
         for s in range(S):
             sx = sx_r[k, s]
-            x[k, s, 0] = 0.0  # no end-of-year persons at age 0 until the newborns arrive
-            for a in range(A - 2):
-                new = start[k, s, a] * sx[a]
-                x[k, s, a + 1] = new
-                deaths[k, s, a + 1] = start[k, s, a] - new
-            top = start[k, s, A - 2] + start[k, s, A - 1]
-            x[k, s, A - 1] = top * sx[A - 2]
-            deaths[k, s, A - 1] = top - x[k, s, A - 1]
-        b = _births(asfr_r[k], start[k, FEMALE], x[k, FEMALE])
+            xs = x[k, s]
+            ds = deaths[k, s]
+            top = xs[A - 2] + xs[A - 1]
+            xs[A - 1] = top * sx[A - 2]
+            ds[A - 1] = top - xs[A - 1]
+            for a in range(A - 3, -1, -1):
+                new = xs[a] * sx[a]
+                ds[a + 1] = xs[a] - new
+                xs[a + 1] = new
+            xs[0] = 0.0  # no end-of-year persons at age 0 until the newborns arrive
+        b = 0.5 * (b_start + _births(asfr_r[k], x[k, FEMALE]))
         births[k, 0] = b / (1.0 + srb)
         births[k, 1] = b * srb / (1.0 + srb)
         for s in range(S):
@@ -186,26 +201,37 @@ def _survive_and_bear(x, p, d, r, births, deaths):
 
 
 @njit(**_JIT)
-def _arrivals(p, d, urban, g, o_int, in_int):
-    """Spread each origin's departures over destinations j != i (multinomial logit):
-    ``in[j, :] = sum_i P[i, j] out[i, :]``, one matrix product over the (sex, age) cells."""
+def _arrivals(urban, g, o_int, in_int, bs, W):
+    """Spread each origin's departures over destinations j != i (multinomial logit with weights
+    ``W[i, j] * urban_j ** bs * g_j``): ``in[j, :] = sum_i P[i, j] out[i, :]``, one matrix
+    product over the (sex, age) cells."""
     R, S, A = o_int.shape
     if R < 2:
         in_int[...] = 0.0
         return
-    bs = p.beta_size[d % p.beta_size.shape[0]]
-    W = p.dest_weight[d % p.dest_weight.shape[0]]
     pull = np.empty(R)
     for j in range(R):
         pull[j] = urban[j] ** bs * g[j]
-    Pt = np.empty((R, R))  # Pt[j, i] = P(destination j | origin i)
+    inv = np.empty(R)  # 1 / sum_j W[i, j] pull_j
     for i in range(R):
         tot = 0.0
         for j in range(R):
             tot += W[i, j] * pull[j]
-        for j in range(R):
-            Pt[j, i] = W[i, j] * pull[j] / tot
-    in_int[...] = np.dot(Pt, o_int.reshape(R, S * A)).reshape(R, S, A)
+        inv[i] = 1.0 / tot
+    # The product is written as loops, not np.dot: BLAS would start its own threads inside
+    # numba's parallel region, and the two thread pools then fight over the cores (30x slower
+    # for Guangxi's 111 counties).
+    out = o_int.reshape(R, S * A)
+    dst = in_int.reshape(R, S * A)
+    for j in range(R):
+        acc = dst[j]
+        acc[:] = 0.0
+        for i in range(R):
+            w = W[i, j] * pull[j] * inv[i]
+            if w != 0.0:
+                src = out[i]
+                for c in range(S * A):
+                    acc[c] += w * src[c]
 
 
 @njit(**_JIT)
@@ -219,58 +245,78 @@ def _add_arrivals(x, in_int, flows, shift):
 
 
 @njit(**_JIT)
-def _settle_and_reclassify(x, p, d, r, gr, work):
-    """Hukou conversion, then reclassification, of region ``r``; returns (settled, reclassified).
-    ``work[S, A]`` is scratch space."""
+def _finish_region(x, in_int, flows, h, rc_rate, loc):
+    """Stage C for one region: arrivals ``in_int[S, A]``, then hukou conversion at rates
+    ``h[S, A]``, then reclassification; returns (settled, reclassified). ``in_int`` is used as
+    scratch space once the arrivals are added."""
     K, S, A = x.shape
-    h = p.h_conv[d % p.h_conv.shape[0], r]
-    rc_rate = p.reclass[d % p.reclass.shape[0], r] * gr
-    loc = p.reclass_local[d % p.reclass_local.shape[0], r]
+    _add_arrivals(x, in_int, flows, False)
     for s in range(S):
         for a in range(A):
             c = h[s, a] * x[URBAN_MIGRANT, s, a]
             x[URBAN_MIGRANT, s, a] -= c
             x[URBAN_LOCAL, s, a] += c
-            work[s, a] = c
-    conv_tot = _total(work)
+            in_int[s, a] = c
+    conv = _total(in_int)
     for s in range(S):
         for a in range(A):
             rc = rc_rate * x[RURAL, s, a]
             x[RURAL, s, a] -= rc
             x[URBAN_LOCAL, s, a] += loc * rc
             x[URBAN_MIGRANT, s, a] += (1.0 - loc) * rc
-            work[s, a] = rc
-    rc_tot = _total(work)
-    return conv_tot, rc_tot
+            in_int[s, a] = rc
+    return conv, _total(in_int)
+
+
+# Per-draw stages (regions in a loop; they take the StepInputs tuple once per draw).
 
 
 @njit(**_JIT)
-def _brake(pop_r, p, d, land_r):
-    cm2 = p.capacity_m2[d % p.capacity_m2.shape[0]]
-    return capacity_brake(_urban(pop_r) / (land_r * 1e6 / cm2), p.brake_width[d % p.brake_width.shape[0]])
+def _brakes(pop, land, p, d, g):
+    """Capacity brake ``g[R]`` of draw ``d`` from its start-of-year stock ``pop[R, K, S, A]``."""
+    cm2 = _at(p.capacity_m2, d)
+    width = _at(p.brake_width, d)
+    for r in range(pop.shape[0]):
+        g[r] = capacity_brake(_urban(pop[r]) / (land[r] * 1e6 / cm2), width)
 
 
 @njit(**_JIT)
-def _finish_region(x, p, d, r, gr, in_int_r, flows_r, land, settled_prev, settled, reclassified, left):
-    """Stage C for one region: arrivals, hukou conversion, reclassification, land."""
-    _add_arrivals(x, in_int_r, flows_r, False)
-    conv, rc = _settle_and_reclassify(x, p, d, r, gr, in_int_r)  # arrivals are added: reuse as scratch
-    settled[r] = conv
-    reclassified[r] = rc
-    land[r] += (
-        p.land_base[d % p.land_base.shape[0], r]
-        + p.land_per_settled[d % p.land_per_settled.shape[0], r] * settled_prev[r] / 1e6
-        + p.land_release[d % p.land_release.shape[0], r]
-        + p.land_per_leaver[d % p.land_per_leaver.shape[0], r] * left / 1e6
-    )
-    settled_prev[r] = conv
+def _moves_all(pop, p, d, g, frac, flows, o_int, shift, urban, capped, left):
+    """Local moves of every region of draw ``d`` (``urban[R]``: urban residents before them)."""
+    m_ru, m_away, m_inter, m_ur = _at(p.m_ru, d), _at(p.m_away, d), _at(p.m_inter, d), _at(p.m_ur, d)
+    m_ext_out, m_return, ext_in, ru = _at(p.m_ext_out, d), _at(p.m_return, d), _at(p.ext_in, d), _at(p.return_urban, d)
+    for r in range(pop.shape[0]):
+        urban[r] = _urban(pop[r])
+        nc, lv = _local_moves(pop[r], m_ru[r], m_away[r], m_inter[r], m_ur[r], m_ext_out[r], m_return[r], ext_in[r], ru[r], g[r], frac, flows[r], o_int[r], shift)
+        capped[r] += nc
+        left[r] += lv
+
+
+@njit(**_JIT)
+def _survive_all(pop, p, d, births, deaths):
+    sx, asfr, nb, srb = _at(p.sx, d), _at(p.asfr, d), _at(p.nb, d), _at(p.srb, d)
+    for r in range(pop.shape[0]):
+        _survive_and_bear(pop[r], sx[r], asfr[r], nb[r], srb[r], births[r], deaths[r])
+
+
+@njit(**_JIT)
+def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left):
+    """Stage C of every region of draw ``d``: arrivals, hukou conversion, reclassification, land."""
+    h, rc, loc = _at(p.h_conv, d), _at(p.reclass, d), _at(p.reclass_local, d)
+    base, per_settled = _at(p.land_base, d), _at(p.land_per_settled, d)
+    release, per_leaver = _at(p.land_release, d), _at(p.land_per_leaver, d)
+    for r in range(pop.shape[0]):
+        conv, rcl = _finish_region(pop[r], in_int[r], flows[r], h[r], rc[r] * g[r], loc[r])
+        settled[r] = conv
+        reclassified[r] = rcl
+        land[r] += base[r] + per_settled[r] * settled_prev[r] / 1e6 + release[r] + per_leaver[r] * left[r] / 1e6
+        settled_prev[r] = conv
 
 
 @njit(**_JIT)
 def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped):
     """One draw, regions in sequence (the layout for ensembles: one draw's data stays in cache)."""
     R, K, S, A = pop.shape
-    even = p.timing == TIMING_EVEN
     g = np.empty(R)
     urban = np.empty(R)
     o_int = np.empty((R, S, A))
@@ -278,26 +324,20 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     left = np.zeros(R)
     flows[...] = 0.0
     capped[...] = 0.0
-    for r in range(R):
-        g[r] = _brake(pop[r], p, d, land[r])
-    if even:
+    bs, W = _at(p.beta_size, d), _at(p.dest_weight, d)
+    _brakes(pop, land, p, d, g)
+    if p.timing == TIMING_EVEN:
+        _moves_all(pop, p, d, g, 0.5, flows, o_int, True, urban, capped, left)
+        _arrivals(urban, g, o_int, in_int, bs, W)
         for r in range(R):
-            urban[r] = _urban(pop[r])
-            nc, lv = _local_moves(pop[r], p, d, r, g[r], 0.5, flows[r], o_int[r], True)
-            capped[r] += nc
-            left[r] += lv
-        _arrivals(p, d, urban, g, o_int, in_int)
-    for r in range(R):
-        if even:
             _add_arrivals(pop[r], in_int[r], flows[r], True)
-        _survive_and_bear(pop[r], p, d, r, births[r], deaths[r])
-        urban[r] = _urban(pop[r])
-        nc, lv = _local_moves(pop[r], p, d, r, g[r], 0.5 if even else 1.0, flows[r], o_int[r], False)
-        capped[r] += nc
-        left[r] += lv
-    _arrivals(p, d, urban, g, o_int, in_int)
-    for r in range(R):
-        _finish_region(pop[r], p, d, r, g[r], in_int[r], flows[r], land, settled_prev, settled, reclassified, left[r])
+        _survive_all(pop, p, d, births, deaths)
+        _moves_all(pop, p, d, g, 0.5, flows, o_int, False, urban, capped, left)
+    else:
+        _survive_all(pop, p, d, births, deaths)
+        _moves_all(pop, p, d, g, 1.0, flows, o_int, False, urban, capped, left)
+    _arrivals(urban, g, o_int, in_int, bs, W)
+    _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
@@ -309,7 +349,8 @@ def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, re
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
     """Units of (draw, region) in parallel, stage by stage (the layout for few draws and many
-    regions, so that a deterministic run uses every core)."""
+    regions, so that a deterministic run uses every core). The loops over units unpack the
+    parameters themselves (see the note above the stage functions)."""
     D, R, K, S, A = pop.shape
     n = D * R
     even = p.timing == TIMING_EVEN
@@ -318,42 +359,54 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
     o_int = np.empty((D, R, S, A))
     in_int = np.empty((D, R, S, A))
     left = np.zeros((D, R))
-    for u in prange(n):
-        d, r = u // R, u % R
-        flows[d, r] = 0.0
-        capped[d, r] = 0.0
-        g[d, r] = _brake(pop[d, r], p, d, land[d, r])
-        if even:
-            urban[d, r] = _urban(pop[d, r])
-            nc, lv = _local_moves(pop[d, r], p, d, r, g[d, r], 0.5, flows[d, r], o_int[d, r], True)
+    flows[...] = 0.0
+    capped[...] = 0.0
+    for d in prange(D):
+        _brakes(pop[d], land[d], p, d, g[d])
+    for half in range(2 if even else 1):
+        frac = 0.5 if even else 1.0
+        shift = even and half == 0
+        if even and half == 1:
+            for u in prange(n):
+                d, r = u // R, u % R
+                _add_arrivals(pop[d, r], in_int[d, r], flows[d, r], True)
+        if not shift:
+            for u in prange(n):
+                d, r = u // R, u % R
+                _survive_and_bear(pop[d, r], _at(p.sx, d)[r], _at(p.asfr, d)[r], _at(p.nb, d)[r], _at(p.srb, d)[r], births[d, r], deaths[d, r])
+        for u in prange(n):
+            d, r = u // R, u % R
+            x = pop[d, r]
+            urban[d, r] = _urban(x)
+            nc, lv = _local_moves(
+                x, _at(p.m_ru, d)[r], _at(p.m_away, d)[r], _at(p.m_inter, d)[r], _at(p.m_ur, d)[r], _at(p.m_ext_out, d)[r],
+                _at(p.m_return, d)[r], _at(p.ext_in, d)[r], _at(p.return_urban, d)[r], g[d, r], frac, flows[d, r], o_int[d, r], shift,
+            )
             capped[d, r] += nc
             left[d, r] += lv
-    if even:
         for d in prange(D):
-            _arrivals(p, d, urban[d], g[d], o_int[d], in_int[d])
+            _arrivals(urban[d], g[d], o_int[d], in_int[d], _at(p.beta_size, d), _at(p.dest_weight, d))
     for u in prange(n):
         d, r = u // R, u % R
-        x = pop[d, r]
-        if even:
-            _add_arrivals(x, in_int[d, r], flows[d, r], True)
-        _survive_and_bear(x, p, d, r, births[d, r], deaths[d, r])
-        urban[d, r] = _urban(x)
-        nc, lv = _local_moves(x, p, d, r, g[d, r], 0.5 if even else 1.0, flows[d, r], o_int[d, r], False)
-        capped[d, r] += nc
-        left[d, r] += lv
-    for d in prange(D):
-        _arrivals(p, d, urban[d], g[d], o_int[d], in_int[d])
-    for u in prange(n):
-        d, r = u // R, u % R
-        _finish_region(pop[d, r], p, d, r, g[d, r], in_int[d, r], flows[d, r], land[d], settled_prev[d], settled[d], reclassified[d], left[d, r])
+        conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r])
+        settled[d, r] = conv
+        reclassified[d, r] = rcl
+        land[d, r] += (
+            _at(p.land_base, d)[r] + _at(p.land_per_settled, d)[r] * settled_prev[d, r] / 1e6
+            + _at(p.land_release, d)[r] + _at(p.land_per_leaver, d)[r] * left[d, r] / 1e6
+        )
+        settled_prev[d, r] = conv
 
 
 def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInputs, out: StepOutputs, *, layout: str = "auto") -> None:
     """Same contract as :func:`sim.reference.step`, compiled.
 
     ``layout``: ``"draw"`` (a draw per thread), ``"region"`` ((draw, region) units per thread,
-    stage by stage) or ``"auto"``: by draw when there are at least as many draws as threads."""
+    stage by stage) or ``"auto"``: by region when there are fewer draws than threads and
+    enough regions to share (measured on 2 cores: by draw is faster for Guangxi's 14
+    prefectures, by region for its 111 counties)."""
     if layout == "auto":
-        layout = "draw" if pop.shape[0] >= numba.get_num_threads() else "region"
+        D, R = pop.shape[:2]
+        layout = "region" if D < numba.get_num_threads() and R >= _MIN_REGIONS_TO_SHARE else "draw"
     fn = _step_by_draw if layout == "draw" else _step_by_region
     fn(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)
