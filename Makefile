@@ -6,9 +6,25 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= outputs/baseline
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: setup run test bench derive clean
+.PHONY: setup run test bench derive clean fonts browser
+
+# Debian packages, installed only where apt-get can run (root); without them the figures use
+# English place names and the HTML report's screenshot test skips.
+APT_INSTALL = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1)) >/dev/null 2>&1 \
+	  || echo "note: could not install $(1)"; \
+	else echo "note: $(1) not installed (needs root and apt-get)"; fi
+
+# A font with CJK glyphs, so that figures can print Chinese place names.
+fonts:
+	@fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { $(call APT_INSTALL,fonts-noto-cjk fontconfig); }
+
+# Headless Chromium, for the test that screenshots the HTML report.
+browser:
+	@command -v chromium >/dev/null || { $(call APT_INSTALL,chromium); }
 
 $(STAMP): pyproject.toml
+	-@$(MAKE) --no-print-directory fonts
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
@@ -19,9 +35,9 @@ setup: $(STAMP)
 # Baseline projection on the shipped inputs: projection.nc, targets.csv and report in $(RUN_DIR).
 run: $(STAMP)
 	$(PY) -m sim hydra.run.dir=$(RUN_DIR) $(ARGS)
-	@echo "outputs in $(RUN_DIR): projection.nc targets.csv regions.csv report.txt"
+	@echo "outputs in $(RUN_DIR): projection.nc targets.csv regions.csv report.txt; figures in $(RUN_DIR)/figures"
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 # Kernel vs NumPy reference and end-to-end timings on this machine.

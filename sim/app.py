@@ -47,7 +47,14 @@ def run(cfg: Config, out_dir: str | Path, *, echo: bool = True):
         write_text(to_csv(region_rows(ds, list(cfg.targets.region_years))), out_dir / "regions.csv")
     report = format_report(ds, cfg.targets)
     write_text(report + "\n", out_dir / "report.txt")
+    figures = []
+    if cfg.figures.enabled:
+        from sim.figures import write_figures  # matplotlib only when figures are asked for
+
+        figures = write_figures(ds, out_dir / "figures", cfg.figures)
     if echo and not cfg.quiet:
         print(report)
         print(f"\nwrote {nc} ({time.perf_counter() - t0:.2f} s; accounting residual {ds.attrs['accounting_max_abs_residual_persons']:.2e} persons)")
+        if figures:
+            print(f"figures ({len(figures)}): {out_dir / 'figures'}")
     return ds

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import hashlib
 import math
 from pathlib import Path
@@ -156,6 +157,28 @@ def read_boundaries(census_dir: Path) -> dict:
             area = geom.area * km_per_deg_lat**2 * math.cos(math.radians(c.y))
             out[r["city_code"][:4]] = (c.x, c.y, area)
     return out
+
+
+BOUNDARY_TOLERANCE_DEG = 0.01  # Douglas-Peucker tolerance for the shipped outlines (about 1 km)
+
+
+def boundaries_geojson(census_dir: Path) -> dict:
+    """Guangxi's prefecture outlines as a GeoJSON FeatureCollection (lon/lat, WGS84 as given),
+    simplified (topology preserved) for maps; properties: code, name (English), name_zh."""
+    import shapely.geometry
+    import shapely.wkt
+
+    names = read_prefecture_names(census_dir)
+    feats = []
+    with open(census_dir / "census_city_2010_2020.csv", encoding="utf-8-sig") as f:
+        for r in csv.DictReader(f):
+            if r["province_code"] != "450000":
+                continue
+            geom = shapely.wkt.loads(r["coord"]).simplify(BOUNDARY_TOLERANCE_DEG, preserve_topology=True)
+            geom = shapely.set_precision(geom, 1e-4)
+            feats.append({"type": "Feature", "properties": {"code": r["city_code"][:4], "name": names[r["city"]], "name_zh": r["city"]}, "geometry": shapely.geometry.mapping(geom)})
+    feats.sort(key=lambda x: x["properties"]["code"])
+    return {"type": "FeatureCollection", "source": "census_city_2010_2020.csv (leiii/census, MIT), boundaries simplified by python -m sim.derive", "features": feats}
 
 
 def haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
@@ -370,6 +393,9 @@ def main(argv=None) -> None:
             ds = build(args.census, geo, year)
             write(ds, args.out / f"{geo}_{year}.nc")
             print(f"wrote {geo}_{year}.nc: {ds.sizes['region']} regions, migrant factor {ds.attrs['migrant_factor']:.3f}")
+    path = args.out / "guangxi_prefectures_boundaries.json"
+    path.write_text(json.dumps(boundaries_geojson(args.census), ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+    print(f"wrote {path.name}")
 
 
 if __name__ == "__main__":

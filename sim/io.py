@@ -91,10 +91,13 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "total_hukou_urban_share": (Y + dd, s(tot[..., URBAN_LOCAL].sum(axis=-1) / all_states.sum(axis=-1)), "1", "hukou urbanization rate, all regions"),
         "total_settled": (Y + dd, s(proj.settled.sum(axis=-1)), P, "urban migrants granted local urban hukou, all regions"),
     }
+    if proj.od is not None:
+        v["migration_od"] = (Y + dd + rg + ("region_to",), s(proj.od), P, "moves from region to region_to in the year")
     data_vars = {k: xr.Variable(dims, np.ascontiguousarray(arr), {"units": u, "long_name": ln}) for k, (dims, arr, u, ln) in v.items()}
     coords = {
         "year": ("year", years, {"long_name": "year (values at 31 Dec; flows during the year)"}),
         "region": ("region", inp.region.values),
+        "region_to": ("region_to", inp.region.values, {"long_name": "destination region"}),
         "name_zh": ("region", inp.name_zh.values),
         "prefecture": ("region", inp.prefecture.values),
         "state": ("state", list(STATES)),

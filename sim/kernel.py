@@ -201,10 +201,11 @@ def _survive_and_bear(x, sx_r, asfr_r, nb_r, srb, births, deaths):
 
 
 @njit(**_JIT)
-def _arrivals(urban, g, o_int, in_int, bs, W):
+def _arrivals(urban, g, o_int, in_int, bs, W, od):
     """Spread each origin's departures over destinations j != i (multinomial logit with weights
     ``W[i, j] * urban_j ** bs * g_j``): ``in[j, :] = sum_i P[i, j] out[i, :]``, one matrix
-    product over the (sex, age) cells."""
+    product over the (sex, age) cells. Adds the totals ``P[i, j] * sum(out[i])`` to ``od[i, j]``
+    unless ``od`` is empty."""
     R, S, A = o_int.shape
     if R < 2:
         in_int[...] = 0.0
@@ -213,11 +214,14 @@ def _arrivals(urban, g, o_int, in_int, bs, W):
     for j in range(R):
         pull[j] = urban[j] ** bs * g[j]
     inv = np.empty(R)  # 1 / sum_j W[i, j] pull_j
+    tot_out = np.empty(R)
     for i in range(R):
         tot = 0.0
         for j in range(R):
             tot += W[i, j] * pull[j]
         inv[i] = 1.0 / tot
+        tot_out[i] = _total(o_int[i])
+    keep_od = od.shape[0] == R
     # The product is written as loops, not np.dot: BLAS would start its own threads inside
     # numba's parallel region, and the two thread pools then fight over the cores (30x slower
     # for Guangxi's 111 counties).
@@ -229,6 +233,8 @@ def _arrivals(urban, g, o_int, in_int, bs, W):
         for i in range(R):
             w = W[i, j] * pull[j] * inv[i]
             if w != 0.0:
+                if keep_od:
+                    od[i, j] += w * tot_out[i]
                 src = out[i]
                 for c in range(S * A):
                     acc[c] += w * src[c]
@@ -314,7 +320,7 @@ def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclas
 
 
 @njit(**_JIT)
-def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped):
+def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped, od):
     """One draw, regions in sequence (the layout for ensembles: one draw's data stays in cache)."""
     R, K, S, A = pop.shape
     g = np.empty(R)
@@ -324,11 +330,12 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     left = np.zeros(R)
     flows[...] = 0.0
     capped[...] = 0.0
+    od[...] = 0.0
     bs, W = _at(p.beta_size, d), _at(p.dest_weight, d)
     _brakes(pop, land, p, d, g)
     if p.timing == TIMING_EVEN:
         _moves_all(pop, p, d, g, 0.5, flows, o_int, True, urban, capped, left)
-        _arrivals(urban, g, o_int, in_int, bs, W)
+        _arrivals(urban, g, o_int, in_int, bs, W, od)
         for r in range(R):
             _add_arrivals(pop[r], in_int[r], flows[r], True)
         _survive_all(pop, p, d, births, deaths)
@@ -336,18 +343,18 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     else:
         _survive_all(pop, p, d, births, deaths)
         _moves_all(pop, p, d, g, 1.0, flows, o_int, False, urban, capped, left)
-    _arrivals(urban, g, o_int, in_int, bs, W)
+    _arrivals(urban, g, o_int, in_int, bs, W, od)
     _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
+def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
     for d in prange(pop.shape[0]):
-        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d])
+        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d], od[d])
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped):
+def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
     """Units of (draw, region) in parallel, stage by stage (the layout for few draws and many
     regions, so that a deterministic run uses every core). The loops over units unpack the
     parameters themselves (see the note above the stage functions)."""
@@ -361,6 +368,7 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
     left = np.zeros((D, R))
     flows[...] = 0.0
     capped[...] = 0.0
+    od[...] = 0.0
     for d in prange(D):
         _brakes(pop[d], land[d], p, d, g[d])
     for half in range(2 if even else 1):
@@ -385,7 +393,7 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
             capped[d, r] += nc
             left[d, r] += lv
         for d in prange(D):
-            _arrivals(urban[d], g[d], o_int[d], in_int[d], _at(p.beta_size, d), _at(p.dest_weight, d))
+            _arrivals(urban[d], g[d], o_int[d], in_int[d], _at(p.beta_size, d), _at(p.dest_weight, d), od[d])
     for u in prange(n):
         d, r = u // R, u % R
         conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r])
@@ -409,4 +417,4 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
         D, R = pop.shape[:2]
         layout = "region" if D < numba.get_num_threads() and R >= _MIN_REGIONS_TO_SHARE else "draw"
     fn = _step_by_draw if layout == "draw" else _step_by_region
-    fn(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)
+    fn(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped, out.od)

@@ -93,11 +93,14 @@ class StepOutputs(NamedTuple):
     settled: np.ndarray  # (D,R)
     reclassified: np.ndarray  # (D,R)
     capped: np.ndarray  # (D,R) number of cells whose out-rates were capped
+    od: np.ndarray  # (D,R,R) moves from region i to region j; (D,0,0) when not asked for
 
 
-def new_outputs(D: int, R: int, K: int, S: int, A: int) -> StepOutputs:
+def new_outputs(D: int, R: int, K: int, S: int, A: int, *, od: bool = True) -> StepOutputs:
+    """Zeroed outputs; ``od=False`` skips the origin-destination matrix (R^2 per draw)."""
     z = np.zeros
-    return StepOutputs(z((D, R, K, S)), z((D, R, K, S, A)), z((D, R, N_FLOWS, S, A)), z((D, R)), z((D, R)), z((D, R)))
+    n = R if od else 0
+    return StepOutputs(z((D, R, K, S)), z((D, R, K, S, A)), z((D, R, N_FLOWS, S, A)), z((D, R)), z((D, R)), z((D, R)), z((D, n, n)))
 
 
 def _age_shift(x: np.ndarray) -> np.ndarray:
@@ -108,9 +111,10 @@ def _age_shift(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def _migrate(x, p: StepInputs, g, frac, flows, capped, shift, leavers):
+def _migrate(x, p: StepInputs, g, frac, flows, capped, shift, leavers, od):
     """Apply the stage-3 moves at ``frac`` of their rates to ``x`` in place; record the flows
-    and add the rural residents who left to ``leavers`` (D,R)."""
+    (and region-to-region totals in ``od`` when it is not empty) and add the rural residents
+    who left to ``leavers`` (D,R)."""
     rec = _age_shift if shift else (lambda a: a)
     gb = g[:, :, None, None]
     xr_, xl, xm, xa = x[:, :, RURAL], x[:, :, URBAN_LOCAL], x[:, :, URBAN_MIGRANT], x[:, :, AWAY]
@@ -154,6 +158,8 @@ def _migrate(x, p: StepInputs, g, frac, flows, capped, shift, leavers):
         w = p.dest_weight * (urban ** p.beta_size[:, None] * g)[:, None, :]
         P = w / w.sum(axis=2, keepdims=True)  # (D, i, j)
         in_int = np.einsum("dij,disa->djsa", P, out_int)
+        if od.size:
+            od += P * out_int.sum(axis=(2, 3))[:, :, None]
     else:  # one region: nowhere to go (the model builder sets these rates to 0)
         in_int = np.zeros_like(out_int)
 
@@ -187,7 +193,7 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
     even = p.timing == TIMING_EVEN
     leavers = np.zeros((D, R))
     if even:
-        _migrate(x, p, g, 0.5, out.flows, out.capped, True, leavers)
+        _migrate(x, p, g, 0.5, out.flows, out.capped, True, leavers, out.od)
 
     # 2. survival, ageing, births
     new = np.zeros_like(x)
@@ -203,7 +209,7 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
     out.deaths[..., 0] = out.births - new[..., 0]
 
     # 3. migration
-    _migrate(new, p, g, 0.5 if even else 1.0, out.flows, out.capped, False, leavers)
+    _migrate(new, p, g, 0.5 if even else 1.0, out.flows, out.capped, False, leavers, out.od)
 
     # 4. hukou conversion
     conv = p.h_conv * new[:, :, URBAN_MIGRANT]

@@ -24,6 +24,7 @@ class Projection:
     reclassified: np.ndarray  # (Y,D,R)
     capped: np.ndarray  # (Y,D,R)
     land: np.ndarray  # (Y,D,R)
+    od: np.ndarray | None = None  # (Y,D,R,R) moves from region to region_to, when asked for
 
 
 def get_step(backend: str):
@@ -36,8 +37,11 @@ def get_step(backend: str):
     return step
 
 
-def project(model: Model, *, draws: int = 1, backend: str = "numba") -> Projection:
+def project(model: Model, *, draws: int = 1, backend: str = "numba", od: bool | None = None) -> Projection:
+    """Project ``draws`` copies of the jump-off state from ``start_year`` to ``end_year``.
+    ``od`` (default: the config's ``od_flows``) keeps the region-to-region moves."""
     cfg = model.cfg
+    od = cfg.od_flows if od is None else od
     step = get_step(backend)
     years = np.arange(cfg.start_year, cfg.end_year + 1)
     Y = len(years)
@@ -56,14 +60,17 @@ def project(model: Model, *, draws: int = 1, backend: str = "numba") -> Projecti
         np.zeros((Y, D, R)),
         np.zeros((Y, D, R)),
         np.zeros((Y, D, R)),
+        np.zeros((Y, D, R, R)) if od else None,
     )
     res.population[0] = pop
     res.land[0] = land
-    out = new_outputs(D, R, K, S, A)
+    out = new_outputs(D, R, K, S, A, od=od)
     for i, year in enumerate(years[1:], start=1):
         step(pop, land, settled_prev, model.step_inputs(int(year)), out)
         res.population[i] = pop
         res.births[i], res.deaths[i], res.flows[i] = out.births, out.deaths, out.flows
         res.settled[i], res.reclassified[i], res.capped[i] = out.settled, out.reclassified, out.capped
         res.land[i] = land
+        if od:
+            res.od[i] = out.od
     return res

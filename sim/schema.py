@@ -163,6 +163,21 @@ class TargetsConfig:
 
 
 @dataclass
+class FiguresConfig:
+    enabled: bool = _f(True, doc="write figures beside the projection")
+    formats: List[str] = _f(["png"], doc="file formats (png, pdf, svg)")
+    dpi: int = _f(110, 50, 600, doc="resolution of raster figures (dots per inch)")
+    map_year: int = _f(2035, 1900, 2200, doc="year of the map (clipped to the projection's years)")
+    map_variable: str = _f("urban_share", choices=("urban_share", "target_gap"), doc="map colour: urban share, or its gap to the urban-share target of map_year")
+    pyramid_region: str = _f("", doc="region of the population pyramid (empty: the most populous)")
+    pyramid_year: int = _f(2035, 1900, 2200, doc="year of the population pyramid (clipped)")
+    flows_year: int = _f(2025, 1900, 2200, doc="year of the region-to-region flow matrix (clipped)")
+
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+@dataclass
 class Config:
     geography: GeographyConfig = field(default_factory=GeographyConfig)
     demography: DemographyConfig = field(default_factory=DemographyConfig)
@@ -174,6 +189,8 @@ class Config:
     draws: int = _f(1, 1, 1_000_000)
     backend: str = _f("numba", choices=("numba", "numpy"))
     output: str = "projection.nc"
+    od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")
+    figures: FiguresConfig = field(default_factory=FiguresConfig)
     quiet: bool = False
 
 
@@ -218,6 +235,15 @@ def validate(cfg: Config) -> Config:
     _walk(cfg, "")
     if cfg.end_year <= cfg.start_year:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
+    fig = cfg.figures
+    if fig.enabled and fig.map_variable == "target_gap":
+        year = min(max(fig.map_year, cfg.start_year), cfg.end_year)
+        years = sorted({t.year for t in cfg.targets.targets if t.region == "Guangxi" and t.variable == "urban_share"})
+        if year not in years:
+            raise ConfigError(f"figures.map_variable = target_gap needs an urban_share target for Guangxi in figures.map_year = {year}; target years: {years}")
+    bad = [f for f in cfg.figures.formats if f not in FIGURE_FORMATS]
+    if bad:
+        raise ConfigError(f"figures.formats: unknown format(s) {bad}; allowed values are {', '.join(FIGURE_FORMATS)}")
     for state_map in ("interregional", "to_away"):
         keys = set(getattr(cfg.demography.migration, state_map))
         allowed = {"rural", "urban_local", "urban_migrant"}
@@ -251,6 +277,8 @@ def check_regions(cfg: Config, regions: list[str], prefectures: list[str]) -> No
         bad = [n for n in names if n not in known]
         if bad:
             raise ConfigError(f"{fld}: unknown region(s) {bad}; allowed ({cfg.geography.name}): {', '.join(sorted(known)[:40])}{' ...' if len(known) > 40 else ''}")
+    if cfg.figures.enabled and cfg.figures.pyramid_region and cfg.figures.pyramid_region not in regions:
+        raise ConfigError(f"figures.pyramid_region = {cfg.figures.pyramid_region!r}: unknown; allowed ({cfg.geography.name}): {', '.join(regions[:40])}{' ...' if len(regions) > 40 else ''}")
     target_known = known | {"Guangxi"} | set(cfg.targets.groups)
     for i, t in enumerate(cfg.targets.targets):
         if t.region not in target_known and (t.geography is None or t.geography == cfg.geography.name):

@@ -13,16 +13,16 @@ from sim.reference import TIMING_END, TIMING_EVEN, new_outputs
 from tests.conftest import random_inputs, random_state
 
 
-def run(step_fn, pop, land, settled, p):
+def run(step_fn, pop, land, settled, p, od=True):
     pop, land, settled = pop.copy(), land.copy(), settled.copy()
     D, R = land.shape
-    out = new_outputs(D, R, N_STATES, N_SEXES, N_AGES)
+    out = new_outputs(D, R, N_STATES, N_SEXES, N_AGES, od=od)
     step_fn(pop, land, settled, p, out)
     return pop, land, settled, out
 
 
 def py_func_step(pop, land, settled, p, out):
-    kernel._step_by_region.py_func(pop, land, settled, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped)
+    kernel._step_by_region.py_func(pop, land, settled, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped, out.od)
 
 
 def by_draw(pop, land, settled, p, out):
@@ -68,9 +68,26 @@ def test_accounting_identity_and_balance(backend, timing):
     np.testing.assert_allclose(change, comp, rtol=0, atol=1e-8 * pop0.sum())
     # what leaves regions arrives in other regions
     np.testing.assert_allclose(f[:, :, F_INTER_OUT].sum(axis=(1, 2, 3)), f[:, :, F_INTER_IN].sum(axis=(1, 2, 3)), rtol=1e-12)
+    # the origin-destination matrix: rows are each region's departures, columns its arrivals,
+    # nothing on the diagonal
+    np.testing.assert_allclose(out.od.sum(axis=2), f[:, :, F_INTER_OUT].sum(axis=(2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(out.od.sum(axis=1), f[:, :, F_INTER_IN].sum(axis=(2, 3)), rtol=1e-12)
+    assert np.all(np.diagonal(out.od, axis1=1, axis2=2) == 0) and out.od.sum() > 0
     assert pop1.min() >= 0 and out.deaths.min() >= 0 and f.min() >= 0
     # big rates made some cells exceed 1 and they were counted
     assert out.capped.sum() > 0
+
+
+@pytest.mark.parametrize("backend", [reference.step, by_draw, by_region])
+def test_od_matrix_is_optional(backend):
+    rng = np.random.default_rng(5)
+    p = random_inputs(rng, 2, 4)
+    state = random_state(rng, 2, 4)
+    with_od = run(backend, *state, p)
+    without = run(backend, *state, p, od=False)
+    assert without[3].od.shape == (2, 0, 0)
+    for a, b in zip(with_od[:3] + tuple(with_od[3][:-1]), without[:3] + tuple(without[3][:-1])):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_no_events_means_pure_ageing():

@@ -92,3 +92,15 @@ def test_committed_inputs_are_what_the_script_derives(shared_data, geography, ye
         for v in fresh.data_vars:
             np.testing.assert_allclose(committed[v].values, fresh[v].values, rtol=1e-12, equal_nan=True, err_msg=v)
         assert committed.attrs["source_sha256"] == fresh.attrs["source_sha256"]
+
+
+def test_committed_boundaries_are_what_the_script_derives(shared_data):
+    import json
+
+    from sim.derive import boundaries_geojson
+
+    fresh = json.loads(json.dumps(boundaries_geojson(shared_data), ensure_ascii=False))
+    committed = json.loads((DATA_DIR / "guangxi_prefectures_boundaries.json").read_text(encoding="utf-8"))
+    assert committed == fresh
+    assert len(committed["features"]) == 14
+    assert {f["properties"]["name"] for f in committed["features"]} == set(xr.open_dataset(DATA_DIR / "guangxi_prefectures_2020.nc").region.values)
