@@ -28,6 +28,9 @@ from matplotlib.collections import PatchCollection
 from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
+from matplotlib.ticker import MaxNLocator
+
+from sim.io import publish
 
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -151,6 +154,7 @@ def urban_share_figure(runs) -> Figure:
         ax.annotate(f"{t['op'].replace('>=', '≥').replace('<=', '≤')}{y:.0f}% ({t['year']})", (t["year"], y), textcoords="offset points", xytext=(6, -14 if below else 8), fontsize=8)
         marked = True
     ax.set_xlabel("year")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(axis_label(first.total_urban_share))
     ax.set_title(f"Resident urbanization rate, {first.attrs.get('geography', '')} (all regions)")
     ax.grid(alpha=0.3)
@@ -198,6 +202,7 @@ def regions_figure(runs) -> Figure:
             _line_or_fan(ax, ds.year.values, reg.urban_share, c, f"{label}: urban share", scale=100)
             _line_or_fan(ax, ds.year.values, reg.hukou_urban_share, c, f"{label}: hukou urbanization", scale=100, linestyle="--")
         ax.set_title(names[i], fontsize=9, **font)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         ax.grid(alpha=0.3)
     fig.supxlabel("year", y=0.25 / h + 0.01, fontsize=9)
     fig.supylabel(f"{axis_label(first.urban_share)}; dashed: hukou urbanization (%)", fontsize=9)
@@ -374,6 +379,7 @@ def land_figure(runs) -> Figure:
     axes[0, 1].set_title("Urban land per urban resident")
     for ax in axes.flat:
         ax.set_xlabel("year")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig
@@ -387,7 +393,7 @@ def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

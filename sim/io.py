@@ -134,6 +134,19 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     return ds
 
 
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the usual permissions (mkstemp makes it private) and
+    rename it onto ``path`` in one step, so that readers see the old file or the new one."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` to ``path`` atomically: a temporary file in the same directory, then rename."""
     path = Path(path)
@@ -143,7 +156,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     try:
         enc = {k: {"zlib": True, "complevel": 4} for k in ds.data_vars}
         ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -155,7 +168,11 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

@@ -1,4 +1,7 @@
-"""The target report: each plan target against the projection, and regions' urban shares."""
+"""The target report: each plan target against the projection, and regions' urban shares.
+
+``python -m sim.report RUN_OR_SWEEP ... [--out FILE]`` writes one self-contained HTML page
+(figures, targets, config, provenance; see :mod:`sim.html`)."""
 
 from __future__ import annotations
 
@@ -147,3 +150,26 @@ def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
         for r in rows:
             lines.append(f"{r['region']:<16}" + "".join(f"{100 * r[c]:>8.1f}%" for c in cols))
     return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m sim.report", description="Write a self-contained HTML report of runs.")
+    ap.add_argument("paths", nargs="+", help="run directories, sweep directories or .nc files")
+    ap.add_argument("--out", default=None, help="HTML file (default: report.html in the first path)")
+    args = ap.parse_args(argv)
+    from sim.html import write_report
+
+    try:
+        path = write_report(args.paths, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
