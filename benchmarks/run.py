@@ -5,6 +5,7 @@
    1 and 10 draws of the 111-county model.
 2. A deterministic 2020-2050 projection in process (build + 30 steps), and ``python -m sim``
    end to end in a subprocess with a warm numba cache (the issue's "under 5 s" figure).
+3. Writing all of a run's figures, for the deterministic run and for 1,000 draws.
 
 Writes ``benchmarks/results/latest.{json,md}``. ``--quick`` is the CI-sized smoke run.
 """
@@ -23,6 +24,7 @@ import timeit
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from sim import kernel, reference
 from sim.app import prepare
@@ -84,6 +86,38 @@ def bench_projection() -> dict:
     return {"prepare_s": t1 - t0, "project_numba_s": t2 - t1, "project_numpy_s": t3 - t2}
 
 
+def bench_figures(quick: bool) -> dict:
+    """All run figures (write_figures) for the deterministic 2020-2050 run and for a 1,000-draw
+    ensemble 2020-2035. Until calibrated parameter draws exist every draw is identical, so the
+    ensemble is the run's dataset repeated with its urban shares, populations and land spread
+    by a normal factor per draw (same sizes and the same work for the figures)."""
+    from sim.figures import write_figures
+    from sim.io import to_dataset
+    from sim.schema import FiguresConfig
+
+    cfg = Config()
+    cfg.end_year = 2035 if quick else 2050
+    model = prepare(cfg)
+    ds = to_dataset(model, project(model))
+    fc = FiguresConfig()
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        write_figures(ds, d, fc)  # imports, font cache
+        t0 = time.perf_counter()
+        write_figures(ds, d, fc)
+        out["figures_run_s"] = time.perf_counter() - t0
+        n = 20 if quick else 1000
+        e = ds.sel(year=slice(2020, 2035)).expand_dims(draw=np.arange(n)).copy()
+        f = xr.DataArray(np.random.default_rng(0).normal(1.0, 0.02, n), dims="draw")
+        for v in ("total_urban_share", "urban_share", "hukou_urban_share", "population", "urban_land", "land_required", "urban_population", "migration_od", "residents"):
+            e[v] = (e[v] * f).assign_attrs(ds[v].attrs)
+        t0 = time.perf_counter()
+        write_figures(e, d, fc)
+        out["figures_ensemble_s"] = time.perf_counter() - t0
+        out["figures_ensemble_draws"] = n
+    return out
+
+
 def bench_cli() -> dict:
     env = dict(os.environ)
     env.setdefault("NUMBA_CACHE_DIR", str(HERE.parent / ".numba_cache"))
@@ -121,6 +155,7 @@ def main(argv=None) -> dict:
     res["step"] = [bench_step(d, args.quick) for d in ((1, 10) if args.quick else (1, 100, 1000))]
     res["step"] += [bench_step(d, args.quick, "guangxi_counties") for d in ((1,) if args.quick else (1, 10))]
     res["projection_2020_2050"] = bench_projection()
+    res.update(bench_figures(args.quick))
     if not args.quick:
         res.update(bench_cli())
     lines = [f"# Benchmarks ({res['command']})", "", f"Machine: {res['machine']}", "", "| regions | draws | kernel per step (ms) | NumPy per step (ms) | ratio |", "|---:|---:|---:|---:|---:|"]
@@ -128,6 +163,7 @@ def main(argv=None) -> dict:
         lines.append(f"| {s['regions']} | {s['draws']} | {1e3 * s['kernel_s']:.3f} | {1e3 * s['numpy_s']:.3f} | {s['ratio']:.1f}x |")
     pj = res["projection_2020_2050"]
     lines += ["", f"2020-2050 projection in process: prepare {pj['prepare_s']:.2f} s, numba {pj['project_numba_s']:.3f} s, NumPy {pj['project_numpy_s']:.3f} s"]
+    lines.append(f"All figures: {res['figures_run_s']:.2f} s for the deterministic run, {res['figures_ensemble_s']:.2f} s for {res['figures_ensemble_draws']} draws (2020-2035)")
     if "cli_warm_s" in res:
         lines.append(f"`python -m sim` end to end: first {res['cli_first_s']:.2f} s, warm cache {res['cli_warm_s']:.2f} s")
     text = "\n".join(lines)

@@ -102,7 +102,7 @@ def _line_or_fan(ax, x, da: xr.DataArray, colour, label, scale=1.0, **kw):
     if "draw" in da.dims and da.sizes["draw"] > 1:
         for lo, hi, alpha in BANDS:
             q = da.quantile([lo, hi], dim="draw").values * scale
-            ax.fill_between(x, q[0], q[1], color=colour, alpha=alpha, linewidth=0)
+            ax.fill_between(x, q[0], q[1], color=colour, alpha=alpha, linewidth=0, label=f"{label}: {100 * (hi - lo):.0f} % of draws" if label else None)
         da = da.median("draw")
     elif "draw" in da.dims:
         da = da.isel(draw=0)
@@ -151,7 +151,8 @@ def urban_share_figure(runs) -> Figure:
         else:
             ax.plot(t["year"], y, "^" if t["op"] == ">=" else "v", color="black", ms=7, label=None if marked else "plan target")
         below = t["op"] == "~"  # '~' labels below the marker, '>=' / '<=' above: neighbours do not overlap
-        ax.annotate(f"{t['op'].replace('>=', '≥').replace('<=', '≤')}{y:.0f}% ({t['year']})", (t["year"], y), textcoords="offset points", xytext=(6, -14 if below else 8), fontsize=8)
+        left = t["year"] > first.year.values[-1] - 4  # near the right edge: label to the left
+        ax.annotate(f"{t['op'].replace('>=', '≥').replace('<=', '≤')}{y:.0f}% ({t['year']})", (t["year"], y), textcoords="offset points", xytext=(-6 if left else 6, -14 if below else 8), ha="right" if left else "left", fontsize=8)
         marked = True
     ax.set_xlabel("year")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

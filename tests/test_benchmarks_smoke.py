@@ -13,3 +13,4 @@ def test_benchmarks_quick_run(tmp_path):
     for s in res["step"]:
         assert math.isfinite(s["ratio"]) and s["kernel_s"] > 0 and s["numpy_s"] > 0
     assert res["projection_2020_2050"]["project_numba_s"] > 0
+    assert res["figures_run_s"] > 0 and res["figures_ensemble_draws"] == 20
