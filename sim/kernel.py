@@ -1,14 +1,15 @@
 """The numba kernel of one annual step. It has the same events, order and conventions as
 :mod:`sim.reference` (whose docstring describes the model).
 
-Work is split into units of one (draw, region). Every stage that does not mix regions runs as a
-``prange`` over all units; this uses both cores even for a single draw. Only the destination
-choice mixes regions; it runs per draw, as one matrix product over the flattened (sex, age) cells.
+Work is split into units of one (draw, region). Only the destination choice mixes regions; it
+runs per draw, as one matrix product over the flattened (sex, age) cells.
 
-Two layouts share these stage functions: by draw (a draw per thread, regions in sequence: best
-for ensembles) and by region (below; best for few draws). :func:`step` picks one.
-For timing ``end`` a step by region is three parallel stages:
-  A. per unit: capacity brake, survival and births (in place, ages walked downwards), local moves;
+Two layouts share the stage functions: by draw (a draw per thread, regions in sequence: best
+for ensembles and for few regions) and by region (units of (draw, region) per thread, stage by
+stage: best for one draw of many regions). :func:`step` picks one. For timing ``end`` a step by
+region is:
+  0. per draw: the capacity brake of every region;
+  A. per unit: survival and births (in place, ages walked downwards), local moves;
   B. per draw: arrivals from the other regions;
   C. per unit: add arrivals, hukou conversion, reclassification, land.
 For timing ``even``, A is preceded by a first half of the moves and its own arrivals.
@@ -274,6 +275,13 @@ def _finish_region(x, in_int, flows, h, rc_rate, loc):
     return conv, _total(in_int)
 
 
+@njit(**_JIT, inline="always")
+def _land_gain(base, per_settled, settled_prev, release, per_leaver, left):
+    """km2 added in the year: base quota + m2 per migrant settled last year (人地挂钩) + land
+    released + m2 per rural resident who left (增减挂钩)."""
+    return base + per_settled * settled_prev / 1e6 + release + per_leaver * left / 1e6
+
+
 # Per-draw stages (regions in a loop; they take the StepInputs tuple once per draw).
 
 
@@ -315,7 +323,7 @@ def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclas
         conv, rcl = _finish_region(pop[r], in_int[r], flows[r], h[r], rc[r] * g[r], loc[r])
         settled[r] = conv
         reclassified[r] = rcl
-        land[r] += base[r] + per_settled[r] * settled_prev[r] / 1e6 + release[r] + per_leaver[r] * left[r] / 1e6
+        land[r] += _land_gain(base[r], per_settled[r], settled_prev[r], release[r], per_leaver[r], left[r])
         settled_prev[r] = conv
 
 
@@ -399,9 +407,8 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
         conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r])
         settled[d, r] = conv
         reclassified[d, r] = rcl
-        land[d, r] += (
-            _at(p.land_base, d)[r] + _at(p.land_per_settled, d)[r] * settled_prev[d, r] / 1e6
-            + _at(p.land_release, d)[r] + _at(p.land_per_leaver, d)[r] * left[d, r] / 1e6
+        land[d, r] += _land_gain(
+            _at(p.land_base, d)[r], _at(p.land_per_settled, d)[r], settled_prev[d, r], _at(p.land_release, d)[r], _at(p.land_per_leaver, d)[r], left[d, r]
         )
         settled_prev[d, r] = conv
 
