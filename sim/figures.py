@@ -31,6 +31,7 @@ from matplotlib.patches import Polygon
 from matplotlib.ticker import MaxNLocator
 
 from sim.io import publish
+from sim.runs import recorded_config
 
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -82,10 +83,6 @@ def axis_label(da: xr.DataArray, percent: bool | None = None) -> str:
     return f"{name} ({'%' if percent else units})"
 
 
-def _scale(da: xr.DataArray) -> float:
-    return 100.0 if da.attrs.get("units") == "1" else 1.0
-
-
 def _fresh(n_axes: tuple[int, int] = (1, 1), size=(7.5, 4.5), margins: dict | None = None, **kw) -> tuple[Figure, np.ndarray]:
     """A figure and its axes. With ``margins`` (for ``subplots_adjust``) the layout is fixed;
     without, matplotlib's constrained layout places everything (it costs a second draw: about
@@ -118,10 +115,7 @@ def _colours(n: int) -> list:
 
 def _targets(ds: xr.Dataset) -> dict:
     """The run's targets from its recorded config (``config_json``)."""
-    try:
-        return json.loads(ds.attrs["config_json"]).get("targets", {})
-    except (KeyError, ValueError):
-        return {}
+    return recorded_config(ds).get("targets", {})
 
 
 def _runs(runs) -> dict[str, xr.Dataset]:
@@ -371,7 +365,7 @@ def land_figure(runs) -> Figure:
         _line_or_fan(axes[0, 0], ds.year.values, land, c, f"{label}: urban land")
         _line_or_fan(axes[0, 0], ds.year.values, need, c, f"{label}: needed at the standard", linestyle=":")
         _line_or_fan(axes[0, 1], ds.year.values, per, c, label)
-    std = json.loads(first.attrs.get("config_json", "{}")).get("policy", {}).get("land", {}).get("capacity_m2_per_person")
+    std = recorded_config(first).get("policy", {}).get("land", {}).get("capacity_m2_per_person")
     if std:
         axes[0, 1].axhline(std, color="black", linestyle="--", linewidth=1, label=f"standard {std:g} m2/person")
     axes[0, 0].set_ylabel(axis_label(first.urban_land))
