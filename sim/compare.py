@@ -49,7 +49,7 @@ def difference_figure(runs: dict[str, xr.Dataset], year: int, baseline: str | No
     fig.subplots_adjust(left=0.28, right=0.97, bottom=0.9 / (0.28 * n + 1.8), top=1 - 0.55 / (0.28 * n + 1.8))
     h = 0.8 / len(others)
     y = np.arange(n)
-    for k, ((label, ds), c) in enumerate(zip(others.items(), F._colours(len(runs))[1:])):
+    for k, ((label, ds), c) in enumerate(zip(others.items(), F.colours(len(runs))[1:])):
         d = 100 * (share(ds) - share(base)).values
         ax.barh(y - 0.4 + h * (k + 0.5), d, height=h, color=c, label=label)
     ax.axvline(0, color="black", linewidth=0.8)
@@ -60,6 +60,14 @@ def difference_figure(runs: dict[str, xr.Dataset], year: int, baseline: str | No
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def comparison_figures(runs: dict[str, xr.Dataset], year: int = 2035, baseline: str | None = None) -> dict[str, Figure]:
+    """The panels of a comparison, by file stem (the difference only for two runs or more)."""
+    figs = {"urban_share": F.urban_share_figure(runs), "regions": F.regions_figure(runs), "land": F.land_figure(runs)}
+    if len(runs) > 1:
+        figs["difference"] = difference_figure(runs, F.clip_year(next(iter(runs.values())), year), baseline)
+    return figs
 
 
 def gap_rows(runs: dict[str, xr.Dataset]) -> list[dict]:
@@ -97,11 +105,7 @@ def compare(paths, out: str | Path = "compare", *, year: int = 2035, baseline: s
     if not runs:
         raise ValueError("no runs found")
     out = Path(out)
-    first = next(iter(runs.values()))
-    year = int(np.clip(year, first.year.values[0], first.year.values[-1]))
-    figs = {"urban_share": F.urban_share_figure(runs), "regions": F.regions_figure(runs), "land": F.land_figure(runs)}
-    if len(runs) > 1:
-        figs["difference"] = difference_figure(runs, year, baseline)
+    figs = comparison_figures(runs, year, baseline)
     paths_out = [F.save(fig, out / f"{stem}.png") for stem, fig in figs.items()]
     rows = gap_rows(runs)
     table = gap_table(rows) if rows else "no targets recorded in these runs"

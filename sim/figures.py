@@ -106,7 +106,12 @@ def _line_or_fan(ax, x, da: xr.DataArray, colour, label, scale=1.0, **kw):
     return ax.plot(x, da.values * scale, color=colour, label=label, **kw)[0]
 
 
-def _colours(n: int) -> list:
+def clip_year(ds: xr.Dataset, year: int, first: int = 0) -> int:
+    """``year`` moved into the run's years (from its ``first``-th year on)."""
+    return int(np.clip(year, ds.year.values[first], ds.year.values[-1]))
+
+
+def colours(n: int) -> list:
     from matplotlib import colormaps
 
     cmap = colormaps["tab10"]
@@ -132,7 +137,7 @@ def urban_share_figure(runs) -> Figure:
     fig, ax = _fresh(margins=dict(left=0.1, right=0.97, bottom=0.12, top=0.92))
     ax = ax[0, 0]
     first = next(iter(runs.values()))
-    for (label, ds), c in zip(runs.items(), _colours(len(runs))):
+    for (label, ds), c in zip(runs.items(), colours(len(runs))):
         da = ds.total_urban_share
         _line_or_fan(ax, ds.year.values, da, c, label, scale=100)
     marked = False
@@ -192,7 +197,7 @@ def regions_figure(runs) -> Figure:
         if i >= n:
             ax.set_visible(False)
             continue
-        for (label, ds), c in zip(prepared.items(), _colours(len(prepared))):
+        for (label, ds), c in zip(prepared.items(), colours(len(prepared))):
             reg = ds.isel(region=i)
             _line_or_fan(ax, ds.year.values, reg.urban_share, c, f"{label}: urban share", scale=100)
             _line_or_fan(ax, ds.year.values, reg.hukou_urban_share, c, f"{label}: hukou urbanization", scale=100, linestyle="--")
@@ -223,7 +228,7 @@ def _rings(geometry: dict):
 def map_values(ds: xr.Dataset, year: int, variable: str = "urban_share") -> tuple[dict, str, str]:
     """Per-prefecture values for the map, its colour-bar label and a note. ``target_gap``: the
     urban share minus the all-regions urban-share target of that year (percentage points)."""
-    year = int(np.clip(year, ds.year.values[0], ds.year.values[-1]))
+    year = clip_year(ds, year)
     is_prefectures = all(str(r) == str(p) for r, p in zip(ds.region.values, ds.prefecture.values))
     agg = ds if is_prefectures else _by_prefecture(ds)
     share = agg.urban_share.sel(year=year)
@@ -272,7 +277,7 @@ def map_figure(ds: xr.Dataset, year: int, variable: str = "urban_share") -> Figu
     ax.set_xlabel("longitude (degrees east)")
     ax.set_ylabel("latitude (degrees north)")
     fig.colorbar(pc, ax=ax, label=label, shrink=0.8)
-    ax.set_title(f"{'Gap to the urban-share target' if variable == 'target_gap' else 'Urban share'} by prefecture, {min(max(year, int(ds.year[0])), int(ds.year[-1]))}" + (f"\n({note})" if note else ""), fontsize=10)
+    ax.set_title(f"{'Gap to the urban-share target' if variable == 'target_gap' else 'Urban share'} by prefecture, {clip_year(ds, year)}" + (f"\n({note})" if note else ""), fontsize=10)
     return fig
 
 
@@ -290,7 +295,7 @@ def pyramid_figure(ds: xr.Dataset, region: str | None = None, year: int | None =
     region = region or default_region(ds)
     if region not in [str(r) for r in ds.region.values]:
         raise ValueError(f"figures.pyramid_region = {region!r}: unknown; allowed: {', '.join(map(str, ds.region.values))}")
-    year = int(np.clip(year if year is not None else ds.year.values[-1], ds.year.values[0], ds.year.values[-1]))
+    year = clip_year(ds, year if year is not None else int(ds.year.values[-1]))
     pop = ds.population.sel(region=region)
     if "draw" in pop.dims:
         pop = pop.median("draw")
@@ -325,7 +330,7 @@ def flows_figure(ds: xr.Dataset, year: int) -> Figure:
     30 regions, within-prefecture moves then on the diagonal."""
     if "migration_od" not in ds:
         raise ValueError("the run has no migration_od (od_flows=false): no flow matrix to draw")
-    year = int(np.clip(year, ds.year.values[1], ds.year.values[-1]))
+    year = clip_year(ds, year, first=1)  # the jump-off year has no flows
     od = ds.migration_od.sel(year=year)
     if "draw" in od.dims:
         od = od.median("draw")
@@ -358,7 +363,7 @@ def land_figure(runs) -> Figure:
     runs = _runs(runs)
     fig, axes = _fresh((1, 2), size=(10.0, 4.2), margins=dict(left=0.07, right=0.98, bottom=0.12, top=0.91, wspace=0.22))
     first = next(iter(runs.values()))
-    for (label, ds), c in zip(runs.items(), _colours(len(runs))):
+    for (label, ds), c in zip(runs.items(), colours(len(runs))):
         land = ds.urban_land.sum("region")
         need = ds.land_required.sum("region")
         per = land * 1e6 / ds.urban_population.sum("region")

@@ -91,10 +91,9 @@ def build_html(runs: dict[str, xr.Dataset], title: str | None = None) -> str:
         rows = target_rows(first, targets_of(first))
         parts += ["<h2>Targets</h2>", targets_html(rows), "<h2>Figures</h2>"]
     else:
-        from sim.compare import difference_figure, gap_rows
+        from sim.compare import comparison_figures, gap_rows
 
-        year = int(np.clip(2035, first.year.values[0], first.year.values[-1]))
-        figs = {"urban_share": F.urban_share_figure(runs), "regions": F.regions_figure(runs), "land": F.land_figure(runs), "difference": difference_figure(runs, year)}
+        figs = comparison_figures(runs)
         parts += ["<h2>Targets by run</h2>", targets_html(gap_rows(runs), with_run=True), "<h2>Figures</h2>"]
     parts += [_figure_html(stem, fig) for stem, fig in figs.items()]
     for label, ds in runs.items():

@@ -97,7 +97,6 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     coords = {
         "year": ("year", years, {"long_name": "year (values at 31 Dec; flows during the year)"}),
         "region": ("region", inp.region.values),
-        "region_to": ("region_to", inp.region.values, {"long_name": "destination region"}),
         "name_zh": ("region", inp.name_zh.values),
         "prefecture": ("region", inp.prefecture.values),
         "state": ("state", list(STATES)),
@@ -105,6 +104,8 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "age": ("age", AGES, {"units": "years", "long_name": "age in completed years (100 = 100+)"}),
         "flow": ("flow", list(FLOWS)),
     }
+    if proj.od is not None:
+        coords["region_to"] = ("region_to", inp.region.values, {"long_name": "destination region"})
     if D > 1:
         coords["draw"] = ("draw", np.arange(D))
     ds = xr.Dataset(data_vars, coords=coords)
