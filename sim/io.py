@@ -63,10 +63,14 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
     standard = model.cfg.policy.land.capacity_m2_per_person
 
-    def s(a):  # a deterministic run has no draw axis
-        return a[:, 0] if D == 1 else a
+    # a deterministic run has no draw axis; an ensemble, or a slice of one, has
+    start = model.cfg.draws.start
+    with_draws = D > 1 or start > 0 or model.factors is not None
 
-    dd = () if D == 1 else ("draw",)
+    def s(a):
+        return a if with_draws else a[:, 0]
+
+    dd = ("draw",) if with_draws else ()
     Y = ("year",)
     rg = ("region",)
     v = {
@@ -106,8 +110,8 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     }
     if proj.od is not None:
         coords["region_to"] = ("region_to", inp.region.values, {"long_name": "destination region"})
-    if D > 1:
-        coords["draw"] = ("draw", np.arange(D))
+    if with_draws:
+        coords["draw"] = ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"})
     ds = xr.Dataset(data_vars, coords=coords)
     ds = ds.assign_coords(scenario=scenario)  # scalar coordinate: runs combine along it
 

@@ -1,8 +1,10 @@
 """Turn a validated config and the inputs into the kernel's per-year :class:`StepInputs`.
 
 All component models are called here (through the registry); the kernel sees only arrays.
-Parameters are shared by all draws (a draw axis of length 1) until the calibration supplies
-per-draw parameter sets.
+Parameters are shared by all draws (a draw axis of length 1) unless ``uncertainty.enabled``: then
+draw ``i`` multiplies the parameters named in ``uncertainty.sd`` by ``exp(sd * z)`` with ``z`` from a
+generator seeded by ``(seed, i)``, so that a draw does not depend on how an ensemble is split
+into jobs (``draws.start``, ``draws.count``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,18 @@ from models.migration import RC_STANDARD, destination_utility
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
 from sim.classic import survival_ratios
 from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
-from sim.schema import Config, region_mask, year_map
+from sim.schema import UNCERTAIN_PARAMETERS, Config, region_mask, year_map
+
+
+def draw_factors(cfg: Config) -> dict[str, np.ndarray] | None:
+    """``{parameter: (D,) multipliers}`` for the job's draws, or None (central parameters)."""
+    u = cfg.uncertainty
+    if not u.enabled:
+        return None
+    names = list(UNCERTAIN_PARAMETERS)
+    idx = range(cfg.draws.start, cfg.draws.start + cfg.draws.count)
+    z = np.array([np.random.default_rng([u.seed, i]).standard_normal(len(names)) for i in idx])
+    return {n: np.exp(float(u.sd.get(n, 0.0)) * z[:, j]) for j, n in enumerate(names)}
 
 
 @dataclass
@@ -31,6 +44,18 @@ class Model:
     levels: np.ndarray  # (R,K,S) Siler level factors at the jump-off
     asfr_shape: np.ndarray  # (R,K,A) fertility schedule x census TFR
     static: dict
+    factors: dict | None = None  # per-draw multipliers (draw_factors), None: shared parameters
+
+    @property
+    def draws(self) -> int:
+        return self.cfg.draws.count
+
+    def _per_draw(self, name: str, a: np.ndarray) -> np.ndarray:
+        """``a`` with a leading draw axis: length 1, or D when ``name`` varies across draws."""
+        if self.factors is None or name not in self.factors:
+            return np.ascontiguousarray(a)[None]
+        f = self.factors[name].reshape((-1,) + (1,) * np.ndim(a))
+        return np.ascontiguousarray(f * a)
 
     @property
     def regions(self) -> list[str]:
@@ -59,20 +84,20 @@ class Model:
         return StepInputs(
             sx=sx[None],
             nb=nb[None],
-            asfr=(tfr_mult * self.asfr_shape)[None],
+            asfr=self._per_draw("tfr", tfr_mult * self.asfr_shape),
             srb=self.static["srb"][None],
-            m_ru=np.ascontiguousarray(m_ru)[None],
+            m_ru=self._per_draw("rural_to_urban", m_ru),
             m_ur=self.static["m_ur"][None],
-            m_away=self.static["m_away"][None],
-            m_return=np.ascontiguousarray(m_return)[None],
+            m_away=self._per_draw("to_away", self.static["m_away"]),
+            m_return=self._per_draw("from_away", m_return),
             return_urban=np.full((1, R), mig.return_urban_share),
-            m_inter=self.static["m_inter"][None],
+            m_inter=self._per_draw("interregional", self.static["m_inter"]),
             dest_weight=self.static["dest_weight"][None],
             beta_size=np.array([mig.beta_size]),
             ext_in=(y(mig.external_in) * self.static["ext_in_stock"])[None],
             m_ext_out=self.static["m_ext_out"][None],
-            h_conv=np.ascontiguousarray(h)[None],
-            reclass=np.full((1, R), y(pol.reclassification.rate)),
+            h_conv=self._per_draw("hukou_conversion", h),
+            reclass=self._per_draw("reclassification", np.full(R, y(pol.reclassification.rate))),
             reclass_local=np.full((1, R), pol.reclassification.to_local_share),
             land_base=(y(pol.land.base_quota) * self.land0)[None],
             land_per_settled=land_link[None],
@@ -179,4 +204,4 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
         land_per_settled=land_per_settled,
         release_weight=rural0 / rural0.sum(),
     )
-    return Model(cfg, inputs, pop0, inputs.urban_land.values.astype(float), levels, asfr, static)
+    return Model(cfg, inputs, pop0, inputs.urban_land.values.astype(float), levels, asfr, static, draw_factors(cfg))

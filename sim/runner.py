@@ -37,10 +37,14 @@ def get_step(backend: str):
     return step
 
 
-def project(model: Model, *, draws: int = 1, backend: str = "numba", od: bool | None = None) -> Projection:
-    """Project ``draws`` copies of the jump-off state from ``start_year`` to ``end_year``.
-    ``od`` (default: the config's ``od_flows``) keeps the region-to-region moves."""
+def project(model: Model, *, draws: int | None = None, backend: str = "numba", od: bool | None = None) -> Projection:
+    """Project ``draws`` (default: the config's ``draws.count``) copies of the jump-off state from
+    ``start_year`` to ``end_year``. ``od`` (default: the config's ``od_flows``) keeps the
+    region-to-region moves."""
     cfg = model.cfg
+    draws = model.draws if draws is None else draws
+    if model.factors is not None and draws != model.draws:
+        raise ValueError(f"draws = {draws}: the model's per-draw parameters are for draws.count = {model.draws}")
     od = cfg.od_flows if od is None else od
     step = get_step(backend)
     years = np.arange(cfg.start_year, cfg.end_year + 1)

@@ -178,6 +178,43 @@ FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
 @dataclass
+class DrawsConfig:
+    """The ensemble members this job projects: draws ``start`` .. ``start + count - 1``. A large
+    ensemble can be split across jobs by slices and reassembled by ``python -m sim.collect``."""
+
+    count: int = _f(1, 1, 10_000_000, doc="number of draws in this job")
+    start: int = _f(0, 0, 10_000_000, doc="index of this job's first draw (a slice of a larger ensemble)")
+
+
+# parameters the ensemble varies (uncertainty.sd keys) and what each multiplies
+UNCERTAIN_PARAMETERS = {
+    "tfr": "fertility (demography.fertility.tfr_multiplier)",
+    "rural_to_urban": "rural -> urban moves within a region (demography.migration.rural_to_urban)",
+    "interregional": "moves to other regions (demography.migration.interregional)",
+    "to_away": "departures to other provinces (demography.migration.to_away)",
+    "from_away": "returns from other provinces (demography.migration.from_away)",
+    "hukou_conversion": "hukou conversion (policy.hukou.conversion_rate)",
+    "reclassification": "in-place reclassification (policy.reclassification.rate)",
+}
+
+
+@dataclass
+class UncertaintyConfig:
+    """Per-draw parameter uncertainty: draw ``i`` multiplies each parameter named in ``sd`` by
+    ``exp(sd * z)``, ``z`` standard normal from a generator seeded with ``(seed, i)``, so a draw is
+    the same whichever job (slice) projects it. Off: every draw uses the central parameters."""
+
+    enabled: bool = _f(False, doc="vary parameters across draws")
+    seed: int = _f(20201101, 0, 2**32 - 1, doc="random seed of the draws")
+    sd: Dict[str, float] = _f(
+        {"tfr": 0.1, "rural_to_urban": 0.25, "interregional": 0.25, "to_away": 0.2, "from_away": 0.25, "hukou_conversion": 0.3, "reclassification": 0.3},
+        0.0,
+        2.0,
+        doc="log-scale s.d. of each parameter's multiplier (median 1)",
+    )
+
+
+@dataclass
 class Config:
     geography: GeographyConfig = field(default_factory=GeographyConfig)
     demography: DemographyConfig = field(default_factory=DemographyConfig)
@@ -186,12 +223,14 @@ class Config:
     scenario: str = "trend"
     start_year: int = _f(2020, choices=(2010, 2020), doc="jump-off census year")
     end_year: int = _f(2050, 2011, 2200)
-    draws: int = _f(1, 1, 1_000_000)
+    draws: DrawsConfig = field(default_factory=DrawsConfig)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     backend: str = _f("numba", choices=("numba", "numpy"))
     output: str = "projection.nc"
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")
     figures: FiguresConfig = field(default_factory=FiguresConfig)
     quiet: bool = False
+    resume: bool = _f(False, doc="skip the run when its output directory already holds a complete result of the same config")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -244,6 +283,9 @@ def validate(cfg: Config) -> Config:
     bad = [f for f in cfg.figures.formats if f not in FIGURE_FORMATS]
     if bad:
         raise ConfigError(f"figures.formats: unknown format(s) {bad}; allowed values are {', '.join(FIGURE_FORMATS)}")
+    unknown = sorted(set(cfg.uncertainty.sd) - set(UNCERTAIN_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"uncertainty.sd: unknown parameter(s) {unknown}; allowed: {', '.join(UNCERTAIN_PARAMETERS)}")
     for state_map in ("interregional", "to_away"):
         keys = set(getattr(cfg.demography.migration, state_map))
         allowed = {"rural", "urban_local", "urban_migrant"}

@@ -144,7 +144,7 @@ def solve(cfg: Config, target: str, lever: str, bounds=(0.0, 1.0), *, probabilit
         n_eval += 1
         c = set_lever(cfg, lever, v, lever_from)
         model = prepare(c)  # validates the lever value against its allowed range
-        ds = to_dataset(model, project(model, draws=c.draws, backend=c.backend), scenario=c.scenario)
+        ds = to_dataset(model, project(model, backend=c.backend), scenario=c.scenario)
         return ds
 
     def response(v):

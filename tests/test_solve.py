@@ -43,7 +43,7 @@ def test_solves_the_smallest_conversion_rate_for_the_hukou_path(base):
 
 def test_ensemble_solution_with_identical_draws_equals_the_deterministic_one(base):
     det, _ = solve(base, HUKOU, "policy.hukou.conversion_rate", (0.0, 0.5))
-    ens_cfg = compose_cfg(["end_year=2030", "draws=3"])
+    ens_cfg = compose_cfg(["end_year=2030", "draws.count=3"])
     ens, _ = solve(ens_cfg, HUKOU, "policy.hukou.conversion_rate", (0.0, 0.5), probability=0.9)
     assert ens.value == pytest.approx(det.value, abs=2e-6)
 
