@@ -209,7 +209,7 @@ def write_zarr(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        ds.to_zarr(tmp / "store", mode="w")
+        ds.to_zarr(tmp / "store", mode="w", zarr_format=2)  # format 2: stable for the string coordinates, read by every Zarr library
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
