@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= outputs/baseline
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: setup run test bench derive clean fonts browser
+.PHONY: setup run test bench derive clean fonts browser warmup
 
 # Debian packages, installed only where apt-get can run (root); without them the figures use
 # English place names and the HTML report's screenshot test skips.
@@ -39,6 +39,10 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# Compile the kernel into the numba cache (NUMBA_CACHE_DIR) once, before submitting a SLURM array.
+warmup: $(STAMP)
+	$(PY) -m sim.warmup
 
 # Kernel vs NumPy reference and end-to-end timings on this machine.
 bench: $(STAMP)

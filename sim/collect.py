@@ -31,11 +31,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from sim.app import STATUS, is_complete, read_status
-from sim.io import publish, write_netcdf, write_text
+from sim.io import write_netcdf, write_text
 
 SLICE_KEYS = ("draws.start", "draws.count")
 # overrides that do not change a job's results

@@ -44,7 +44,9 @@ class Model:
     levels: np.ndarray  # (R,K,S) Siler level factors at the jump-off
     asfr_shape: np.ndarray  # (R,K,A) fertility schedule x census TFR
     static: dict
-    factors: dict | None = None  # per-draw multipliers (draw_factors), None: shared parameters
+    # per-draw multipliers {name: (D,)}, None: shared parameters. draw_factors() fills the
+    # UNCERTAIN_PARAMETERS; a study may also set "land_link" (m2 per settled migrant)
+    factors: dict | None = None
 
     @property
     def draws(self) -> int:
@@ -100,7 +102,7 @@ class Model:
             reclass=self._per_draw("reclassification", np.full(R, y(pol.reclassification.rate))),
             reclass_local=np.full((1, R), pol.reclassification.to_local_share),
             land_base=(y(pol.land.base_quota) * self.land0)[None],
-            land_per_settled=land_link[None],
+            land_per_settled=self._per_draw("land_link", land_link),
             land_release=(y(pol.land.release_km2) * self.static["release_weight"])[None],
             land_per_leaver=np.full((1, R), pol.land.release_m2_per_leaver),
             capacity_m2=np.array([pol.land.capacity_m2_per_person]),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.axes import N_FLOWS
+from sim.axes import AWAY, N_FLOWS, URBAN_LOCAL, URBAN_MIGRANT
 from sim.model import Model
 from sim.reference import new_outputs
 
@@ -77,4 +77,50 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
         res.land[i] = land
         if od:
             res.od[i] = out.od
+    return res
+
+
+@dataclass
+class Summary:
+    """Reduced outputs, (Y,D,R): what ensembles and sensitivity studies need, without the
+    (state, sex, age) detail; the first year is the jump-off."""
+
+    years: np.ndarray
+    residents: np.ndarray  # all states but away
+    urban: np.ndarray  # urban_local + urban_migrant
+    urban_local: np.ndarray
+    all_states: np.ndarray
+    land: np.ndarray  # km2
+
+    @property
+    def urban_share(self) -> np.ndarray:
+        return self.urban / self.residents
+
+
+def _summarize(pop: np.ndarray, land: np.ndarray, res: Summary, i: int) -> None:
+    tot = pop.sum(axis=(3, 4))  # (D,R,K)
+    res.urban_local[i] = tot[..., URBAN_LOCAL]
+    res.urban[i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
+    res.all_states[i] = tot.sum(axis=-1)
+    res.residents[i] = res.all_states[i] - tot[..., AWAY]
+    res.land[i] = land
+
+
+def project_summary(model: Model, *, backend: str = "numba") -> Summary:
+    """The projection of :func:`project` reduced to totals per year, draw and region: memory
+    grows with years x draws x regions only, so ensembles of many thousands of draws fit."""
+    cfg = model.cfg
+    step = get_step(backend)
+    years = np.arange(cfg.start_year, cfg.end_year + 1)
+    R, K, S, A = model.pop0.shape
+    D = model.draws
+    pop = np.broadcast_to(model.pop0, (D, R, K, S, A)).copy()
+    land = np.broadcast_to(model.land0, (D, R)).copy()
+    settled_prev = np.zeros((D, R))
+    res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(5)))
+    _summarize(pop, land, res, 0)
+    out = new_outputs(D, R, K, S, A, od=False)
+    for i, year in enumerate(years[1:], start=1):
+        step(pop, land, settled_prev, model.step_inputs(int(year)), out)
+        _summarize(pop, land, res, i)
     return res

@@ -333,6 +333,20 @@ def year_map(m: Dict[int, float], years) -> np.ndarray:
     return np.interp(np.asarray(years, dtype=float), ks, [float(m[k]) for k in ks])
 
 
+CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
+
+
+def compose_config(overrides=()) -> Config:
+    """The :class:`Config` of ``configs/config.yaml`` with Hydra ``overrides`` (not yet validated
+    against the inputs: :func:`sim.app.prepare` does that), for tools that are not Hydra apps."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return OmegaConf.to_object(compose(config_name="config", overrides=list(overrides)))
+
+
 def register_configs() -> None:
     """Store the schema in Hydra's ConfigStore (group ``schema``), for ``configs/config.yaml``."""
     from hydra.core.config_store import ConfigStore

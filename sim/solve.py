@@ -200,10 +200,7 @@ USAGE = __doc__
 
 
 def main(argv=None) -> int:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from sim.schema import register_configs
+    from sim.schema import compose_config
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
@@ -220,10 +217,8 @@ def main(argv=None) -> int:
     if not own["target"] or not own["lever"]:
         print("usage: python -m sim.solve target=NAME lever=DOTTED.PATH [bounds=[lo,hi]] [probability=P] [overrides]", file=sys.stderr)
         return 2
-    register_configs()
     try:
-        with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"):
-            cfg = OmegaConf.to_object(compose(config_name="config", overrides=overrides))
+        cfg = compose_config(overrides)
         bounds = [float(x) for x in own["bounds"].strip("[]() ").split(",")]
         sol, ds = solve(cfg, own["target"], own["lever"], bounds, probability=float(own["probability"]),
                         grid=int(own["grid"]), lever_from=int(own["lever_from"]) if own["lever_from"] else None)

@@ -33,10 +33,6 @@ def sweep(tmp: Path, *overrides: str, launcher: str | None = None, check: bool =
     return r
 
 
-def values(ds: xr.Dataset) -> dict[str, np.ndarray]:
-    return {k: ds[k].values for k in ds.data_vars}
-
-
 def assert_same_results(a: xr.Dataset, b: xr.Dataset) -> None:
     assert set(a.data_vars) == set(b.data_vars)
     for k in a.data_vars:
@@ -210,3 +206,13 @@ def test_slurm_sweep_through_submitit(tmp_path):
     one = run(compose_cfg([*QUICK, "scenario=trend", "policy/hukou=full_opening"]), tmp_path / "single")
     lab = [s for s in ds.scenario.values if "scenario=trend" in s and "full_opening" in s][0]
     np.testing.assert_array_equal(ds.sel(scenario=lab).population.values, one.population.values)
+
+
+def test_warmup_fills_the_cache_for_both_layouts():
+    from sim.warmup import warmup
+
+    info = warmup()
+    cache = Path(os.environ.get("NUMBA_CACHE_DIR", ROOT / "sim" / "__pycache__"))
+    names = " ".join(p.name for p in cache.rglob("*.nbi"))
+    assert "_step_by_draw" in names and "_step_by_region" in names
+    assert info["seconds"] > 0
