@@ -4,6 +4,7 @@ writes files)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -32,8 +33,10 @@ from sim.runner import Projection
 P = "persons"
 
 
+@functools.cache
 def code_version() -> str:
-    """Package version plus the git commit of the source tree (``+dirty`` when modified)."""
+    """Package version plus the git commit of the source tree (``+dirty`` when modified); read
+    once per process (a sweep's worker runs many jobs of the same code)."""
     from sim import __version__
 
     here = Path(__file__).resolve().parent
