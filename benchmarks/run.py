@@ -169,10 +169,15 @@ def main(argv=None) -> dict:
     text = "\n".join(lines)
     print(text)
     if not args.quick:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "latest.json").write_text(json.dumps(res, indent=2))
-        (args.out / "latest.md").write_text(text + "\n")
+        write_results(args.out, "latest", res, text)
     return res
+
+
+def write_results(out: Path, name: str, res: dict, text: str) -> None:
+    """``out/name.json`` (every figure) and ``out/name.md`` (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(res, indent=2))
+    (out / f"{name}.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

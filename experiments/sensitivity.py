@@ -99,7 +99,7 @@ def figure(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sim.io import publish
+    from sim.figures import save
 
     factors = list(dict.fromkeys(r["factor"] for r in rows))
     fig, axes = plt.subplots(1, len(OUTPUTS), figsize=(4.2 * len(OUTPUTS), 0.45 * len(factors) + 1.6), sharey=True)
@@ -116,10 +116,8 @@ def figure(rows: list[dict], path: Path) -> Path:
     axes[-1].legend(loc="lower right", fontsize=8)
     fig.suptitle("Global sensitivity (Saltelli sampling, Sobol indices; bars: 95 % confidence)", fontsize=11)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save(fig, path)
     plt.close(fig)
-    publish(tmp, path)
     return path
 
 
@@ -134,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sim.app import prepare
     from sim.io import code_version, write_text
+    from sim.report import to_csv
     from sim.schema import ConfigError, compose_config, validate
 
     try:
@@ -148,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    header = "output,factor,S1,S1_conf,ST,ST_conf\n"
-    write_text(header + "".join(f"{r['output']},{r['factor']},{r['S1']:.6f},{r['S1_conf']:.6f},{r['ST']:.6f},{r['ST_conf']:.6f}\n" for r in rows), out / "sobol_indices.csv")
+    write_text(to_csv([{k: (round(float(v), 6) if k not in ("output", "factor") else v) for k, v in r.items()} for r in rows]), out / "sobol_indices.csv")
     figure(rows, out / "sobol_indices.png")
     meta = {"spec": spec, "config": dataclasses.asdict(cfg), "code_version": code_version(), "input_sha256": inputs_sha, "seconds": round(seconds, 2), **info}
     write_text(json.dumps(meta, indent=1, default=str) + "\n", out / "sensitivity.json")

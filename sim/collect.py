@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ import xarray as xr
 
 from sim.app import STATUS, is_complete, read_status
 from sim.io import write_netcdf, write_text
+from sim.report import to_csv
 
 SLICE_KEYS = ("draws.start", "draws.count")
 # overrides that do not change a job's results
@@ -194,15 +194,6 @@ def _target_rows(sweep_dir, jobs: list[Job], swept: list[str]) -> list[dict]:
     return rows
 
 
-def rows_to_csv(rows: list[dict]) -> str:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def write_zarr(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write a Zarr store atomically: a temporary directory beside it, then renamed into place."""
     path = Path(path)
@@ -253,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         path = write_zarr(ds, out / "collected.zarr")
     else:
         path = write_netcdf(ds, out / "collected.nc")
-    table = write_text(rows_to_csv(rows), out / "collected_targets.csv")
+    table = write_text(to_csv(rows), out / "collected_targets.csv")
     bad = [j for j in jobs if j.status != "ok"]
     n_draw = ds.sizes.get("draw", 1)
     print(f"collected {len(jobs) - len(bad)} of {len(jobs)} jobs: {ds.sizes['scenario']} scenario(s) x {n_draw} draw(s) -> {path}")
