@@ -37,6 +37,22 @@ def get_step(backend: str):
     return step
 
 
+def _steps(model: Model, draws: int, backend: str, od: bool):
+    """The time loop: yields ``(i, pop, land, out)`` for the jump-off (``i = 0``, ``out`` None)
+    and after each year's step (arrays reused from year to year: copy what must be kept)."""
+    step = get_step(backend)
+    cfg = model.cfg
+    R, K, S, A = model.pop0.shape
+    pop = np.broadcast_to(model.pop0, (draws, R, K, S, A)).copy()
+    land = np.broadcast_to(model.land0, (draws, R)).copy()
+    settled_prev = np.zeros((draws, R))
+    yield 0, pop, land, None
+    out = new_outputs(draws, R, K, S, A, od=od)
+    for i, year in enumerate(range(cfg.start_year + 1, cfg.end_year + 1), start=1):
+        step(pop, land, settled_prev, model.step_inputs(year), out)
+        yield i, pop, land, out
+
+
 def project(model: Model, *, draws: int | None = None, backend: str = "numba", od: bool | None = None) -> Projection:
     """Project ``draws`` (default: the config's ``draws.count``) copies of the jump-off state from
     ``start_year`` to ``end_year``. ``od`` (default: the config's ``od_flows``) keeps the
@@ -46,14 +62,11 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
     if model.factors is not None and draws != model.draws:
         raise ValueError(f"draws = {draws}: the model's per-draw parameters are for draws.count = {model.draws}")
     od = cfg.od_flows if od is None else od
-    step = get_step(backend)
+    get_step(backend)  # an unknown backend fails before anything is allocated
     years = np.arange(cfg.start_year, cfg.end_year + 1)
     Y = len(years)
     R, K, S, A = model.pop0.shape
     D = draws
-    pop = np.broadcast_to(model.pop0, (D, R, K, S, A)).copy()
-    land = np.broadcast_to(model.land0, (D, R)).copy()
-    settled_prev = np.zeros((D, R))
     res = Projection(
         years,
         np.zeros((Y, D, R, K, S, A)),
@@ -66,15 +79,13 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
         np.zeros((Y, D, R)),
         np.zeros((Y, D, R, R)) if od else None,
     )
-    res.population[0] = pop
-    res.land[0] = land
-    out = new_outputs(D, R, K, S, A, od=od)
-    for i, year in enumerate(years[1:], start=1):
-        step(pop, land, settled_prev, model.step_inputs(int(year)), out)
+    for i, pop, land, out in _steps(model, D, backend, od):
         res.population[i] = pop
+        res.land[i] = land
+        if out is None:
+            continue
         res.births[i], res.deaths[i], res.flows[i] = out.births, out.deaths, out.flows
         res.settled[i], res.reclassified[i], res.capped[i] = out.settled, out.reclassified, out.capped
-        res.land[i] = land
         if od:
             res.od[i] = out.od
     return res
@@ -97,30 +108,18 @@ class Summary:
         return self.urban / self.residents
 
 
-def _summarize(pop: np.ndarray, land: np.ndarray, res: Summary, i: int) -> None:
-    tot = pop.sum(axis=(3, 4))  # (D,R,K)
-    res.urban_local[i] = tot[..., URBAN_LOCAL]
-    res.urban[i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
-    res.all_states[i] = tot.sum(axis=-1)
-    res.residents[i] = res.all_states[i] - tot[..., AWAY]
-    res.land[i] = land
-
-
 def project_summary(model: Model, *, backend: str = "numba") -> Summary:
     """The projection of :func:`project` reduced to totals per year, draw and region: memory
     grows with years x draws x regions only, so ensembles of many thousands of draws fit."""
     cfg = model.cfg
-    step = get_step(backend)
     years = np.arange(cfg.start_year, cfg.end_year + 1)
-    R, K, S, A = model.pop0.shape
-    D = model.draws
-    pop = np.broadcast_to(model.pop0, (D, R, K, S, A)).copy()
-    land = np.broadcast_to(model.land0, (D, R)).copy()
-    settled_prev = np.zeros((D, R))
+    D, R = model.draws, model.pop0.shape[0]
     res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(5)))
-    _summarize(pop, land, res, 0)
-    out = new_outputs(D, R, K, S, A, od=False)
-    for i, year in enumerate(years[1:], start=1):
-        step(pop, land, settled_prev, model.step_inputs(int(year)), out)
-        _summarize(pop, land, res, i)
+    for i, pop, land, _ in _steps(model, D, backend, False):
+        tot = pop.sum(axis=(3, 4))  # (D,R,K)
+        res.urban_local[i] = tot[..., URBAN_LOCAL]
+        res.urban[i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
+        res.all_states[i] = tot.sum(axis=-1)
+        res.residents[i] = res.all_states[i] - tot[..., AWAY]
+        res.land[i] = land
     return res

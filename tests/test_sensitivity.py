@@ -12,7 +12,8 @@ import pytest
 
 from experiments.sensitivity import OUTPUTS, evaluate, load_spec, main
 from sim.app import prepare
-from sim.runner import project_summary
+from sim.io import to_dataset
+from sim.runner import project, project_summary
 from sim.schema import ConfigError, compose_config, validate
 
 BASE = ["scenario=plan", "end_year=2035"]
@@ -40,8 +41,18 @@ def test_multipliers_equal_the_config_values_they_stand_for():
     for i, want in enumerate(rows):
         for o in OUTPUTS:
             assert got[o][i] == pytest.approx(want[o], rel=1e-12), (i, o)
-    # the summaries equal the full projection's totals
     assert rows[0]["urban_share_2035"] > rows[0]["urban_share_2025"] > 0.55
+
+
+def test_summary_equals_the_full_projections_totals():
+    cfg = validate(compose_config([*BASE, "uncertainty.enabled=true", "draws.count=3", "figures.enabled=false"]))
+    model = prepare(cfg)
+    s = project_summary(model)
+    ds = to_dataset(model, project(model))
+    np.testing.assert_allclose(s.urban, ds.urban_population.transpose("year", "draw", "region").values, rtol=1e-13)
+    np.testing.assert_allclose(s.residents, ds.residents.transpose("year", "draw", "region").values, rtol=1e-13)
+    np.testing.assert_array_equal(s.land, ds.urban_land.transpose("year", "draw", "region").values)
+    np.testing.assert_allclose(s.urban_share, ds.urban_share.transpose("year", "draw", "region").values, rtol=1e-13)
 
 
 def test_indices_single_out_the_drivers(tmp_path):
