@@ -38,7 +38,10 @@ def load_runs(paths) -> dict[str, xr.Dataset]:
             ds = _open(f)
             if "scenario" in ds.dims:
                 for s in ds.scenario.values:
-                    items.append((str(s), f, ds.sel(scenario=s).assign_attrs(scenario=str(s))))
+                    run = ds.sel(scenario=s).assign_attrs(scenario=str(s))
+                    if "config_json" in run.coords:  # sim.collect keeps each run's config per scenario
+                        run = run.assign_attrs(config_json=str(run.config_json.values)).drop_vars("config_json")
+                    items.append((str(s), f, run))
             else:
                 items.append((str(ds.attrs.get("scenario", f.parent.name)), f, ds))
     labels = [lab for lab, _, _ in items]

@@ -107,6 +107,7 @@ def test_resume_after_an_interrupted_sweep_redoes_only_the_unfinished_jobs(tmp_p
 
 
 # --------------------------------------------------------------------------------- joblib, collect
+
 @pytest.mark.slow
 def test_joblib_sweep_is_collected_with_lever_coordinates(tmp_path):
     swp = tmp_path / "sweep"
@@ -127,6 +128,12 @@ def test_joblib_sweep_is_collected_with_lever_coordinates(tmp_path):
     got = ds.sel(scenario=lab[0])
     for k in one.data_vars:
         np.testing.assert_array_equal(got[k].values, one[k].values, err_msg=k)
+    # compare and report read each collected run's own config (its targets)
+    from sim.runs import load_runs, targets_of
+
+    runs = load_runs([swp / "collected.nc"])
+    assert len(runs) == 4 and all(targets_of(r).targets == targets_of(one).targets for r in runs.values())
+    assert len(targets_of(one).targets) > 0
     # the table: every target of every job, with the levers
     table = (swp / "collected_targets.csv").read_text().splitlines()
     assert table[0].startswith("job,status,label,scenario_name,policy.hukou")
