@@ -60,11 +60,11 @@ def evaluate(cfg, factors: dict[str, np.ndarray], batch: int = 512, backend: str
     n = len(next(iter(factors.values())))
     out = {k: np.empty(n) for k in OUTPUTS}
     std = cfg.policy.land.capacity_m2_per_person
+    base = prepare(cfg)
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
         c = dataclasses.replace(cfg, draws=dataclasses.replace(cfg.draws, start=0, count=hi - lo))
-        model = prepare(c)
-        model.factors = {k: np.asarray(v[lo:hi], dtype=float) for k, v in factors.items()}
+        model = dataclasses.replace(base, cfg=c, factors={k: np.asarray(v[lo:hi], dtype=float) for k, v in factors.items()})
         s = project_summary(model, backend=backend)
         yi = {int(y): i for i, y in enumerate(s.years)}
         urban = s.urban.sum(axis=-1)

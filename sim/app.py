@@ -50,13 +50,13 @@ def prepare(cfg: Config):
 
 STATUS = "status.json"
 # fields that do not change a run's results, left out of its config digest
-_NOT_RESULTS = ("resume", "quiet")
+NOT_RESULTS = ("resume", "quiet")
 
 
 def config_digest(cfg: Config) -> str:
     """SHA-256 of the resolved config, less the fields that do not change the results."""
     d = dataclasses.asdict(cfg)
-    for k in _NOT_RESULTS:
+    for k in NOT_RESULTS:
         d.pop(k, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -117,7 +117,7 @@ def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[
     _write_status(out_dir, status="running", started=started, **job)
     t0 = time.perf_counter()
     try:
-        ds, written = _run(cfg, out_dir, overrides)
+        ds, written, report = _run(cfg, out_dir, overrides)
     except BaseException as e:
         _write_status(
             out_dir,
@@ -133,11 +133,11 @@ def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[
     files = {str(p.relative_to(out_dir)): file_sha256(p) for p in written}
     _write_status(out_dir, status="ok", started=started, seconds=round(time.perf_counter() - t0, 3), files=files, **job)
     if echo and not cfg.quiet:
-        _echo(ds, cfg, out_dir, written, time.perf_counter() - t0)
+        _echo(ds, cfg, out_dir, written, report, time.perf_counter() - t0)
     return ds
 
 
-def _run(cfg: Config, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path]]:
+def _run(cfg: Config, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path], str]:
     model = prepare(cfg)
     proj = project(model, backend=cfg.backend)
     ds = to_dataset(model, proj, scenario=cfg.scenario)
@@ -148,16 +148,17 @@ def _run(cfg: Config, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path]]
         written.append(write_text(to_csv(rows), out_dir / "targets.csv"))
     if cfg.targets.region_years:
         written.append(write_text(to_csv(region_rows(ds, list(cfg.targets.region_years))), out_dir / "regions.csv"))
-    written.append(write_text(format_report(ds, cfg.targets) + "\n", out_dir / "report.txt"))
+    report = format_report(ds, cfg.targets)
+    written.append(write_text(report + "\n", out_dir / "report.txt"))
     if cfg.figures.enabled:
         from sim.figures import write_figures  # matplotlib only when figures are asked for
 
         written += [Path(p) for p in write_figures(ds, out_dir / "figures", cfg.figures)]
-    return ds, written
+    return ds, written, report
 
 
-def _echo(ds: xr.Dataset, cfg: Config, out_dir: Path, written: list[Path], seconds: float) -> None:
-    print((out_dir / "report.txt").read_text(encoding="utf-8").rstrip("\n"))
+def _echo(ds: xr.Dataset, cfg: Config, out_dir: Path, written: list[Path], report: str, seconds: float) -> None:
+    print(report)
     print(f"\nwrote {out_dir / cfg.output} ({seconds:.2f} s; accounting residual {ds.attrs['accounting_max_abs_residual_persons']:.2e} persons)")
     figures = [p for p in written if p.parent.name == "figures"]
     if figures:

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import xarray as xr
 
-from sim.app import STATUS, is_complete, read_status
+from sim.app import NOT_RESULTS, STATUS, is_complete, read_status
 from sim.io import write_netcdf, write_text
 from sim.report import to_csv
+from sim.runs import open_run
 
 SLICE_KEYS = ("draws.start", "draws.count")
-# overrides that do not change a job's results
-IGNORED_KEYS = ("resume", "quiet")
+# overrides that do not change a job's results: sim.app.NOT_RESULTS, figures, Hydra's own
 IGNORED_PREFIXES = ("figures.", "hydra.", "hydra/")
 FORMATS = ("netcdf", "zarr")
 
@@ -55,15 +55,14 @@ class Job:
     overrides: list[str] = field(default_factory=list)
 
     @property
+    def pairs(self) -> dict[str, str]:
+        """The overrides as ``{key: value}``."""
+        return dict(o.lstrip("+~").partition("=")[::2] for o in self.overrides)
+
+    @property
     def settings(self) -> dict[str, str]:
         """Overrides that define the scenario (the draw slice and result-neutral keys left out)."""
-        out = {}
-        for o in self.overrides:
-            key, _, value = o.lstrip("+~").partition("=")
-            if key in SLICE_KEYS or key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES):
-                continue
-            out[key] = value
-        return out
+        return {k: v for k, v in self.pairs.items() if k not in SLICE_KEYS and k not in NOT_RESULTS and not k.startswith(IGNORED_PREFIXES)}
 
     @property
     def label(self) -> str:
@@ -101,11 +100,6 @@ def find_jobs(sweep_dir: str | Path) -> list[Job]:
     return jobs
 
 
-def _open(path: Path) -> xr.Dataset:
-    with xr.open_dataset(path) as ds:
-        return ds.load()
-
-
 def _join_slices(label: str, parts: list[tuple[Job, xr.Dataset]]) -> xr.Dataset:
     """One scenario's jobs joined along ``draw`` (a single job is returned as it is)."""
     if len(parts) == 1:
@@ -130,7 +124,7 @@ def collect(sweep_dir: str | Path) -> tuple[xr.Dataset, list[Job], list[dict]]:
     groups: dict[str, list[tuple[Job, xr.Dataset]]] = {}
     for j in jobs:
         if j.status == "ok":
-            groups.setdefault(j.label, []).append((j, _open(j.path / "projection.nc")))
+            groups.setdefault(j.label, []).append((j, open_run(j.path / "projection.nc")))
     if not groups:
         raise CollectError(f"{sweep_dir}: no finished job to combine; " + "; ".join(f"{j.path.name}: {j.status} {j.message}".strip() for j in jobs))
 
@@ -183,8 +177,7 @@ def _target_rows(sweep_dir, jobs: list[Job], swept: list[str]) -> list[dict]:
     rows = []
     for j in jobs:
         head = {"job": str(j.path.relative_to(sweep_dir)), "status": j.status, "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}}
-        draws = {k: v for k, v in ((o.partition("=")[0], o.partition("=")[2]) for o in j.overrides) if k in SLICE_KEYS}
-        head.update({"draws_start": draws.get("draws.start", ""), "draws_count": draws.get("draws.count", "")})
+        head.update({"draws_start": j.pairs.get("draws.start", ""), "draws_count": j.pairs.get("draws.count", "")})
         f = j.path / "targets.csv"
         if j.status == "ok" and f.is_file():
             with open(f, newline="", encoding="utf-8") as fh:
@@ -217,7 +210,7 @@ def open_collected(path: str | os.PathLike) -> xr.Dataset:
     """Open a collected sweep with each lever coordinate indexed, so that
     ``ds.sel({"policy.hukou": "full_opening"})`` selects by lever value."""
     path = Path(path)
-    ds = xr.open_zarr(path).load() if path.is_dir() else _open(path)
+    ds = xr.open_zarr(path).load() if path.is_dir() else open_run(path)
     for name in json.loads(ds.attrs.get("levers", "[]")):
         ds = ds.set_xindex(name)
     return ds

@@ -11,7 +11,8 @@ import xarray as xr
 from sim.schema import FiguresConfig, Target, TargetsConfig
 
 
-def _open(path: Path) -> xr.Dataset:
+def open_run(path: Path) -> xr.Dataset:
+    """A finished netCDF file, read into memory and closed."""
     with xr.open_dataset(path) as ds:
         return ds.load()
 
@@ -35,7 +36,7 @@ def load_runs(paths) -> dict[str, xr.Dataset]:
     items: list[tuple[str, Path, xr.Dataset]] = []
     for p in paths:
         for f in find_runs(p):
-            ds = _open(f)
+            ds = open_run(f)
             if "scenario" in ds.dims:
                 for s in ds.scenario.values:
                     run = ds.sel(scenario=s).assign_attrs(scenario=str(s))
