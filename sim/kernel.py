@@ -35,6 +35,7 @@ from sim.axes import (
     F_TO_AWAY,
     F_URBAN_TO_RURAL,
     FEMALE,
+    N_FLOWS,
     RURAL,
     URBAN_LOCAL,
     URBAN_MIGRANT,
@@ -425,3 +426,110 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
         layout = "region" if D < numba.get_num_threads() and R >= _MIN_REGIONS_TO_SHARE else "draw"
     fn = _step_by_draw if layout == "draw" else _step_by_region
     fn(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped, out.od)
+
+
+# Ensembles with reduced outputs: every year of a draw in one go, in a thread's scratch space.
+
+# Columns of the per-draw factor table (D, N_FACTORS) and the StepInputs field each multiplies.
+FACTOR_FIELDS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled")
+N_FACTORS = len(FACTOR_FIELDS)
+# Totals kept per (year, draw, region): residents, urban, urban_local, all states, land (km2).
+N_SUMMARY = 5
+
+
+@njit(**_JIT)
+def _mul_into(dst, src, f):
+    """``dst[...] = f * src`` for C-contiguous arrays of one shape."""
+    d = dst.reshape(-1)
+    s = src.reshape(-1)
+    for i in range(d.size):
+        d[i] = f * s[i]
+
+
+@njit(**_JIT)
+def _year_inputs(P, y, f, buf):
+    """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, a draw axis of
+    length 1 after it), with the factored fields multiplied by ``f[N_FACTORS]`` into ``buf``
+    (one scratch array per factored field; ``f`` empty: no factors)."""
+    if f.size:
+        _mul_into(buf[0], P.asfr[y], f[0])
+        _mul_into(buf[1], P.m_ru[y], f[1])
+        _mul_into(buf[2], P.m_away[y], f[2])
+        _mul_into(buf[3], P.m_return[y], f[3])
+        _mul_into(buf[4], P.m_inter[y], f[4])
+        _mul_into(buf[5], P.h_conv[y], f[5])
+        _mul_into(buf[6], P.reclass[y], f[6])
+        _mul_into(buf[7], P.land_per_settled[y], f[7])
+        asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps = buf
+    else:
+        asfr, m_ru, m_away, m_return, m_inter = P.asfr[y], P.m_ru[y], P.m_away[y], P.m_return[y], P.m_inter[y]
+        h_conv, reclass, lps = P.h_conv[y], P.reclass[y], P.land_per_settled[y]
+    return StepInputs(
+        P.sx[y], P.nb[y], asfr, P.srb[y], m_ru, P.m_ur[y], m_away, m_return, P.return_urban[y], m_inter,
+        P.dest_weight[y], P.beta_size[y], P.ext_in[y], P.m_ext_out[y], h_conv, reclass, P.reclass_local[y],
+        P.land_base[y], lps, P.land_release[y], P.land_per_leaver[y], P.capacity_m2[y], P.brake_width[y], P.timing,
+    )
+
+
+@njit(**_SUM)
+def _summarise(x, land, out):
+    """``out[R, N_SUMMARY]`` from one draw's stock ``x[R, K, S, A]`` and land ``land[R]``."""
+    R, K, S, A = x.shape
+    for r in range(R):
+        tot = np.zeros(K)
+        for k in range(K):
+            t = 0.0
+            for s in range(S):
+                for a in range(A):
+                    t += x[r, k, s, a]
+            tot[k] = t
+        out[r, 0] = tot[RURAL] + tot[URBAN_LOCAL] + tot[URBAN_MIGRANT]
+        out[r, 1] = tot[URBAN_LOCAL] + tot[URBAN_MIGRANT]
+        out[r, 2] = tot[URBAN_LOCAL]
+        out[r, 3] = out[r, 0] + tot[AWAY]
+        out[r, 4] = land[r]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def _summary(pop0, land0, P, factors, chunks, out):
+    """Every draw of an ensemble, every year, with only the totals kept: ``out[Y+1, D, R, N_SUMMARY]``
+    (row 0: the jump-off). Draws are split into ``chunks`` runs of consecutive draws; each run
+    has its own scratch state, which stays in the core's cache for all the years of a draw."""
+    Y1, D, R, _ = out.shape
+    _, K, S, A = pop0.shape
+    for c in prange(chunks):
+        lo, hi = c * D // chunks, (c + 1) * D // chunks
+        x = np.empty((R, K, S, A))
+        land = np.empty(R)
+        sp = np.empty(R)
+        births = np.empty((R, K, S))
+        deaths = np.empty((R, K, S, A))
+        flows = np.empty((R, N_FLOWS, S, A))
+        settled = np.empty(R)
+        reclassified = np.empty(R)
+        capped = np.empty(R)
+        od = np.empty((0, 0))
+        buf = (
+            np.empty_like(P.asfr[0]), np.empty_like(P.m_ru[0]), np.empty_like(P.m_away[0]), np.empty_like(P.m_return[0]),
+            np.empty_like(P.m_inter[0]), np.empty_like(P.h_conv[0]), np.empty_like(P.reclass[0]), np.empty_like(P.land_per_settled[0]),
+        )
+        for d in range(lo, hi):
+            x[...] = pop0
+            land[:] = land0
+            sp[:] = 0.0
+            f = factors[d] if factors.shape[0] else factors[0, :0]
+            _summarise(x, land, out[0, d])
+            for y in range(Y1 - 1):
+                p = _year_inputs(P, y, f, buf)
+                _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od)
+                _summarise(x, land, out[y + 1, d])
+
+
+def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray) -> None:
+    """Project ``out.shape[1]`` draws of the jump-off state ``pop0`` (R,K,S,A), ``land0`` (R,)
+    through the years of ``P`` (StepInputs whose arrays have a leading year axis and a draw axis
+    of length 1), draw ``d``'s factored parameters multiplied by ``factors[d]`` (columns
+    :data:`FACTOR_FIELDS`; an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
+    D = out.shape[1]
+    chunks = min(D, 8 * numba.get_num_threads())
+    _summary(pop0, land0, P, factors, chunks, out)

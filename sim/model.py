@@ -9,7 +9,7 @@ into jobs (``draws.start``, ``draws.count``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
@@ -20,6 +20,20 @@ from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL
 from sim.classic import survival_ratios
 from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
 from sim.schema import UNCERTAIN_PARAMETERS, Config, region_mask, year_map
+
+
+# The StepInputs field each per-draw factor multiplies (the kernel's ensemble path,
+# sim.kernel.FACTOR_FIELDS, takes them in this order).
+FACTOR_FIELD = {
+    "tfr": "asfr",
+    "rural_to_urban": "m_ru",
+    "to_away": "m_away",
+    "from_away": "m_return",
+    "interregional": "m_inter",
+    "hukou_conversion": "h_conv",
+    "reclassification": "reclass",
+    "land_link": "land_per_settled",
+}
 
 
 def draw_factors(cfg: Config) -> dict[str, np.ndarray] | None:
@@ -58,6 +72,23 @@ class Model:
             return np.ascontiguousarray(a)[None]
         f = self.factors[name].reshape((-1,) + (1,) * np.ndim(a))
         return np.ascontiguousarray(f * a)
+
+    def factor_table(self) -> np.ndarray:
+        """The per-draw factors as a (D, len(FACTOR_FIELD)) table (1 where a factor is not
+        drawn), or an empty (0, 0) table when nothing varies across draws."""
+        if self.factors is None:
+            return np.zeros((0, 0))
+        t = np.ones((self.draws, len(FACTOR_FIELD)))
+        for j, name in enumerate(FACTOR_FIELD):
+            if name in self.factors:
+                t[:, j] = self.factors[name]
+        return t
+
+    def stacked_inputs(self, years) -> StepInputs:
+        """The central (factor-free) StepInputs of ``years``, each array with a leading year axis."""
+        central = replace(self, factors=None)
+        ps = [central.step_inputs(int(y)) for y in years]
+        return StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
 
     @property
     def regions(self) -> list[str]:

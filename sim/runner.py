@@ -110,10 +110,19 @@ class Summary:
 
 def project_summary(model: Model, *, backend: str = "numba") -> Summary:
     """The projection of :func:`project` reduced to totals per year, draw and region: memory
-    grows with years x draws x regions only, so ensembles of many thousands of draws fit."""
+    grows with years x draws x regions only, so ensembles of many thousands of draws fit.
+    With numba, the whole ensemble is one kernel call that runs every year of a draw in a
+    thread's own scratch state (:func:`sim.kernel.summary`); the NumPy reference reduces the
+    full projection year by year."""
     cfg = model.cfg
     years = np.arange(cfg.start_year, cfg.end_year + 1)
     D, R = model.draws, model.pop0.shape[0]
+    if backend == "numba":
+        from sim.kernel import N_SUMMARY, summary
+
+        tot = np.zeros((len(years), D, R, N_SUMMARY))
+        summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(), tot)
+        return Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(N_SUMMARY)))
     res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(5)))
     for i, pop, land, _ in _steps(model, D, backend, False):
         tot = pop.sum(axis=(3, 4))  # (D,R,K)
