@@ -356,6 +356,14 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left)
 
 
+@njit(**_JIT)
+def _step_serial(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
+    """Draws in sequence on the calling thread: for one draw of few regions, where threads have
+    nothing to share (and a parallel loop costs ~15 s more to compile cold)."""
+    for d in range(pop.shape[0]):
+        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d], od[d])
+
+
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
     for d in prange(pop.shape[0]):
@@ -418,13 +426,17 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
     """Same contract as :func:`sim.reference.step`, compiled.
 
     ``layout``: ``"draw"`` (a draw per thread), ``"region"`` ((draw, region) units per thread,
-    stage by stage) or ``"auto"``: by region when there are fewer draws than threads and
-    enough regions to share (measured on 2 cores: by draw is faster for Guangxi's 14
-    prefectures, by region for its 111 counties)."""
+    stage by stage), ``"serial"`` (draws in sequence on this thread) or ``"auto"``: by region
+    when there are fewer draws than threads and enough regions to share (measured on 2 cores:
+    by draw is faster for Guangxi's 14 prefectures, by region for its 111 counties), serial
+    for one draw of fewer regions, by draw otherwise."""
     if layout == "auto":
         D, R = pop.shape[:2]
-        layout = "region" if D < numba.get_num_threads() and R >= _MIN_REGIONS_TO_SHARE else "draw"
-    fn = _step_by_draw if layout == "draw" else _step_by_region
+        if D < numba.get_num_threads() and R >= _MIN_REGIONS_TO_SHARE:
+            layout = "region"
+        else:
+            layout = "serial" if D == 1 or numba.get_num_threads() == 1 else "draw"
+    fn = {"draw": _step_by_draw, "region": _step_by_region, "serial": _step_serial}[layout]
     fn(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped, out.od)
 
 

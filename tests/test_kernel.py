@@ -33,6 +33,10 @@ def by_region(pop, land, settled, p, out):
     kernel.step(pop, land, settled, p, out, layout="region")
 
 
+def serial(pop, land, settled, p, out):
+    kernel.step(pop, land, settled, p, out, layout="serial")
+
+
 def assert_close(a, b, rtol=1e-10):
     scale = np.maximum(np.abs(b), 1.0)
     assert np.all(np.abs(a - b) <= rtol * scale), float(np.max(np.abs(a - b) / scale))
@@ -45,7 +49,7 @@ def test_kernel_equals_reference_and_py_func(seed, D, R, even, big):
     p = random_inputs(rng, D, R, timing=TIMING_EVEN if even else TIMING_END, big_rates=big)
     state = random_state(rng, D, R)
     ref = run(reference.step, *state, p)
-    for fn in (by_draw, by_region, py_func_step):
+    for fn in (by_draw, by_region, serial, py_func_step):
         got = run(fn, *state, p)
         for a, b in zip(got[:3], ref[:3]):
             assert_close(a, b)
@@ -54,7 +58,7 @@ def test_kernel_equals_reference_and_py_func(seed, D, R, even, big):
 
 
 @pytest.mark.parametrize("timing", [TIMING_END, TIMING_EVEN])
-@pytest.mark.parametrize("backend", [reference.step, by_draw, by_region])
+@pytest.mark.parametrize("backend", [reference.step, by_draw, by_region, serial])
 def test_accounting_identity_and_balance(backend, timing):
     rng = np.random.default_rng(7)
     D, R = 2, 6
