@@ -73,32 +73,39 @@ def _num(v: str) -> float:
     return float("nan") if v in ("", "NA") else float(v)
 
 
-def read_census(census_dir: Path, year: int) -> dict:
-    """Guangxi rows of a county census table as a dict of arrays, prefectures and counties apart."""
-    path = census_dir / f"census_county_{year}.csv"
+def _columns(year: int):
+    """Column names of a county census table: (name, residents, urban, rural, city proper, first
+    age column), the three hukou-elsewhere columns, the hukou population column."""
+    if year == 2020:
+        names = ("区县", "人口数_合计", "城镇人口", "乡村人口", "城区人口", "男_0岁")
+        mig = ("户口登记地在外乡镇街道人口_本县", "户口登记地在外乡镇街道人口_本省其他县", "户口登记地在外乡镇街道人口_省外")
+        return names, mig, None
+    names = ("地区", "合计", "城镇人口", "乡村人口", None, "0岁（男）")
+    mig = ("迁入人口（人）-本县（市）/\n本市市区", "迁入人口（人）-本省其他县\n（市）、市区", "迁入人口（人）-外省")
+    return names, mig, "户籍人口"
+
+
+def read_records(path: Path, year: int, keep) -> list[dict]:
+    """The rows of a county census table for which ``keep(code, row_dict)`` is true, as dicts of
+    numbers (a blank urban or rural cell means none: e.g. a district that is all urban).
+    Raises if a row's age groups or urban + rural do not add up to its residents."""
     with open(path, encoding="utf-8") as f:
         rows = list(csv.reader(f))
     head = rows[0]
     col = {name: i for i, name in enumerate(head)}
-    if year == 2020:
-        names = ("区县", "人口数_合计", "城镇人口", "乡村人口", "城区人口", "男_0岁")
-        mig = ("户口登记地在外乡镇街道人口_本县", "户口登记地在外乡镇街道人口_本省其他县", "户口登记地在外乡镇街道人口_省外")
-        hukou = None
-    else:
-        names = ("地区", "合计", "城镇人口", "乡村人口", None, "0岁（男）")
-        mig = ("迁入人口（人）-本县（市）/\n本市市区", "迁入人口（人）-本省其他县\n（市）、市区", "迁入人口（人）-外省")
-        hukou = "户籍人口"
-    name_c, tot_c, urb_c, rur_c, cp_c, age0_c = names
+    (name_c, tot_c, urb_c, rur_c, cp_c, age0_c), mig, hukou = _columns(year)
     recs = []
     for x in rows[1:]:
         code = x[col["区划代码"]]
-        if not code.startswith("45") or code == "450000":
+        if not keep(code, dict(zip(head, x))):
             continue
         a0 = col[age0_c]
         ages = np.array([_num(v) for v in x[a0 : a0 + 2 * N_GROUPS]]).reshape(N_GROUPS, 2)  # male, female
         recs.append(
             dict(
                 code=code,
+                province_zh=x[col["省"]].strip() if "省" in col else "",
+                city_zh=x[col["市"]].strip() if "市" in col else "",
                 name_zh=x[col[name_c]].strip(),
                 residents=_num(x[col[tot_c]]),
                 urban=_num(x[col[urb_c]]),
@@ -110,13 +117,19 @@ def read_census(census_dir: Path, year: int) -> dict:
             )
         )
     for r in recs:
-        # a blank urban or rural cell means none (e.g. a district that is all urban)
         if math.isnan(r["rural"]):
             r["rural"] = r["residents"] - r["urban"]
         if math.isnan(r["urban"]):
             r["urban"] = r["residents"] - r["rural"]
         if not (abs(r["groups"].sum() - r["residents"]) <= 0.5 and abs(r["urban"] + r["rural"] - r["residents"]) <= 0.5):
-            raise ValueError(f"census {year} {r['code']}: age groups or urban+rural do not sum to residents")
+            raise ValueError(f"census {year} {r['code']} {r['name_zh']}: age groups or urban+rural do not sum to residents")
+    return recs
+
+
+def read_census(census_dir: Path, year: int) -> dict:
+    """Guangxi rows of a county census table as a dict of arrays, prefectures and counties apart."""
+    path = census_dir / f"census_county_{year}.csv"
+    recs = read_records(path, year, lambda code, row: code.startswith("45") and code != "450000")
     pref = [r for r in recs if r["code"].endswith("00")]
     cty = [r for r in recs if not r["code"].endswith("00")]
     return {"prefectures": pref, "counties": cty, "path": path}
@@ -142,20 +155,24 @@ def read_prefecture_names(census_dir: Path) -> dict:
         return {r["prefecture_zh"]: r["prefecture_en"] for r in csv.DictReader(f) if r["prefecture_zh"] != "广西壮族自治区"}
 
 
-def read_boundaries(census_dir: Path) -> dict:
-    """Centroid (lon, lat) and area (km2) of each Guangxi prefecture from its WKT boundary."""
+def read_boundaries(census_dir: Path, province: str | None = "450000") -> dict:
+    """Centroid (lon, lat), area (km2), province and city names of each prefecture-level city of
+    ``province`` (None: all of China) from its WKT boundary, keyed by the 4-digit prefecture
+    code (a province's prefectures) or the 6-digit city code (all of China: the county-level
+    cities administered by their province carry codes like 429004)."""
     import shapely.wkt  # only the derivation needs shapely
 
     out = {}
     with open(census_dir / "census_city_2010_2020.csv", encoding="utf-8-sig") as f:
         for r in csv.DictReader(f):
-            if r["province_code"] != "450000":
+            if province is not None and r["province_code"] != province:
                 continue
             geom = shapely.wkt.loads(r["coord"])
             c = geom.centroid
             km_per_deg_lat = 111.32
             area = geom.area * km_per_deg_lat**2 * math.cos(math.radians(c.y))
-            out[r["city_code"][:4]] = (c.x, c.y, area)
+            key = r["city_code"][:4] if province is not None else r["city_code"]
+            out[key] = (c.x, c.y, area, r["province"], r["city"])
     return out
 
 
@@ -187,6 +204,24 @@ def haversine_km(lon1, lat1, lon2, lat2) -> np.ndarray:
     return 2 * 6371.0 * np.arcsin(np.sqrt(h))
 
 
+def centroid_distances(unit, bounds, *, counties: bool):
+    """Longitude, latitude and the distance matrix (km) of regions lying in the prefecture-level
+    units ``unit[R]`` whose centroid and area are ``bounds[unit] = (lon, lat, km2, ...)``.
+
+    Counties carry their prefecture's centroid; two counties of one prefecture are set apart by
+    the typical spacing sqrt(prefecture area / its number of counties)."""
+    unit = np.asarray(unit)
+    lon = np.array([bounds[c][0] for c in unit])
+    lat = np.array([bounds[c][1] for c in unit])
+    dist = haversine_km(lon[:, None], lat[:, None], lon[None, :], lat[None, :])
+    if counties:
+        for c in np.unique(unit):
+            m = np.flatnonzero(unit == c)
+            dist[np.ix_(m, m)] = math.sqrt(bounds[c][2] / len(m))
+    np.fill_diagonal(dist, 0.0)
+    return lon, lat, dist
+
+
 def split_urban(urban, hukou_elsewhere_total, f):
     lo, hi = MIGRANT_SHARE_BOUNDS
     return np.clip(f * hukou_elsewhere_total, lo * urban, hi * urban)
@@ -212,7 +247,6 @@ def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
     pref_en = {code: names_en[r["name_zh"]] for code, r in pref_by_code.items()}
 
     regions = cen["prefectures"] if geography == "guangxi_prefectures" else cen["counties"]
-    R = len(regions)
     pcode = np.array([r["code"][:4] for r in regions])
     residents = np.array([r["residents"] for r in regions])
     urban = np.array([r["urban"] for r in regions])
@@ -243,8 +277,93 @@ def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
         else:
             away = np.array([away_pref[c] * rural[i] / rural[pcode == c].sum() for i, c in enumerate(pcode)])
 
+    # ---- urban split, age-sex-state structure, fertility ----
+    cty = cen["counties"]
+    T = np.stack([np.array([r["rural"] for r in cty]), np.array([r["urban"] for r in cty])], axis=1)
+    st = derive_states(residents, urban, rural, groups, helse, away, HUKOU_URBAN_SHARE[year], T, np.stack([r["groups"] for r in cty]), np.array([r["urban"] / r["residents"] for r in cty]))
+
+    # sex ratio at birth: boys/girls aged 0 at the census in the region's prefecture
+    srb_pref = {c: r["groups"][1, 0] / r["groups"][0, 0] for c, r in pref_by_code.items()}
+    srb = np.array([srb_pref[c] for c in pcode])
+
+    # ---- geography: centroids and distances ----
+    lon, lat, dist = centroid_distances(pcode, bounds, counties=geography == "guangxi_counties")
+
+    if geography == "guangxi_prefectures":
+        region = [pref_en[c] for c in pcode]
+        prefecture = region
+    else:
+        region = [r["code"] for r in regions]
+        prefecture = [pref_en[c] for c in pcode]
+    return inputs_dataset(
+        geography, year, region, prefecture, [r["name_zh"] for r in regions], [r["code"] for r in regions], lon, lat, groups,
+        residents, urban, np.array([r["city_proper"] for r in regions]), helse, away, st, srb, dist, cen["path"],
+    )
+
+
+def inputs_dataset(geography, year, region, prefecture, name_zh, code, lon, lat, groups, residents, urban, city_proper, helse, away, st, srb, dist, source, extra_coords=None) -> xr.Dataset:
+    """The engine's input file for one geography and census year (see :func:`build`)."""
+    pop, f, itfr, tfr_urban, tfr_rural, ratio_urban_rural = (st[k] for k in ("pop", "f", "itfr", "tfr_urban", "tfr_rural", "ratio"))
+    land = LAND_M2_PER_URBAN_2020 * urban / 1e6
+
+    coords = {
+        "region": ("region", region),
+        "state": ("state", list(STATES)),
+        "sex": ("sex", list(SEXES)),
+        "age": ("age", np.arange(N_AGES)),
+        "age_group": ("age_group", list(CENSUS_GROUP_LABELS)),
+        "region_to": ("region_to", region),
+        "name_zh": ("region", name_zh),
+        "code": ("region", code),
+        "prefecture": ("region", prefecture),
+        "lon": ("region", lon, {"units": "degrees_east", "long_name": "centroid longitude"}),
+        "lat": ("region", lat, {"units": "degrees_north", "long_name": "centroid latitude"}),
+    }
+    P = "persons"
+    ds = xr.Dataset(
+        {
+            "population": (("region", "state", "sex", "age"), pop, {"units": P, "long_name": "jump-off population by state (census date, taken as year end)"}),
+            "census_groups": (("region", "sex", "age_group"), groups, {"units": P, "long_name": "census residents by 19 age groups"}),
+            "residents": ("region", residents, {"units": P, "long_name": "census residents"}),
+            "urban": ("region", urban, {"units": P, "long_name": "census urban residents"}),
+            "city_proper": ("region", city_proper, {"units": P, "long_name": "census city-proper (城区) residents"}),
+            "hukou_elsewhere": (("region", "origin"), helse, {"units": P, "long_name": "residents with hukou registered elsewhere"}),
+            "away": ("region", away, {"units": P, "long_name": "estimated hukou holders living in another province"}),
+            "tfr_urban": ("region", tfr_urban, {"units": "1", "long_name": "total fertility rate, urban (iTFR split)"}),
+            "tfr_rural": ("region", tfr_rural, {"units": "1", "long_name": "total fertility rate, rural (iTFR split)"}),
+            "itfr": ("region", itfr, {"units": "1", "long_name": "iTFR = 7 x children 0-4 / (resident + away women 15-49)"}),
+            "srb": ("region", srb, {"units": "1", "long_name": "sex ratio at birth, boys per girl (census age 0)"}),
+            "distance_km": (("region", "region_to"), dist, {"units": "km", "long_name": "distance between region centroids"}),
+            "urban_land": ("region", land, {"units": "km2", "long_name": "urban construction land (2020 m2 per urban resident x urban residents)"}),
+        },
+        coords={**coords, **(extra_coords or {}), "origin": ("origin", ["same_county", "other_county", "other_province"])},
+        attrs={
+            "title": f"Engine inputs: {geography}, census {year}",
+            "census_year": year,
+            "geography": geography,
+            "source": "China population census (6th 2010 / 7th 2020) county-level yearbook tables "
+            "(第六/七次全国人口普查分县资料) and city bulletins, digitised by leiii/census (Lei Dong et al., MIT licence)",
+            "derived_by": "python -m sim.derive (methods: sim/data/PROVENANCE.md)",
+            "source_sha256": f"{source.name}={sha256(source)}",
+            "migrant_factor": f,
+            "tfr_urban_rural_ratio": ratio_urban_rural,
+        },
+    )
+    return ds
+
+
+def derive_states(residents, urban, rural, groups, helse, away, hukou_share, T, cty_groups, cty_share) -> dict:
+    """The jump-off state of every region and its fertility (methods 2-5 of PROVENANCE.md).
+
+    Per region: census ``residents``, ``urban``, ``rural``, 19 age groups ``groups (R, sex,
+    group)``, residents with hukou elsewhere ``helse (R, 3)`` and the estimated ``away`` stock;
+    ``hukou_share`` the official hukou urbanization rate of the whole set. ``T (C, [rural,
+    urban])``, ``cty_groups (C, sex, group)`` and ``cty_share (C,)`` (urban share): the counties
+    whose cross-section gives the urban and rural age profiles and the urban/rural fertility
+    ratio."""
+    R = len(residents)
     # ---- urban split: local urban hukou vs migrants ----
-    f = solve_migrant_factor(urban, helse.sum(axis=1), residents.sum() + away.sum(), HUKOU_URBAN_SHARE[year])
+    f = solve_migrant_factor(urban, helse.sum(axis=1), residents.sum() + away.sum(), hukou_share)
     migrant = split_urban(urban, helse.sum(axis=1), f)
     local = urban - migrant
 
@@ -252,9 +371,7 @@ def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
     # Urban and rural age-sex profiles from the county cross-section by Goodman's ecological
     # regression; within the urban population, unsettled migrants get the urban profile times
     # the recent-migrant propensity of a Rogers-Castro standard schedule.
-    cty = cen["counties"]
-    T = np.stack([np.array([r["rural"] for r in cty]), np.array([r["urban"] for r in cty])], axis=1)
-    N = np.stack([r["groups"] for r in cty]).reshape(len(cty), -1)
+    N = cty_groups.reshape(len(cty_groups), -1)
     prof = ecological_profiles(N, T).reshape(2, N_SEXES, N_GROUPS)
     prof = np.maximum(prof, PROFILE_FLOOR * prof.max(axis=(1, 2), keepdims=True))
     width = np.diff(np.append(CENSUS_GROUP_EDGES, 101))[group_index_of_age()]
@@ -278,10 +395,8 @@ def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
     # against all the region's hukou mothers once (and the away women then bear children too).
     w_away = pop[:, AWAY, 0, 15:50].sum(axis=1)
     itfr = _itfr(groups, extra_women=w_away)
-    cty_groups = np.stack([r["groups"] for r in cty])
     c_itfr = _itfr(cty_groups)
-    c_share = np.array([r["urban"] / r["residents"] for r in cty])
-    slope, intercept = np.polyfit(c_share, c_itfr, 1)
+    slope, intercept = np.polyfit(cty_share, c_itfr, 1)
     ratio_urban_rural = (intercept + slope) / intercept
     women = pop[:, :, 0, 15:50].sum(axis=2)  # (R, state)
     w_u = women[:, URBAN_LOCAL] + women[:, URBAN_MIGRANT] + women[:, AWAY]
@@ -289,76 +404,7 @@ def build(census_dir: Path, geography: str, year: int) -> xr.Dataset:
     tfr_rural = itfr * (w_u + w_r) / (w_r + ratio_urban_rural * w_u)
     tfr_urban = ratio_urban_rural * tfr_rural
 
-    # sex ratio at birth: boys/girls aged 0 at the census in the region's prefecture
-    srb_pref = {c: r["groups"][1, 0] / r["groups"][0, 0] for c, r in pref_by_code.items()}
-    srb = np.array([srb_pref[c] for c in pcode])
-
-    # ---- geography: centroids and distances ----
-    lon = np.array([bounds[c][0] for c in pcode])
-    lat = np.array([bounds[c][1] for c in pcode])
-    dist = haversine_km(lon[:, None], lat[:, None], lon[None, :], lat[None, :])
-    if geography == "guangxi_counties":
-        # Counties carry their prefecture's centroid; two counties of one prefecture are set
-        # apart by the typical spacing sqrt(prefecture area / its number of counties).
-        for c in np.unique(pcode):
-            m = pcode == c
-            spacing = math.sqrt(bounds[c][2] / m.sum())
-            dist[np.ix_(m, m)] = spacing
-    np.fill_diagonal(dist, 0.0)
-
-    if geography == "guangxi_prefectures":
-        region = [pref_en[c] for c in pcode]
-        prefecture = region
-    else:
-        region = [r["code"] for r in regions]
-        prefecture = [pref_en[c] for c in pcode]
-    city_proper = np.array([r["city_proper"] for r in regions])
-    land = LAND_M2_PER_URBAN_2020 * urban / 1e6
-
-    coords = {
-        "region": ("region", region),
-        "state": ("state", list(STATES)),
-        "sex": ("sex", list(SEXES)),
-        "age": ("age", np.arange(N_AGES)),
-        "age_group": ("age_group", list(CENSUS_GROUP_LABELS)),
-        "region_to": ("region_to", region),
-        "name_zh": ("region", [r["name_zh"] for r in regions]),
-        "code": ("region", [r["code"] for r in regions]),
-        "prefecture": ("region", prefecture),
-        "lon": ("region", lon, {"units": "degrees_east", "long_name": "centroid longitude"}),
-        "lat": ("region", lat, {"units": "degrees_north", "long_name": "centroid latitude"}),
-    }
-    P = "persons"
-    ds = xr.Dataset(
-        {
-            "population": (("region", "state", "sex", "age"), pop, {"units": P, "long_name": "jump-off population by state (census date, taken as year end)"}),
-            "census_groups": (("region", "sex", "age_group"), groups, {"units": P, "long_name": "census residents by 19 age groups"}),
-            "residents": ("region", residents, {"units": P, "long_name": "census residents"}),
-            "urban": ("region", urban, {"units": P, "long_name": "census urban residents"}),
-            "city_proper": ("region", city_proper, {"units": P, "long_name": "census city-proper (城区) residents"}),
-            "hukou_elsewhere": (("region", "origin"), helse, {"units": P, "long_name": "residents with hukou registered elsewhere"}),
-            "away": ("region", away, {"units": P, "long_name": "estimated hukou holders living in another province"}),
-            "tfr_urban": ("region", tfr_urban, {"units": "1", "long_name": "total fertility rate, urban (iTFR split)"}),
-            "tfr_rural": ("region", tfr_rural, {"units": "1", "long_name": "total fertility rate, rural (iTFR split)"}),
-            "itfr": ("region", itfr, {"units": "1", "long_name": "iTFR = 7 x children 0-4 / (resident + away women 15-49)"}),
-            "srb": ("region", srb, {"units": "1", "long_name": "sex ratio at birth, boys per girl (census age 0)"}),
-            "distance_km": (("region", "region_to"), dist, {"units": "km", "long_name": "distance between region centroids"}),
-            "urban_land": ("region", land, {"units": "km2", "long_name": "urban construction land (2020 m2 per urban resident x urban residents)"}),
-        },
-        coords={**coords, "origin": ("origin", ["same_county", "other_county", "other_province"])},
-        attrs={
-            "title": f"Engine inputs: {geography}, census {year}",
-            "census_year": year,
-            "geography": geography,
-            "source": "China population census (6th 2010 / 7th 2020) county-level yearbook tables "
-            "(第六/七次全国人口普查分县资料) and city bulletins, digitised by leiii/census (Lei Dong et al., MIT licence)",
-            "derived_by": "python -m sim.derive (methods: sim/data/PROVENANCE.md)",
-            "source_sha256": f"{cen['path'].name}={sha256(cen['path'])}",
-            "migrant_factor": f,
-            "tfr_urban_rural_ratio": ratio_urban_rural,
-        },
-    )
-    return ds
+    return dict(pop=pop, f=f, itfr=itfr, tfr_urban=tfr_urban, tfr_rural=tfr_rural, ratio=ratio_urban_rural)
 
 
 def build_away_2010_shares(census_dir: Path) -> dict:
