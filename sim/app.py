@@ -39,7 +39,7 @@ log = logging.getLogger("sim")
 def prepare(cfg: Config):
     """Validate the config against the schema and the inputs; build the model (no projecting)."""
     validate(cfg)
-    inputs = load_inputs(cfg.geography.name, cfg.start_year)
+    inputs = load_inputs(cfg.geography.name, cfg.start_year, census=cfg.geography.census_dir, cache=cfg.geography.cache_dir)
     check_regions(cfg, [str(r) for r in inputs.region.values], [str(r) for r in inputs.prefecture.values])
     if cfg.geography.regions:
         keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)

@@ -16,6 +16,7 @@ import csv
 import json
 import hashlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,14 @@ HUKOU_POP_2020_ESTIMATE = 55.79e6 + 0.61e6 * (3 + 10 / 12)
 # residents (27,170,956): m2 per urban resident, applied to every region and census year.
 URBAN_LAND_2020_KM2 = 2378.0
 LAND_M2_PER_URBAN_2020 = URBAN_LAND_2020_KM2 * 1e6 / 27_170_956
+# China's hukou urbanization rate at end-2020, 45.4 % (National Bureau of Statistics; the
+# 14th Five-Year Plan outline, 2021, reports it as the 2020 base): the target of the urban split
+# for the geographies covering all of China.
+HUKOU_URBAN_SHARE_CHINA_2020 = 0.454
+# Geographies covering all of China, derived on first use (sim.inputs) and not committed.
+CHINA_GEOGRAPHIES = ("china_prefectures", "china_counties")
+# Rows of the 2020 county table that repeat the sum of coded rows (skipped).
+AGGREGATE_ROWS = ("全国", "省直辖县级行政区划", "自治区直辖县级行政区划")
 # Bounds on the urban_migrant share of each region's urban residents.
 MIGRANT_SHARE_BOUNDS = (0.05, 0.95)
 # Relative weight floor in the ecological profiles (avoids structural zeros in the IPF seed).
@@ -85,10 +94,11 @@ def _columns(year: int):
     return names, mig, "户籍人口"
 
 
-def read_records(path: Path, year: int, keep) -> list[dict]:
+def read_records(path: Path, year: int, keep, dropped: list | None = None) -> list[dict]:
     """The rows of a county census table for which ``keep(code, row_dict)`` is true, as dicts of
     numbers (a blank urban or rural cell means none: e.g. a district that is all urban).
-    Raises if a row's age groups or urban + rural do not add up to its residents."""
+    A row whose age groups or urban + rural do not add up to its residents raises, or, given a
+    ``dropped`` list, is left out and described there."""
     with open(path, encoding="utf-8") as f:
         rows = list(csv.reader(f))
     head = rows[0]
@@ -96,6 +106,8 @@ def read_records(path: Path, year: int, keep) -> list[dict]:
     (name_c, tot_c, urb_c, rur_c, cp_c, age0_c), mig, hukou = _columns(year)
     recs = []
     for x in rows[1:]:
+        if not x:  # a blank line
+            continue
         code = x[col["区划代码"]]
         if not keep(code, dict(zip(head, x))):
             continue
@@ -116,14 +128,20 @@ def read_records(path: Path, year: int, keep) -> list[dict]:
                 hukou_pop=_num(x[col[hukou]]) if hukou else float("nan"),
             )
         )
+    good = []
     for r in recs:
         if math.isnan(r["rural"]):
             r["rural"] = r["residents"] - r["urban"]
         if math.isnan(r["urban"]):
             r["urban"] = r["residents"] - r["rural"]
         if not (abs(r["groups"].sum() - r["residents"]) <= 0.5 and abs(r["urban"] + r["rural"] - r["residents"]) <= 0.5):
-            raise ValueError(f"census {year} {r['code']} {r['name_zh']}: age groups or urban+rural do not sum to residents")
-    return recs
+            msg = f"census {year} {r['code']} {r['name_zh']}: age groups or urban+rural do not sum to residents"
+            if dropped is None:
+                raise ValueError(msg)
+            dropped.append(f"{r['province_zh']} {r['city_zh']} {r['name_zh']} ({r['residents']:.0f}, no age groups)")
+            continue
+        good.append(r)
+    return good
 
 
 def read_census(census_dir: Path, year: int) -> dict:
@@ -407,6 +425,99 @@ def derive_states(residents, urban, rural, groups, helse, away, hukou_share, T, 
     return dict(pop=pop, f=f, itfr=itfr, tfr_urban=tfr_urban, tfr_rural=tfr_rural, ratio=ratio_urban_rural)
 
 
+def china_units(census_dir: Path) -> tuple[list[dict], dict]:
+    """Every county-level row of China's 2020 table (counties, districts, county-level cities,
+    the development zones the table lists without a code, and the prefecture-level cities that
+    have no county-level division), each with the prefecture-level
+    unit (a 6-digit city code of ``census_city_2010_2020.csv``) it lies in; and that file's
+    units. A row's unit is its code's prefecture (``xxxx00``), else its own code (county-level
+    cities under their province, e.g. 429004), else the unit of its province and city names
+    (development zones, Chongqing's counties). Rows matching no unit, or without age groups,
+    are dropped and listed in the second value's ``"unmatched"``."""
+    path = census_dir / "census_county_2020.csv"
+
+    def keep(code, row):
+        return not (row["省"] in AGGREGATE_ROWS or row["区县"] in AGGREGATE_ROWS or code.endswith("0000"))
+
+    unmatched = []
+    recs = read_records(path, 2020, keep, dropped=unmatched)
+    # a prefecture row stands for itself only where no county row lies under it (prefecture-level
+    # cities without districts: Dongguan, Zhongshan, Jiayuguan, Danzhou)
+    with_counties = {r["code"][:4] for r in recs if r["code"].isdigit() and not r["code"].endswith("00")}
+    recs = [r for r in recs if not (r["code"].isdigit() and r["code"].endswith("00") and r["code"][:4] in with_counties)]
+    bounds = read_boundaries(census_dir, province=None)
+    by_name = {(b[3], b[4]): c for c, b in bounds.items()}
+    kept = []
+    n_dev = {}
+    for r in recs:
+        code = r["code"]
+        unit = None
+        if code.isdigit():
+            unit = code[:4] + "00" if code[:4] + "00" in bounds else code if code in bounds else None
+        unit = unit or by_name.get((r["province_zh"], r["city_zh"]))
+        if unit is None:
+            unmatched.append(f"{r['province_zh']} {r['city_zh']} {r['name_zh']} ({r['residents']:.0f})")
+            continue
+        if not code.isdigit():  # uncoded development zone: unit code + D + running number
+            n_dev[unit] = n_dev.get(unit, 0) + 1
+            r["code"] = f"{unit[:4]}D{n_dev[unit]}"
+        r["unit"] = unit
+        r["hukou_elsewhere"] = np.nan_to_num(r["hukou_elsewhere"])
+        kept.append(r)
+    return kept, {"bounds": bounds, "unmatched": unmatched, "path": path}
+
+
+def build_china(census_dir: Path, geography: str) -> xr.Dataset:
+    """Inputs for all of China at the 2020 census: ``china_counties`` (every county-level row)
+    or ``china_prefectures`` (their prefecture-level units), by the methods of :func:`build`.
+
+    What differs from Guangxi's geographies: the hukou urbanization target of the urban split is
+    China's (:data:`HUKOU_URBAN_SHARE_CHINA_2020`); the ``away`` state starts empty (the 2020
+    table has no hukou population, and moves between provinces are moves between regions of
+    the model); urban land uses Guangxi's 2020 m2 per urban resident everywhere; regions are
+    named by code, ``prefecture`` holds the unit's name (English for Guangxi's 14, as in the
+    Guangxi geographies, Chinese elsewhere) and ``province_code`` its province."""
+    if geography not in CHINA_GEOGRAPHIES:
+        raise ValueError(f"geography = {geography!r}: allowed values are {', '.join(CHINA_GEOGRAPHIES)}")
+    recs, meta = china_units(census_dir)
+    bounds = meta["bounds"]
+    names_en = {zh: en for zh, en in read_prefecture_names(census_dir).items()}
+    T = np.stack([np.array([r["rural"] for r in recs]), np.array([r["urban"] for r in recs])], axis=1)
+    cty_groups = np.stack([r["groups"] for r in recs])
+    cty_share = np.array([r["urban"] / r["residents"] for r in recs])
+    unit_of = np.array([r["unit"] for r in recs])
+    units = sorted(set(unit_of))
+
+    def per_unit(key):
+        return np.stack([np.sum([r[key] for r in recs if r["unit"] == u], axis=0) for u in units])
+
+    unit_groups = per_unit("groups")
+    srb_unit = dict(zip(units, unit_groups[:, 1, 0] / unit_groups[:, 0, 0]))
+    if geography == "china_prefectures":
+        region = units
+        unit = units
+        residents, urban, rural = per_unit("residents"), per_unit("urban"), per_unit("rural")
+        groups, helse = unit_groups, per_unit("hukou_elsewhere")
+        cp = np.array([np.nansum([r["city_proper"] for r in recs if r["unit"] == u]) for u in units])
+        name_zh = [bounds[u][4] for u in units]
+    else:
+        region = [r["code"] for r in recs]
+        unit = list(unit_of)
+        residents, urban, rural = (np.array([r[k] for r in recs]) for k in ("residents", "urban", "rural"))
+        groups, helse = cty_groups, np.stack([r["hukou_elsewhere"] for r in recs])
+        cp = np.array([r["city_proper"] for r in recs])
+        name_zh = [r["name_zh"] for r in recs]
+    away = np.zeros(len(region))
+    st = derive_states(residents, urban, rural, groups, helse, away, HUKOU_URBAN_SHARE_CHINA_2020, T, cty_groups, cty_share)
+    lon, lat, dist = centroid_distances(unit, bounds, counties=geography == "china_counties")
+    prefecture = [names_en.get(bounds[u][4], bounds[u][4]) if u.startswith("45") else bounds[u][4] for u in unit]
+    extra = {"province_code": ("region", [u[:2] for u in unit]), "province_zh": ("region", [bounds[u][3] for u in unit])}
+    ds = inputs_dataset(geography, 2020, region, prefecture, name_zh, region, lon, lat, groups, residents, urban, cp, helse, away, st, np.array([srb_unit[u] for u in unit]), dist, meta["path"], extra)
+    ds.attrs["unmatched_rows"] = "; ".join(meta["unmatched"]) or "none"
+    ds.attrs["derived_by"] = "sim.derive.build_china, on first use (sim.inputs); methods: sim/data/PROVENANCE.md"
+    return ds
+
+
 def build_away_2010_shares(census_dir: Path) -> dict:
     cen = read_census(census_dir, 2010)
     raw = {r["code"][:4]: max(r["hukou_pop"] - r["residents"] + r["hukou_elsewhere"][2], 0.0) for r in cen["prefectures"]}
@@ -423,7 +534,8 @@ def _itfr(groups: np.ndarray, extra_women=0.0) -> np.ndarray:
 
 
 def write(ds: xr.Dataset, path: Path) -> None:
-    tmp = path.with_suffix(".tmp.nc")
+    """Write ``ds`` to ``path`` through a temporary file of this process, renamed at the end."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.nc")
     enc = {v: {"zlib": True, "complevel": 6} for v in ds.data_vars}
     ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
     tmp.replace(path)

@@ -1,8 +1,11 @@
-"""Load the engine's derived inputs (``sim/data/{geography}_{year}.nc``)."""
+"""Load the engine's derived inputs: ``sim/data/{geography}_{year}.nc`` (committed), or for the
+geographies covering all of China, a file derived from the census table on first use and cached
+(``{cache}/{geography}_{year}_{table sha256[:16]}.nc``: a changed table is derived afresh)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import xarray as xr
@@ -14,11 +17,43 @@ def input_path(geography: str, year: int, data_dir: Path | None = None) -> Path:
     return (data_dir or DATA_DIR) / f"{geography}_{year}.nc"
 
 
-def load_inputs(geography: str, year: int, regions: list[str] | None = None, data_dir: Path | None = None) -> xr.Dataset:
+REPO = Path(__file__).resolve().parents[1]
+
+
+def census_dir(configured: str = "") -> Path:
+    return Path(configured or os.environ.get("URBSIM_CENSUS_DIR") or REPO.parent / "shared" / "data")
+
+
+def cache_dir(configured: str = "") -> Path:
+    if configured or os.environ.get("URBSIM_CACHE_DIR"):
+        return Path(configured or os.environ["URBSIM_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "urbsim"
+
+
+def derived_path(geography: str, year: int, census: str = "", cache: str = "") -> Path:
+    """The cached inputs of a geography derived on first use, deriving them if missing (written
+    to a temporary file and renamed, so that jobs deriving at once never read half a file)."""
+    from sim.derive import build_china, sha256, write
+
+    table = census_dir(census) / f"census_county_{year}.csv"
+    if not table.exists():
+        raise FileNotFoundError(f"geography={geography!r} is derived from {table}, which is missing (set geography.census_dir or URBSIM_CENSUS_DIR)")
+    path = cache_dir(cache) / f"{geography}_{year}_{sha256(table)[:16]}.nc"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(build_china(table.parent, geography), path)
+    return path
+
+
+def load_inputs(geography: str, year: int, regions: list[str] | None = None, data_dir: Path | None = None, *, census: str = "", cache: str = "") -> xr.Dataset:
     """The inputs of ``geography`` at census ``year``, restricted to ``regions`` when given.
+    ``census``, ``cache``: the census directory and the cache of derived geographies
+    (:func:`census_dir`, :func:`cache_dir`).
 
     The dataset's ``input_sha256`` attribute is the checksum of the file read."""
-    path = input_path(geography, year, data_dir)
+    from sim.schema import DERIVED_ON_FIRST_USE
+
+    path = derived_path(geography, year, census, cache) if geography in DERIVED_ON_FIRST_USE else input_path(geography, year, data_dir)
     if not path.exists():
         raise FileNotFoundError(f"no inputs for geography={geography!r}, start_year={year}: {path} is missing (run python -m sim.derive)")
     with xr.open_dataset(path) as f:

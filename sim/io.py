@@ -111,6 +111,9 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "age": ("age", AGES, {"units": "years", "long_name": "age in completed years (100 = 100+)"}),
         "flow": ("flow", list(FLOWS)),
     }
+    for c in ("province_code", "province_zh"):  # geographies covering all of China
+        if c in inp.coords:
+            coords[c] = ("region", inp[c].values)
     if proj.od is not None:
         coords["region_to"] = ("region_to", inp.region.values, {"long_name": "destination region"})
     if with_draws:

@@ -14,11 +14,17 @@ import xarray as xr
 from sim.schema import TargetsConfig, region_mask
 
 
+GUANGXI_PROVINCE_CODE = "45"
+
+
 def region_selection(ds: xr.Dataset, name: str, groups: dict) -> np.ndarray:
-    """Boolean mask over ``ds.region`` for Guangxi (all), a group, a prefecture or a region."""
+    """Boolean mask over ``ds.region`` for Guangxi (all regions, or those of province 45 in the
+    geographies covering all of China), a group, a prefecture or a region."""
     regions = [str(r) for r in ds.region.values]
     prefectures = [str(p) for p in ds.prefecture.values]
     if name == "Guangxi":
+        if "province_code" in ds.coords:
+            return ds.province_code.values.astype(str) == GUANGXI_PROVINCE_CODE
         return np.ones(len(regions), dtype=bool)
     return region_mask(groups.get(name, [name]), regions, prefectures)
 

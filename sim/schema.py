@@ -15,7 +15,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties")
+GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties", "china_prefectures", "china_counties")
+# Geographies derived from the census tables on first use and cached (2020 census only).
+DERIVED_ON_FIRST_USE = ("china_prefectures", "china_counties")
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,8 @@ class GeographyConfig:
     name: str = _f("guangxi_prefectures", choices=GEOGRAPHY_CHOICES, doc="region set")
     regions: List[str] = _f([], doc="subset of regions to run (empty: all); region or prefecture names")
     city_proper_share: float = _f(0.6, 0.0, 1.0, doc="city-proper share of urban residents where the census gives none (county seats)")
+    census_dir: str = _f("", doc="census tables for geographies derived on first use (empty: ../shared/data beside the repo, or $URBSIM_CENSUS_DIR)")
+    cache_dir: str = _f("", doc="where derived geographies are cached (empty: $URBSIM_CACHE_DIR, else $XDG_CACHE_HOME/urbsim or ~/.cache/urbsim)")
 
 
 @dataclass
@@ -272,6 +276,8 @@ def _walk(obj: Any, path: str) -> None:
 def validate(cfg: Config) -> Config:
     """Check every field of ``cfg``; raise :class:`ConfigError` naming the first bad one."""
     _walk(cfg, "")
+    if cfg.geography.name in DERIVED_ON_FIRST_USE and cfg.start_year != 2020:
+        raise ConfigError(f"start_year = {cfg.start_year}: geography {cfg.geography.name} has 2020 census inputs only; allowed: 2020")
     if cfg.end_year <= cfg.start_year:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
     fig = cfg.figures
