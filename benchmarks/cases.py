@@ -1,0 +1,129 @@
+"""The benchmarked work, shared by the pytest-benchmark suite (``benchmarks/test_benchmarks.py``)
+and by :func:`measure`, which runs a case once in a fresh process for its peak memory.
+
+    python -m benchmarks.cases ensemble 10000 2    # draws, threads: prints {"wall_s", "peak_rss_mb"}
+    python -m benchmarks.cases geography china_counties
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ENSEMBLE_END = 2035  # 2020 -> 2035: 15 years
+
+
+def model(geography: str = "guangxi_prefectures", end_year: int = ENSEMBLE_END, draws: int = 1, uncertain: bool = False):
+    from sim.app import prepare
+    from sim.schema import compose_config
+
+    ov = [f"geography={geography}", f"end_year={end_year}", f"draws.count={draws}", "od_flows=false", "figures.enabled=false"]
+    if uncertain:
+        ov.append("uncertainty.enabled=true")
+    return prepare(compose_config(ov))
+
+
+def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures"):
+    """One annual step (2020 -> 2021) of ``draws`` copies of the jump-off state, full outputs;
+    returns ``run()`` (resets the state, then steps)."""
+    from sim.reference import new_outputs
+    from sim.runner import get_step
+
+    m = model(geography, 2021)
+    step = get_step(backend)
+    p = m.step_inputs(2021)
+    R, K, S, A = m.pop0.shape
+    pop0 = np.broadcast_to(m.pop0, (draws, R, K, S, A)).copy()
+    land0 = np.broadcast_to(m.land0, (draws, R)).copy()
+    pop, land, settled = pop0.copy(), land0.copy(), np.zeros((draws, R))
+    out = new_outputs(draws, R, K, S, A, od=True)
+
+    def run():
+        pop[...] = pop0
+        land[...] = land0
+        settled[...] = 0.0
+        step(pop, land, settled, p, out)
+
+    run()  # compile or load the numba cache
+    return run
+
+
+def ensemble_case(draws: int):
+    """The 2020 -> 2035 ensemble of the 14 prefectures with per-draw parameters and reduced
+    outputs (urban share and totals per region, year and draw): one kernel call."""
+    from sim.runner import project_summary
+
+    m = model(draws=draws, uncertain=True)
+    project_summary(m)  # compile or load the cache (the first call of a process)
+    return lambda: project_summary(m)
+
+
+def geography_case(geography: str):
+    """A deterministic 2020 -> 2035 run: inputs loaded, model built, projected (full outputs
+    in memory, no region-to-region matrix), as ``python -m sim`` does before writing."""
+    from sim.runner import project
+
+    def run():
+        return project(model(geography))
+
+    return run
+
+
+def cli(cache_dir: str, out_dir: str) -> float:
+    """``python -m sim`` (the default run, 2020 -> 2050, written with its figures) in a new
+    process with ``NUMBA_CACHE_DIR=cache_dir``: wall seconds."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "sim", f"hydra.run.dir={out_dir}", "quiet=true"], env=env, capture_output=True, text=True, cwd=ROOT)
+    if r.returncode:
+        raise RuntimeError(r.stderr[-2000:])
+    return time.perf_counter() - t0
+
+
+def cold_and_warm_start() -> dict:
+    """``python -m sim`` with an empty numba cache, then again with the cache it filled."""
+    with tempfile.TemporaryDirectory() as d:
+        cold = cli(f"{d}/cache", f"{d}/cold")
+        warm = min(cli(f"{d}/cache", f"{d}/warm{i}") for i in range(2))
+    return {"cold_s": cold, "warm_s": warm}
+
+
+def measure(*args: str) -> dict:
+    """Run ``python -m benchmarks.cases ARGS`` in a fresh process: its wall time for the case
+    (JIT warmed first) and its peak resident memory."""
+    r = subprocess.run([sys.executable, "-m", "benchmarks.cases", *args], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode:
+        raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> None:
+    kind = argv[0]
+    if kind == "ensemble":
+        import numba
+
+        numba.set_num_threads(int(argv[2]))
+        run = ensemble_case(int(argv[1]))
+    elif kind == "geography":
+        ensemble_case(2)()  # loads the compiled kernel, so that the wall time is the run's
+        run = geography_case(argv[1])
+    else:
+        raise SystemExit(f"unknown case {kind!r}: allowed: ensemble, geography")
+    t0 = time.perf_counter()
+    run()
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"wall_s": wall, "peak_rss_mb": peak}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
