@@ -44,9 +44,9 @@ test: $(STAMP) browser
 warmup: $(STAMP)
 	$(PY) -m sim.warmup
 
-# Kernel vs NumPy reference and end-to-end timings on this machine.
+# The benchmark suite (benchmarks/README.md): results in benchmarks/results/latest.{md,json}.
 bench: $(STAMP)
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks
 
 # Re-derive sim/data from the census tables in ../shared/data (the committed files must not change).
 derive: $(STAMP)

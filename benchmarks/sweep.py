@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.run import machine, write_results
+from benchmarks import machine, write_results
 from sim.app import read_status
 
 HERE = Path(__file__).resolve().parent
