@@ -3,7 +3,7 @@
 Compiles the kernel for its three layouts (serial, by draw, by region) and the ensemble path with
 reduced outputs (:func:`sim.kernel.summary`) into the cache directory
 (``NUMBA_CACHE_DIR``, else numba's default beside the sources), so that the jobs of an array load
-the compiled code instead of each compiling it (about 30 s a job on 2 cores). Run it on a node
+the compiled code instead of each compiling it (20 s or more a job on 2 cores). Run it on a node
 of the same CPU type as the compute nodes, with the same ``NUMBA_CACHE_DIR`` the jobs will see.
 """
 
