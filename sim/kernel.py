@@ -2,17 +2,20 @@
 :mod:`sim.reference` (whose docstring describes the model).
 
 Work is split into units of one (draw, region). Only the destination choice mixes regions; it
-runs per draw, as one matrix product over the flattened (sex, age) cells.
+is one matrix product over the flattened (sex, age) cells, in blocks of destinations.
 
-Two layouts share the stage functions: by draw (a draw per thread, regions in sequence: best
-for ensembles and for few regions) and by region (units of (draw, region) per thread, stage by
-stage: best for one draw of many regions). :func:`step` picks one. For timing ``end`` a step by
-region is:
+Three layouts share the stage functions: serial (draws in sequence on the calling thread: one
+draw of few regions), by draw (a draw per thread, regions in sequence: ensembles) and by region
+(units of (draw, region) per thread, stage by stage: few draws of many regions). :func:`step`
+picks one. For timing ``end`` a step by region is:
   0. per draw: the capacity brake of every region;
   A. per unit: survival and births (in place, ages walked downwards), local moves;
-  B. per draw: arrivals from the other regions;
+  B. per draw: destination pulls; per (draw, block of destinations): arrivals;
   C. per unit: add arrivals, hukou conversion, reclassification, land.
 For timing ``even``, A is preceded by a first half of the moves and its own arrivals.
+
+:func:`summary` runs whole ensembles with reduced outputs: every year of a draw in one thread's
+scratch state, the draw's parameter multipliers applied in the kernel.
 
 Parameter arrays whose draw axis has length 1 are shared by every draw (index ``d % len``).
 """
