@@ -39,6 +39,7 @@ from sim.axes import (
     group_index_of_age,
 )
 from sim.prep import ecological_profiles, graduate, ipf
+from sim.schema import DERIVED_ON_FIRST_USE
 
 GEOGRAPHIES = ("guangxi_prefectures", "guangxi_counties")
 YEARS = (2010, 2020)
@@ -60,8 +61,6 @@ LAND_M2_PER_URBAN_2020 = URBAN_LAND_2020_KM2 * 1e6 / 27_170_956
 # 14th Five-Year Plan outline, 2021, reports it as the 2020 base): the target of the urban split
 # for the geographies covering all of China.
 HUKOU_URBAN_SHARE_CHINA_2020 = 0.454
-# Geographies covering all of China, derived on first use (sim.inputs) and not committed.
-CHINA_GEOGRAPHIES = ("china_prefectures", "china_counties")
 # Rows of the 2020 county table that repeat the sum of coded rows (skipped).
 AGGREGATE_ROWS = ("全国", "省直辖县级行政区划", "自治区直辖县级行政区划")
 # Bounds on the urban_migrant share of each region's urban residents.
@@ -477,11 +476,11 @@ def build_china(census_dir: Path, geography: str) -> xr.Dataset:
     the model); urban land uses Guangxi's 2020 m2 per urban resident everywhere; regions are
     named by code, ``prefecture`` holds the unit's name (English for Guangxi's 14, as in the
     Guangxi geographies, Chinese elsewhere) and ``province_code`` its province."""
-    if geography not in CHINA_GEOGRAPHIES:
-        raise ValueError(f"geography = {geography!r}: allowed values are {', '.join(CHINA_GEOGRAPHIES)}")
+    if geography not in DERIVED_ON_FIRST_USE:
+        raise ValueError(f"geography = {geography!r}: allowed values are {', '.join(DERIVED_ON_FIRST_USE)}")
     recs, meta = china_units(census_dir)
     bounds = meta["bounds"]
-    names_en = {zh: en for zh, en in read_prefecture_names(census_dir).items()}
+    names_en = read_prefecture_names(census_dir)
     T = np.stack([np.array([r["rural"] for r in recs]), np.array([r["urban"] for r in recs])], axis=1)
     cty_groups = np.stack([r["groups"] for r in recs])
     cty_share = np.array([r["urban"] / r["residents"] for r in recs])

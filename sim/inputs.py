@@ -10,6 +10,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from sim.schema import DERIVED_ON_FIRST_USE
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -51,8 +53,6 @@ def load_inputs(geography: str, year: int, regions: list[str] | None = None, dat
     (:func:`census_dir`, :func:`cache_dir`).
 
     The dataset's ``input_sha256`` attribute is the checksum of the file read."""
-    from sim.schema import DERIVED_ON_FIRST_USE
-
     path = derived_path(geography, year, census, cache) if geography in DERIVED_ON_FIRST_USE else input_path(geography, year, data_dir)
     if not path.exists():
         raise FileNotFoundError(f"no inputs for geography={geography!r}, start_year={year}: {path} is missing (run python -m sim.derive)")
