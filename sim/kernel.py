@@ -479,23 +479,28 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
 # Columns of the per-draw factor table (D, N_FACTORS) and the StepInputs field each multiplies.
 FACTOR_FIELDS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled")
 N_FACTORS = len(FACTOR_FIELDS)
-# Totals kept per (year, draw, region): residents, urban, urban_local, all states, land (km2).
-N_SUMMARY = 5
+# Totals kept per (year, draw, region): residents, urban, urban_local, all states, land (km2),
+# and the year's births and deaths of the resident states (zero in the jump-off row).
+N_SUMMARY = 7
 
 
 @njit(**_JIT)
 def _mul_into(dst, src, f):
-    """``dst[...] = f * src`` for C-contiguous arrays of one shape."""
-    d = dst.reshape(-1)
-    s = src.reshape(-1)
-    for i in range(d.size):
-        d[i] = f * s[i]
+    """``dst[0, r, ...] = f[r] * src[0, r, ...]`` for C-contiguous arrays of one shape
+    ``(1, R, ...)``: a multiplier per region."""
+    R = f.size
+    d = dst.reshape((R, -1))
+    s = src.reshape((R, -1))
+    for r in range(R):
+        fr = f[r]
+        for i in range(d.shape[1]):
+            d[r, i] = fr * s[r, i]
 
 
 @njit(**_JIT)
 def _year_inputs(P, y, f, buf):
     """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, a draw axis of
-    length 1 after it), with the factored fields multiplied by ``f[N_FACTORS]`` into ``buf``
+    length 1 after it), with the factored fields multiplied by ``f[N_FACTORS, R]`` into ``buf``
     (one scratch array per factored field; ``f`` empty: no factors)."""
     if f.size:
         _mul_into(buf[0], P.asfr[y], f[0])
@@ -518,8 +523,9 @@ def _year_inputs(P, y, f, buf):
 
 
 @njit(**_SUM)
-def _summarise(x, land, out):
-    """``out[R, N_SUMMARY]`` from one draw's stock ``x[R, K, S, A]`` and land ``land[R]``."""
+def _summarise(x, land, births, deaths, out):
+    """``out[R, N_SUMMARY]`` from one draw's stock ``x[R, K, S, A]``, land ``land[R]`` and the
+    year's ``births[R, K, S]`` and ``deaths[R, K, S, A]`` (by the state of mother / of the dead)."""
     R, K, S, A = x.shape
     for r in range(R):
         tot = np.zeros(K)
@@ -534,6 +540,17 @@ def _summarise(x, land, out):
         out[r, 2] = tot[URBAN_LOCAL]
         out[r, 3] = out[r, 0] + tot[AWAY]
         out[r, 4] = land[r]
+        b = 0.0
+        dd = 0.0
+        for k in range(K):
+            if k == AWAY:
+                continue
+            for s in range(S):
+                b += births[r, k, s]
+                for a in range(A):
+                    dd += deaths[r, k, s, a]
+        out[r, 5] = b
+        out[r, 6] = dd
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
@@ -555,6 +572,7 @@ def _summary(pop0, land0, P, factors, chunks, out):
         reclassified = np.empty(R)
         capped = np.empty(R)
         od = np.empty((0, 0))
+        no_factors = np.empty((0, R))
         buf = (
             np.empty_like(P.asfr[0]), np.empty_like(P.m_ru[0]), np.empty_like(P.m_away[0]), np.empty_like(P.m_return[0]),
             np.empty_like(P.m_inter[0]), np.empty_like(P.h_conv[0]), np.empty_like(P.reclass[0]), np.empty_like(P.land_per_settled[0]),
@@ -563,19 +581,21 @@ def _summary(pop0, land0, P, factors, chunks, out):
             x[...] = pop0
             land[:] = land0
             sp[:] = 0.0
-            f = factors[d] if factors.shape[0] else factors[0, :0]
-            _summarise(x, land, out[0, d])
+            f = factors[d] if factors.shape[0] else no_factors
+            births[...] = 0.0
+            deaths[...] = 0.0
+            _summarise(x, land, births, deaths, out[0, d])
             for y in range(Y1 - 1):
                 p = _year_inputs(P, y, f, buf)
                 _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od)
-                _summarise(x, land, out[y + 1, d])
+                _summarise(x, land, births, deaths, out[y + 1, d])
 
 
 def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray) -> None:
     """Project ``out.shape[1]`` draws of the jump-off state ``pop0`` (R,K,S,A), ``land0`` (R,)
     through the years of ``P`` (StepInputs whose arrays have a leading year axis and a draw axis
-    of length 1), draw ``d``'s factored parameters multiplied by ``factors[d]`` (columns
-    :data:`FACTOR_FIELDS`; an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
+    of length 1), draw ``d``'s factored parameters multiplied by ``factors[d]`` (shape ``(N_FACTORS, R)``:
+    a row per field of :data:`FACTOR_FIELDS`, a multiplier per region; an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
     D = out.shape[1]
     chunks = min(D, 8 * numba.get_num_threads())
     _summary(pop0, land0, P, factors, chunks, out)

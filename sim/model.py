@@ -19,7 +19,7 @@ from models.migration import RC_STANDARD, destination_utility
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
 from sim.classic import survival_ratios
 from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
-from sim.schema import UNCERTAIN_PARAMETERS, Config, region_mask, year_map
+from sim.schema import CALIBRATED_PARAMETERS, UNCERTAIN_PARAMETERS, Config, ConfigError, region_mask, year_map
 
 
 # The StepInputs field each per-draw factor multiplies (the kernel's ensemble path,
@@ -70,18 +70,22 @@ class Model:
         """``a`` with a leading draw axis: length 1, or D when ``name`` varies across draws."""
         if self.factors is None or name not in self.factors:
             return np.ascontiguousarray(a)[None]
-        f = self.factors[name].reshape((-1,) + (1,) * np.ndim(a))
+        f = np.asarray(self.factors[name], dtype=float)  # (D,) or (D, R): a multiplier per region
+        f = f.reshape(f.shape + (1,) * (np.ndim(a) + 1 - f.ndim))
         return np.ascontiguousarray(f * a)
 
     def factor_table(self) -> np.ndarray:
-        """The per-draw factors as a (D, len(FACTOR_FIELD)) table (1 where a factor is not
-        drawn), or an empty (0, 0) table when nothing varies across draws."""
+        """The per-draw factors as a (D, len(FACTOR_FIELD), R) table (1 where a factor is not
+        drawn; a factor of shape (D,) applies to every region, one of shape (D, R) per region),
+        or an empty (0, 0, 0) table when nothing varies across draws."""
         if self.factors is None:
-            return np.zeros((0, 0))
-        t = np.ones((self.draws, len(FACTOR_FIELD)))
+            return np.zeros((0, 0, 0))
+        R = self.pop0.shape[0]
+        t = np.ones((self.draws, len(FACTOR_FIELD), R))
         for j, name in enumerate(FACTOR_FIELD):
             if name in self.factors:
-                t[:, j] = self.factors[name]
+                f = np.asarray(self.factors[name], dtype=float)
+                t[:, j] = f[:, None] if f.ndim == 1 else f
         return t
 
     def stacked_inputs(self, years) -> StepInputs:
@@ -126,11 +130,11 @@ class Model:
             return_urban=np.full((1, R), mig.return_urban_share),
             m_inter=self._per_draw("interregional", self.static["m_inter"]),
             dest_weight=self.static["dest_weight"][None],
-            beta_size=np.array([mig.beta_size]),
+            beta_size=np.array([self.static["beta_size"]]),
             ext_in=(y(mig.external_in) * self.static["ext_in_stock"])[None],
             m_ext_out=self.static["m_ext_out"][None],
             h_conv=self._per_draw("hukou_conversion", h),
-            reclass=self._per_draw("reclassification", np.full(R, y(pol.reclassification.rate))),
+            reclass=self._per_draw("reclassification", y(pol.reclassification.rate) * self.static["reclass_factor"]),
             reclass_local=np.full((1, R), pol.reclassification.to_local_share),
             land_base=(y(pol.land.base_quota) * self.land0)[None],
             land_per_settled=self._per_draw("land_link", land_link),
@@ -142,11 +146,77 @@ class Model:
         )
 
 
-def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
+def ensemble_path(cfg: Config):
+    """``params.ensemble`` as a path (relative paths from the repository's root)."""
+    from pathlib import Path
+
+    from sim.schema import CONFIG_DIR
+
+    p = Path(cfg.params.ensemble)
+    return p if p.is_absolute() else CONFIG_DIR.parent / p
+
+
+def read_ensemble(cfg: Config) -> xr.Dataset:
+    """The draws ``draws.start .. draws.start + draws.count - 1`` of the ``params.ensemble`` file:
+    ``factors (draw, parameter)`` and ``region_factors (draw, regional_parameter, region)``, with
+    the meaning of ``params.factors`` / ``params.region_factors``."""
+    path = ensemble_path(cfg)
+    if not path.is_file():
+        raise ConfigError(f"params.ensemble = {cfg.params.ensemble!r}: no such file ({path}); make one with python -m calibration")
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    n = ds.sizes["draw"]
+    lo, hi = cfg.draws.start, cfg.draws.start + cfg.draws.count
+    if hi > n:
+        raise ConfigError(f"draws.start + draws.count = {hi}: the ensemble {path.name} has {n} draws; allowed: start + count <= {n}")
+    return ds.isel(draw=slice(lo, hi))
+
+
+def ensemble_factors(cfg: Config, regions: list[str], prefectures: list[str]) -> dict[str, np.ndarray]:
+    """Per-draw multipliers ``{name: (D, R)}`` relative to the central ``params`` values, from the
+    ensemble file. The kernel varies the fields of FACTOR_FIELD across draws; any other parameter
+    (mortality, destination-choice weights) must be the same in every draw."""
+    ds = read_ensemble(cfg)
+    central = {k: float(cfg.params.factors.get(k, 1.0)) for k in CALIBRATED_PARAMETERS}
+    out = {}
+    for name in ds.parameter.values.tolist():
+        v = ds.factors.sel(parameter=name).values / central[name]  # (D,)
+        if name not in FACTOR_FIELD:
+            if np.ptp(v) > 1e-12 or abs(v[0] - 1.0) > 1e-9:
+                raise ConfigError(f"params.ensemble: parameter {name} varies across draws or differs from params.factors; only {', '.join(FACTOR_FIELD)} may vary")
+            continue
+        f = np.broadcast_to(v[:, None], (len(v), len(regions))).copy()
+        if "region_factors" in ds and name in ds.regional_parameter.values.tolist():
+            rf = ds.region_factors.sel(regional_parameter=name)
+            base = cfg.params.region_factors.get(name, {})
+            for j, key in enumerate(rf.region.values.tolist()):
+                f[:, region_mask([key], regions, prefectures)] *= rf.values[:, j, None] / float(base.get(key, 1.0))
+        out[name] = f
+    return out
+
+
+def param_factors(cfg: Config, regions: list[str], prefectures: list[str]) -> dict[str, np.ndarray]:
+    """``{parameter: (R,) multiplier}`` from ``params.factors`` times ``params.region_factors``
+    (a region named, or its prefecture), for every parameter of CALIBRATED_PARAMETERS."""
+    prm = cfg.params
+    out = {}
+    for name in CALIBRATED_PARAMETERS:
+        f = np.full(len(regions), float(prm.factors.get(name, 1.0)))
+        for key, v in prm.region_factors.get(name, {}).items():
+            f[region_mask([key], regions, prefectures)] *= float(v)
+        out[name] = f
+    return out
+
+
+def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) -> Model:
+    """The model of ``cfg`` on ``inputs``; ``factors``: per-draw multipliers ``{name: (D,) or
+    (D, R)}`` (default: those of ``uncertainty``, or of the ``params.ensemble`` draws)."""
     mort, fert, mig = cfg.demography.mortality, cfg.demography.fertility, cfg.demography.migration
     pop0 = np.ascontiguousarray(inputs.population.values, dtype=float)
     R = pop0.shape[0]
     regions = [str(r) for r in inputs.region.values]
+    prefectures = [str(p) for p in inputs.prefecture.values]
+    pf = param_factors(cfg, regions, prefectures)
 
     # mortality: e0 by state and sex; urban states (and away) get the urban advantage
     e0 = np.empty((N_STATES, N_SEXES))
@@ -155,7 +225,7 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
         e0[RURAL, s] = base - mort.rural_disadvantage
     mortality = get_model("mortality", mort.model)
     uniq = {v: mortality.level_for_e0(v) for v in np.unique(e0)}
-    levels = np.broadcast_to(np.vectorize(uniq.get)(e0), (R, N_STATES, N_SEXES)).copy()
+    levels = np.broadcast_to(np.vectorize(uniq.get)(e0), (R, N_STATES, N_SEXES)) * pf["mortality"][:, None, None]
 
     # fertility: census TFR (urban / rural) x gamma schedule
     fert_model = get_model("fertility", fert.model)
@@ -167,13 +237,13 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
     asfr[:, RURAL] = tfr_r[:, None] * sch_r
     for k in (URBAN_LOCAL, URBAN_MIGRANT, AWAY):
         asfr[:, k] = tfr_u[:, None] * sch_u
+    asfr *= pf["tfr"][:, None, None]
     srb = np.full(R, fert.srb) if fert.srb is not None else inputs.srb.values.astype(float)
 
     # migration (schedules x intensities; policy levers scale them per region)
     shape = get_model("migration_schedule", mig.schedule)(**RC_STANDARD)
     one = shape / shape.sum()  # gross migraproduction rate 1: rate = GMR x one
     pol = cfg.policy
-    prefectures = [str(p) for p in inputs.prefecture.values]
 
     def mask(names):
         return region_mask(names, regions, prefectures)
@@ -181,8 +251,8 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
     ages = np.arange(N_AGES)
     child = ages < 16
     levers = (pol.nanning_primacy, pol.beibu_integration, pol.east_links)
-    ru_mult = np.ones(R)
-    ret_mult = np.ones(R)
+    ru_mult = pf["rural_to_urban"].copy()
+    ret_mult = pf["from_away"].copy()
     bonus = np.zeros(R)
     dist = inputs.distance_km.values.astype(float).copy()
     for lv in levers:
@@ -201,12 +271,13 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
     m_away = np.zeros((R, N_STATES, N_SEXES, N_AGES))
     m_inter = np.zeros((R, N_STATES, N_SEXES, N_AGES))
     for name, gmr in mig.to_away.items():
-        m_away[:, STATES.index(name)] = gmr * one
+        m_away[:, STATES.index(name)] = gmr * pf["to_away"][:, None, None] * one
     m_away[:, URBAN_MIGRANT] *= keep
     if R > 1:
         for name, gmr in mig.interregional.items():
-            m_inter[:, STATES.index(name)] = gmr * one
-    V = destination_utility(dist, beta_distance=mig.beta_distance, openness=bonus, beta_openness=1.0)
+            m_inter[:, STATES.index(name)] = gmr * pf["interregional"][:, None, None] * one
+    # the calibrated weights are shared by all regions (params.region_factors has no beta_*)
+    V = destination_utility(dist, beta_distance=mig.beta_distance * pf["beta_distance"][0], openness=bonus, beta_openness=1.0)
     other_prov = inputs.hukou_elsewhere.sel(origin="other_province").values
     migrants = pop0[:, URBAN_MIGRANT].sum(axis=(1, 2))
     ext_share = np.clip(other_prov / np.maximum(migrants, 1.0), 0.0, 1.0)
@@ -215,7 +286,7 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
     # hukou conversion by age (children follow parents, lower at 60+) and city size
     hk = pol.hukou
     h_age = np.where(child, hk.child_factor, np.where(ages >= 60, hk.old_age_factor, 1.0))
-    h_region = np.where(mask(hk.big_cities), hk.big_city_factor, 1.0)
+    h_region = np.where(mask(hk.big_cities), hk.big_city_factor, 1.0) * pf["hukou_conversion"]
     h_shape = h_region[:, None, None] * h_age[None, None, :] * np.ones((1, N_SEXES, 1))
 
     land = pol.land
@@ -236,5 +307,9 @@ def build_model(cfg: Config, inputs: xr.Dataset) -> Model:
         h_shape=np.ascontiguousarray(h_shape),
         land_per_settled=land_per_settled,
         release_weight=rural0 / rural0.sum(),
+        reclass_factor=pf["reclassification"],
+        beta_size=mig.beta_size * pf["beta_size"][0],
     )
-    return Model(cfg, inputs, pop0, inputs.urban_land.values.astype(float), levels, asfr, static, draw_factors(cfg))
+    if factors is None:
+        factors = draw_factors(cfg) if cfg.params.ensemble == "" else ensemble_factors(cfg, regions, prefectures)
+    return Model(cfg, inputs, pop0, inputs.urban_land.values.astype(float), levels, asfr, static, factors)

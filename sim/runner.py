@@ -10,6 +10,8 @@ from sim.axes import AWAY, N_FLOWS, URBAN_LOCAL, URBAN_MIGRANT
 from sim.model import Model
 from sim.reference import new_outputs
 
+N_SUMMARY = 7  # the columns of sim.kernel.N_SUMMARY: the fields of Summary after years
+
 
 @dataclass
 class Projection:
@@ -102,6 +104,8 @@ class Summary:
     urban_local: np.ndarray
     all_states: np.ndarray
     land: np.ndarray  # km2
+    births: np.ndarray  # in the year, to mothers of the resident states (0 in the jump-off year)
+    deaths: np.ndarray  # in the year, of the resident states
 
     @property
     def urban_share(self) -> np.ndarray:
@@ -118,17 +122,20 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
     years = np.arange(cfg.start_year, cfg.end_year + 1)
     D, R = model.draws, model.pop0.shape[0]
     if backend == "numba":
-        from sim.kernel import N_SUMMARY, summary
+        from sim.kernel import summary
 
         tot = np.zeros((len(years), D, R, N_SUMMARY))
         summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(), tot)
         return Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(N_SUMMARY)))
-    res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(5)))
-    for i, pop, land, _ in _steps(model, D, backend, False):
+    res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(N_SUMMARY)))
+    for i, pop, land, out in _steps(model, D, backend, False):
         tot = pop.sum(axis=(3, 4))  # (D,R,K)
         res.urban_local[i] = tot[..., URBAN_LOCAL]
         res.urban[i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
         res.all_states[i] = tot.sum(axis=-1)
         res.residents[i] = res.all_states[i] - tot[..., AWAY]
         res.land[i] = land
+        if out is not None:
+            res.births[i] = out.births[:, :, :AWAY].sum(axis=(2, 3))
+            res.deaths[i] = out.deaths[:, :, :AWAY].sum(axis=(2, 3, 4))
     return res

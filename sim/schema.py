@@ -218,6 +218,33 @@ class UncertaintyConfig:
     )
 
 
+# Parameters a calibration fits, as multipliers on the config's central values (params.factors),
+# and those it may also fit per region (params.region_factors).
+CALIBRATED_PARAMETERS = {
+    "mortality": "hazard level of every state and sex (demography.mortality; Siler level)",
+    **UNCERTAIN_PARAMETERS,
+    "beta_distance": "destination choice: weight on -log distance (demography.migration.beta_distance)",
+    "beta_size": "destination choice: weight on log urban residents (demography.migration.beta_size)",
+}
+REGIONAL_PARAMETERS = ("rural_to_urban", "to_away", "reclassification")
+
+
+@dataclass
+class ParamsConfig:
+    """Fitted parameters (``configs/params/``): multipliers on the central values the rest of the
+    config sets, so that a scenario's paths and levers keep their shape. ``params=default``: the
+    documented guesses (no multipliers); ``params=calibrated``: the fit to 2010-2020
+    (``python -m calibration``); ``params=calibrated_ensemble``: its posterior draws, one per
+    ensemble member (``ensemble``)."""
+
+    name: str = "default"
+    source: str = _f("", doc="what produced these values (the calibration's report)")
+    factors: Dict[str, float] = _f({}, 0.0, 100.0, doc="multiplier on each parameter's central value (keys: CALIBRATED_PARAMETERS)")
+    region_factors: Dict[str, Dict[str, float]] = _f({}, doc="further multiplier per region: {parameter: {region: value}} (parameters: REGIONAL_PARAMETERS)")
+    ensemble: str = _f("", doc="netCDF of parameter draws (dimension draw), relative to the repository; draw i projects with draw i's parameters")
+    keep_draws: bool = _f(False, doc="ensemble runs: also write every draw's urban share per region and year")
+
+
 @dataclass
 class Config:
     geography: GeographyConfig = field(default_factory=GeographyConfig)
@@ -229,6 +256,7 @@ class Config:
     end_year: int = _f(2050, 2011, 2200)
     draws: DrawsConfig = field(default_factory=DrawsConfig)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
+    params: ParamsConfig = field(default_factory=ParamsConfig)
     backend: str = _f("numba", choices=("numba", "numpy"))
     output: str = "projection.nc"
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")
@@ -292,6 +320,18 @@ def validate(cfg: Config) -> Config:
     unknown = sorted(set(cfg.uncertainty.sd) - set(UNCERTAIN_PARAMETERS))
     if unknown:
         raise ConfigError(f"uncertainty.sd: unknown parameter(s) {unknown}; allowed: {', '.join(UNCERTAIN_PARAMETERS)}")
+    prm = cfg.params
+    unknown = sorted(set(prm.factors) - set(CALIBRATED_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"params.factors: unknown parameter(s) {unknown}; allowed: {', '.join(CALIBRATED_PARAMETERS)}")
+    unknown = sorted(set(prm.region_factors) - set(REGIONAL_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"params.region_factors: unknown parameter(s) {unknown}; allowed: {', '.join(REGIONAL_PARAMETERS)}")
+    for name, per_region in prm.region_factors.items():
+        for region, v in per_region.items():
+            _check_value(f"params.region_factors[{name}][{region}]", v, {"lo": 0.0, "hi": 100.0})
+    if prm.ensemble and cfg.uncertainty.enabled:
+        raise ConfigError("uncertainty.enabled = true: not with params.ensemble, whose draws carry their own parameters; allowed: false")
     for state_map in ("interregional", "to_away"):
         keys = set(getattr(cfg.demography.migration, state_map))
         allowed = {"rural", "urban_local", "urban_migrant"}
@@ -318,6 +358,8 @@ def check_regions(cfg: Config, regions: list[str], prefectures: list[str]) -> No
         "policy.beibu_integration.regions": list(pol.beibu_integration.regions),
         "policy.east_links.regions": list(pol.east_links.regions),
     }
+    for name, per_region in cfg.params.region_factors.items():
+        named[f"params.region_factors[{name}]"] = list(per_region)
     for g, members in cfg.targets.groups.items():
         named[f"targets.groups[{g}]"] = list(members)
     known = set(regions) | set(prefectures)
