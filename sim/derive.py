@@ -532,6 +532,41 @@ def _itfr(groups: np.ndarray, extra_women=0.0) -> np.ndarray:
     return 7.0 * children / women
 
 
+OBSERVED_COLUMNS = ("year", "region", "variable", "value", "source")
+
+
+def observed_series(census_dir: Path) -> list[dict]:
+    """Observed values in the backtest's format (year, region, variable, value; plus source):
+    the 2010 and 2020 census residents and urban shares of Guangxi and its prefectures
+    (``prefectures_2010_2020.csv``), Guangxi's 2012 urban share and its 2015-2019 year-end
+    residents (``guangxi_annual_2010_2020.csv``). Left out: the 2018 urban share (on the
+    pre-census basis, later revised) and the year-end 2020 total (the census stands for 2020)."""
+    rows = []
+    with open(census_dir / "prefectures_2010_2020.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            region = "Guangxi" if r["prefecture_en"].startswith("Guangxi") else r["prefecture_en"]
+            for y in (2010, 2020):
+                src = f"{y} census ({'6th' if y == 2010 else '7th'}), prefectures_2010_2020.csv"
+                rows.append(dict(year=y, region=region, variable="population", value=float(r[f"pop_{y}"]), source=src))
+                rows.append(dict(year=y, region=region, variable="urban_share", value=round(float(r[f"urban_rate_{y}"]) / 100, 6), source=src))
+    with open(census_dir / "guangxi_annual_2010_2020.csv", encoding="utf-8") as f:
+        annual = {int(r["year"]): r for r in csv.DictReader(f)}
+    src = "Guangxi New Urbanization Plan 2014-2020 ch.1 (guangxi_annual_2010_2020.csv)"
+    rows.append(dict(year=2012, region="Guangxi", variable="urban_share", value=float(annual[2012]["urban_rate"]) / 100, source=src))
+    for y in range(2015, 2020):
+        rows.append(dict(year=y, region="Guangxi", variable="population", value=float(annual[y]["total_pop"]) * 1e4, source="NBS revised year-end residents (guangxi_annual_2010_2020.csv)"))
+    return sorted(rows, key=lambda r: (r["year"], r["region"] != "Guangxi", r["region"], r["variable"]))
+
+
+def write_observed(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=OBSERVED_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
 def write(ds: xr.Dataset, path: Path) -> None:
     """Write ``ds`` to ``path`` through a temporary file of this process, renamed at the end."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.nc")
@@ -550,6 +585,8 @@ def main(argv=None) -> None:
             ds = build(args.census, geo, year)
             write(ds, args.out / f"{geo}_{year}.nc")
             print(f"wrote {geo}_{year}.nc: {ds.sizes['region']} regions, migrant factor {ds.attrs['migrant_factor']:.3f}")
+    write_observed(observed_series(args.census), args.out / "guangxi_observed.csv")
+    print("wrote guangxi_observed.csv")
     path = args.out / "guangxi_prefectures_boundaries.json"
     path.write_text(json.dumps(boundaries_geojson(args.census), ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
     print(f"wrote {path.name}")

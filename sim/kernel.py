@@ -477,7 +477,9 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
 # Ensembles with reduced outputs: every year of a draw in one go, in a thread's scratch space.
 
 # Columns of the per-draw factor table (D, N_FACTORS) and the StepInputs field each multiplies.
-FACTOR_FIELDS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled")
+# The fields a per-draw factor table multiplies, a multiplier per region: the region of the row
+# (origin), except dest_weight, whose columns (destinations) are scaled.
+FACTOR_FIELDS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled", "dest_weight")
 N_FACTORS = len(FACTOR_FIELDS)
 # Totals kept per (year, draw, region): residents, urban, urban_local, all states, land (km2),
 # and the year's births and deaths of the resident states (zero in the jump-off row).
@@ -498,6 +500,15 @@ def _mul_into(dst, src, f):
 
 
 @njit(**_JIT)
+def _mul_cols_into(dst, src, f):
+    """``dst[0, i, j] = f[j] * src[0, i, j]``: a multiplier per destination."""
+    R = f.size
+    for i in range(R):
+        for j in range(R):
+            dst[0, i, j] = f[j] * src[0, i, j]
+
+
+@njit(**_JIT)
 def _year_inputs(P, y, f, buf):
     """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, a draw axis of
     length 1 after it), with the factored fields multiplied by ``f[N_FACTORS, R]`` into ``buf``
@@ -511,13 +522,14 @@ def _year_inputs(P, y, f, buf):
         _mul_into(buf[5], P.h_conv[y], f[5])
         _mul_into(buf[6], P.reclass[y], f[6])
         _mul_into(buf[7], P.land_per_settled[y], f[7])
-        asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps = buf
+        _mul_cols_into(buf[8], P.dest_weight[y], f[8])
+        asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps, dest_weight = buf
     else:
         asfr, m_ru, m_away, m_return, m_inter = P.asfr[y], P.m_ru[y], P.m_away[y], P.m_return[y], P.m_inter[y]
-        h_conv, reclass, lps = P.h_conv[y], P.reclass[y], P.land_per_settled[y]
+        h_conv, reclass, lps, dest_weight = P.h_conv[y], P.reclass[y], P.land_per_settled[y], P.dest_weight[y]
     return StepInputs(
         P.sx[y], P.nb[y], asfr, P.srb[y], m_ru, P.m_ur[y], m_away, m_return, P.return_urban[y], m_inter,
-        P.dest_weight[y], P.beta_size[y], P.ext_in[y], P.m_ext_out[y], h_conv, reclass, P.reclass_local[y],
+        dest_weight, P.beta_size[y], P.ext_in[y], P.m_ext_out[y], h_conv, reclass, P.reclass_local[y],
         P.land_base[y], lps, P.land_release[y], P.land_per_leaver[y], P.capacity_m2[y], P.brake_width[y], P.timing,
     )
 
@@ -576,6 +588,7 @@ def _summary(pop0, land0, P, factors, chunks, out):
         buf = (
             np.empty_like(P.asfr[0]), np.empty_like(P.m_ru[0]), np.empty_like(P.m_away[0]), np.empty_like(P.m_return[0]),
             np.empty_like(P.m_inter[0]), np.empty_like(P.h_conv[0]), np.empty_like(P.reclass[0]), np.empty_like(P.land_per_settled[0]),
+            np.empty_like(P.dest_weight[0]),
         )
         for d in range(lo, hi):
             x[...] = pop0

@@ -33,6 +33,7 @@ FACTOR_FIELD = {
     "hukou_conversion": "h_conv",
     "reclassification": "reclass",
     "land_link": "land_per_settled",
+    "attractiveness": "dest_weight",  # scales the destination (column) of the weights
 }
 
 
@@ -73,6 +74,15 @@ class Model:
         f = np.asarray(self.factors[name], dtype=float)  # (D,) or (D, R): a multiplier per region
         f = f.reshape(f.shape + (1,) * (np.ndim(a) + 1 - f.ndim))
         return np.ascontiguousarray(f * a)
+
+    def _per_draw_destination(self, w: np.ndarray) -> np.ndarray:
+        """The destination weights ``w[i, j]`` with a leading draw axis, columns scaled by the
+        draws' ``attractiveness`` factors (D, R) when they vary."""
+        if self.factors is None or "attractiveness" not in self.factors:
+            return np.ascontiguousarray(w)[None]
+        f = np.asarray(self.factors["attractiveness"], dtype=float)
+        f = f[:, None] if f.ndim == 1 else f
+        return np.ascontiguousarray(f[:, None, :] * w[None])
 
     def factor_table(self) -> np.ndarray:
         """The per-draw factors as a (D, len(FACTOR_FIELD), R) table (1 where a factor is not
@@ -129,7 +139,7 @@ class Model:
             m_return=self._per_draw("from_away", m_return),
             return_urban=np.full((1, R), mig.return_urban_share),
             m_inter=self._per_draw("interregional", self.static["m_inter"]),
-            dest_weight=self.static["dest_weight"][None],
+            dest_weight=self._per_draw_destination(self.static["dest_weight"]),
             beta_size=np.array([self.static["beta_size"]]),
             ext_in=(y(mig.external_in) * self.static["ext_in_stock"])[None],
             m_ext_out=self.static["m_ext_out"][None],
@@ -301,7 +311,7 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
         m_ur=np.ascontiguousarray(np.broadcast_to(keep * mig.urban_to_rural * one, (R, N_SEXES, N_AGES))),
         m_away=m_away,
         m_inter=m_inter,
-        dest_weight=np.ascontiguousarray(np.exp(V)),
+        dest_weight=np.ascontiguousarray(np.exp(V) * pf["attractiveness"][None, :]),
         ext_in_stock=np.ascontiguousarray(ext_in_stock),
         m_ext_out=np.ascontiguousarray(keep * mig.external_out * ext_share[:, None, None] * np.broadcast_to(one, (R, N_SEXES, N_AGES))),
         h_shape=np.ascontiguousarray(h_shape),

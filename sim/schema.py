@@ -225,8 +225,9 @@ CALIBRATED_PARAMETERS = {
     **UNCERTAIN_PARAMETERS,
     "beta_distance": "destination choice: weight on -log distance (demography.migration.beta_distance)",
     "beta_size": "destination choice: weight on log urban residents (demography.migration.beta_size)",
+    "attractiveness": "destination choice: multiplier on a destination's weight (exp of a utility added for it); per region",
 }
-REGIONAL_PARAMETERS = ("rural_to_urban", "to_away", "reclassification")
+REGIONAL_PARAMETERS = ("rural_to_urban", "to_away", "reclassification", "attractiveness")
 
 
 @dataclass

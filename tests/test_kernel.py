@@ -137,9 +137,15 @@ def test_ensemble_summary_is_the_reference_projection_reduced(timing):
     assert tuple(FACTOR_FIELD.values()) == kernel.FACTOR_FIELDS
     cfg = validate(compose_config(["scenario=plan", "end_year=2030", "draws.count=5", "uncertainty.enabled=true", f"demography.migration.timing={timing}"]))
     model = prepare(cfg)
-    model = dataclasses.replace(model, factors={**model.factors, "land_link": np.array([1.0, 0.0, 2.0, 0.5, 1.5])})
+    rng = np.random.default_rng(3)
+    per_region = {  # factors per draw and region (calibrated ensembles), rows and columns
+        "rural_to_urban": model.factors["rural_to_urban"][:, None] * rng.uniform(0.7, 1.3, (5, 14)),
+        "attractiveness": rng.uniform(0.5, 2.0, (5, 14)),
+    }
+    model = dataclasses.replace(model, factors={**model.factors, **per_region, "land_link": np.array([1.0, 0.0, 2.0, 0.5, 1.5])})
     fast, ref = project_summary(model), project_summary(model, backend="numpy")
-    for name in ("residents", "urban", "urban_local", "all_states", "land"):
+    assert fast.births[1:].min() > 0 and fast.deaths[1:].min() > 0 and fast.births[0].max() == 0
+    for name in ("residents", "urban", "urban_local", "all_states", "land", "births", "deaths"):
         a, b = getattr(fast, name), getattr(ref, name)
         assert a.shape == (11, 5, 14)
         np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=name)
