@@ -1,0 +1,395 @@
+"""Calibration to 2010-2020: parameter space, targets, fit, identifiability, posterior draws.
+
+The engine's guessed parameters become multipliers ``exp(theta)`` (``params.factors`` and
+``params.region_factors``, see :mod:`sim.schema`). The fit is a maximum a posteriori estimate:
+weighted least squares of the whitened residuals ``(model - observed) / sd`` of every target,
+plus the prior's ``theta / prior_sd`` (:func:`scipy.optimize.least_squares`). The posterior is
+approximated at the optimum by a Gaussian with precision ``J'J`` (Laplace), and corrected by
+importance sampling: proposals from a Student-t around the optimum are projected as draws of
+one ensemble and weighted by the exact posterior over the proposal density, then resampled
+(sampling-importance-resampling; Rubin 1988, "Using the SIR algorithm to simulate posterior
+distributions", Bayesian Statistics 3). The effective sample size is reported.
+
+Hierarchy: 14 prefectures cannot identify a free set of every parameter each. Parameters shared
+by all prefectures: mortality, fertility, the four migration intensities, hukou conversion,
+reclassification and the two destination-choice weights. Per prefecture, as a normal deviation
+(log scale, s.d. ``region_sd``) from the shared value: rural -> urban moves (each prefecture's
+urban share), departures to other provinces and destination attractiveness (each prefecture's
+growth). The deviations' common prior is what the partial pooling is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from sim.axes import AWAY, N_GROUPS, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age
+from sim.model import FACTOR_FIELD, build_model
+from sim.runner import _steps
+
+log = logging.getLogger("calibration")
+
+SHARED = ("mortality", "tfr", "rural_to_urban", "to_away", "from_away", "interregional", "hukou_conversion", "reclassification", "beta_distance", "beta_size")
+REGIONAL = ("rural_to_urban", "reclassification", "to_away", "attractiveness")
+# prior s.d. of each shared log multiplier: levels the census pins (mortality, fertility) and
+# weights of a well-tried model form are held closer to the guesses than migration intensities
+PRIOR_SD = {"mortality": 0.3, "tfr": 0.3, "beta_distance": 0.5, "beta_size": 0.5}
+PRIOR_SD_DEFAULT = 1.0
+# not among the kernel's per-draw fields: held at the optimum in the posterior draws
+HELD_IN_DRAWS = tuple(p for p in SHARED if p not in FACTOR_FIELD)
+
+
+@dataclass
+class Space:
+    """The fitted parameters: ``theta[j]`` is the log multiplier of ``(param, region)``, region
+    None for a shared one."""
+
+    regions: list[str]
+    region_sd: float = 1.0
+    names: list[tuple[str, str | None]] = field(init=False)
+    prior_sd: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.names = [(p, None) for p in SHARED] + [(p, r) for p in REGIONAL for r in self.regions]
+        self.prior_sd = np.array([PRIOR_SD.get(p, PRIOR_SD_DEFAULT) if r is None else self.region_sd for p, r in self.names])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def label(self, j: int) -> str:
+        p, r = self.names[j]
+        return p if r is None else f"{p}[{r}]"
+
+    def to_params(self, theta: np.ndarray) -> tuple[dict, dict]:
+        """``(params.factors, params.region_factors)`` of ``theta``."""
+        factors, region = {}, {}
+        for (p, r), t in zip(self.names, np.asarray(theta, dtype=float)):
+            if r is None:
+                factors[p] = float(np.exp(t))
+            else:
+                region.setdefault(p, {})[r] = float(np.exp(t))
+        return factors, region
+
+    def held(self) -> np.ndarray:
+        """Mask of the parameters held at the optimum in the posterior draws."""
+        return np.array([r is None and p in HELD_IN_DRAWS for p, r in self.names])
+
+    def draw_factors(self, thetas: np.ndarray, theta_ref: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-draw, per-region multipliers ``{name: (D, R)}`` of ``thetas (D, n)`` relative to the
+        model built at ``theta_ref`` (the held parameters must equal ``theta_ref``'s)."""
+        d = np.atleast_2d(thetas) - theta_ref
+        if np.abs(d[:, self.held()]).max(initial=0.0) > 0:
+            raise ValueError(f"draws vary {', '.join(HELD_IN_DRAWS)}, which the kernel cannot vary per draw")
+        R = len(self.regions)
+        logf = {}
+        for j, (p, r) in enumerate(self.names):
+            if p not in FACTOR_FIELD:
+                continue
+            a = logf.setdefault(p, np.zeros((len(d), R)))
+            if r is None:
+                a += d[:, j, None]
+            else:
+                a[:, self.regions.index(r)] += d[:, j]
+        return {p: np.exp(a) for p, a in logf.items()}
+
+
+@dataclass
+class Simulated:
+    """What the targets need from a projection: totals per year (rows: ``years``) and region,
+    the residents by sex and census age group and the unsettled urban migrants at the end."""
+
+    years: np.ndarray
+    residents: np.ndarray  # (D, Y, R)
+    urban: np.ndarray  # (D, Y, R)
+    groups: np.ndarray  # (D, R, sex, group) residents at the last year
+    migrants: np.ndarray  # (D, R) urban_migrant at the last year
+
+
+def _group_matrix() -> np.ndarray:
+    gi = group_index_of_age()
+    G = np.zeros((len(gi), N_GROUPS))
+    G[np.arange(len(gi)), gi] = 1.0
+    return G
+
+
+def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulated:
+    """Project ``model`` (all its draws) from its start to its end year, keeping what targets need."""
+    cfg = model.cfg
+    D = model.draws if draws is None else draws
+    years = np.arange(cfg.start_year, cfg.end_year + 1)
+    R = model.pop0.shape[0]
+    res = np.zeros((D, len(years), R))
+    urb = np.zeros((D, len(years), R))
+    last = None
+    for i, pop, _, _ in _steps(model, D, backend, False):
+        tot = pop.sum(axis=(3, 4))  # (D,R,K)
+        res[:, i] = tot[..., :AWAY].sum(axis=-1)
+        urb[:, i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
+        last = pop
+    groups = last[:, :, :AWAY].sum(axis=2) @ _group_matrix()  # (D,R,S,G)
+    return Simulated(years, res, urb, groups, last[:, :, URBAN_MIGRANT].sum(axis=(2, 3)))
+
+
+@dataclass
+class Block:
+    """One kind of target: observed values, their s.d. and how a simulation gives them."""
+
+    name: str
+    labels: list[str]
+    observed: np.ndarray
+    sd: np.ndarray
+    scale: str  # "share" (compared as is) or "log" (compared as logs, sd relative)
+    get: object  # Simulated -> (D, n)
+    units: str = ""
+    weight: float = 1.0  # 0: reported, not fitted
+
+    def residuals(self, sim: Simulated) -> np.ndarray:
+        m = self.get(sim)
+        if self.scale == "log":
+            return self.weight * (np.log(m) - np.log(self.observed)) / self.sd
+        return self.weight * (m - self.observed) / self.sd
+
+
+# measurement and model-error s.d. of each target (documented in calibration/README.md)
+TARGET_SD = {
+    "urban_share": 0.004,  # 0.4 percentage point
+    "residents": 0.008,  # 0.8 %
+    "age_sex_share": 0.006,  # 0.6 % of a prefecture's residents in one age-sex group
+    "hukou_elsewhere": 0.15,  # 15 %: the urban_migrant stock is itself an estimate
+    "guangxi_residents": 0.005,  # 0.5 %
+    "guangxi_urban_share": 0.005,
+}
+
+
+def census_targets(inputs_end: xr.Dataset, observed_rows: list[dict], *, start_year: int, fit_until: int, census_year: int = 2020) -> list[Block]:
+    """The targets up to ``fit_until``: per prefecture the census of ``census_year`` (residents,
+    urban share, 19 age groups by sex, residents with hukou elsewhere through the urban_migrant
+    stock the inputs derive from them, city-proper residents: reported only, as the engine
+    carries them as a fixed share of urban residents), and for Guangxi the observed series
+    (``observed_rows``: year, region, variable, value) between the start and the census."""
+    regions = [str(r) for r in inputs_end.region.values]
+    blocks = []
+    if fit_until >= census_year:
+        res = inputs_end.residents.values.astype(float)
+        urb = inputs_end.urban.values.astype(float)
+        grp = inputs_end.census_groups.values.astype(float)  # (R, sex, group)
+        mig = inputs_end.population.sel(state="urban_migrant").sum(("sex", "age")).values
+        labels_g = [f"{r}:{s}:{g}" for r in regions for s in inputs_end.sex.values for g in inputs_end.age_group.values]
+
+        def at_end(sim):
+            return int(np.flatnonzero(sim.years == census_year)[0])
+
+        blocks += [
+            Block("urban_share", regions, urb / res, np.full(len(regions), TARGET_SD["urban_share"]), "share", lambda s: s.urban[:, at_end(s)] / s.residents[:, at_end(s)], "1"),
+            Block("residents", regions, res, np.full(len(regions), TARGET_SD["residents"]), "log", lambda s: s.residents[:, at_end(s)], "persons"),
+            Block("age_sex_share", labels_g, (grp / res[:, None, None]).ravel(), np.full(grp.size, TARGET_SD["age_sex_share"]), "share",
+                  lambda s: (s.groups / s.residents[:, at_end(s), :, None, None]).reshape(len(s.groups), -1), "1"),
+            Block("hukou_elsewhere", regions, mig, np.full(len(regions), TARGET_SD["hukou_elsewhere"]), "log", lambda s: s.migrants, "persons (urban_migrant stock)"),
+        ]
+        cp = inputs_end.city_proper.values.astype(float)
+        ok = np.isfinite(cp)
+        if ok.all():
+            share = cp / urb
+            blocks.append(Block("city_proper", regions, cp, np.full(len(regions), 0.01), "log", lambda s: s.urban[:, at_end(s)] * share, "persons", weight=0.0))
+    for variable, key, sdk in (("population", "guangxi_residents", "guangxi_residents"), ("urban_share", "guangxi_urban_share", "guangxi_urban_share")):
+        rows = sorted((r for r in observed_rows if r["region"] == "Guangxi" and r["variable"] == variable and start_year < int(r["year"]) <= fit_until and int(r["year"]) != census_year), key=lambda r: int(r["year"]))
+        if not rows:
+            continue
+        yrs = np.array([int(r["year"]) for r in rows])
+        obs = np.array([float(r["value"]) for r in rows])
+        if variable == "population":
+            get = (lambda yrs: lambda s: s.residents[:, np.searchsorted(s.years, yrs)].sum(axis=-1))(yrs)
+        else:
+            get = (lambda yrs: lambda s: s.urban[:, np.searchsorted(s.years, yrs)].sum(axis=-1) / s.residents[:, np.searchsorted(s.years, yrs)].sum(axis=-1))(yrs)
+        blocks.append(Block(key, [f"Guangxi:{y}" for y in yrs], obs, np.full(len(yrs), TARGET_SD[sdk]), "log" if variable == "population" else "share", get, "persons" if variable == "population" else "1"))
+    return blocks
+
+
+class Problem:
+    """The posterior of ``theta`` given the targets: the residual vector, its Jacobian, batched
+    evaluation of many draws."""
+
+    def __init__(self, cfg, inputs: xr.Dataset, blocks: list[Block], space: Space, backend: str = "numba"):
+        self.cfg, self.inputs, self.blocks, self.space, self.backend = cfg, inputs, blocks, space, backend
+        self.evaluations = 0
+
+    def config(self, theta: np.ndarray):
+        factors, region = self.space.to_params(theta)
+        return dataclasses.replace(self.cfg, params=dataclasses.replace(self.cfg.params, factors=factors, region_factors=region))
+
+    def model(self, theta: np.ndarray, factors: dict | None = None):
+        c = self.config(theta)
+        if factors is not None:
+            n = len(next(iter(factors.values())))
+            c = dataclasses.replace(c, draws=dataclasses.replace(c.draws, count=n, start=0))
+        return build_model(c, self.inputs, factors=factors or None)
+
+    def data_residuals(self, sim: Simulated) -> np.ndarray:
+        """(D, n_data) whitened residuals of every fitted target."""
+        return np.concatenate([b.residuals(sim) for b in self.blocks if b.weight > 0], axis=1)
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        self.evaluations += 1
+        sim = simulate(self.model(theta), backend=self.backend)
+        return np.concatenate([self.data_residuals(sim)[0], theta / self.space.prior_sd])
+
+    def jacobian(self, theta: np.ndarray, step: float = 1e-4, progress=None) -> np.ndarray:
+        """Forward differences of :meth:`residuals` (the columns of parameters the kernel varies
+        per draw in one batched projection, the others one by one)."""
+        f0 = self.residuals(theta)
+        n = len(theta)
+        J = np.empty((len(f0), n))
+        held = self.space.held()
+        batch = np.flatnonzero(~held)
+        thetas = np.repeat(theta[None], len(batch), axis=0)
+        thetas[np.arange(len(batch)), batch] += step
+        sim = simulate(self.model(theta, self.space.draw_factors(thetas, theta)), backend=self.backend)
+        self.evaluations += len(batch)
+        fb = np.concatenate([self.data_residuals(sim), thetas / self.space.prior_sd], axis=1)
+        J[:, batch] = ((fb - f0) / step).T
+        for j in np.flatnonzero(held):
+            t = theta.copy()
+            t[j] += step
+            J[:, j] = (self.residuals(t) - f0) / step
+        if progress is not None:
+            progress(1)
+        return J
+
+    def log_posterior(self, thetas: np.ndarray, theta_ref: np.ndarray, chunk: int = 250, progress=None) -> np.ndarray:
+        """Unnormalised log posterior of every row of ``thetas`` (held parameters at ``theta_ref``),
+        projected as the draws of ensembles of ``chunk`` members."""
+        out = np.empty(len(thetas))
+        for lo in range(0, len(thetas), chunk):
+            t = thetas[lo : lo + chunk]
+            sim = simulate(self.model(theta_ref, self.space.draw_factors(t, theta_ref)), backend=self.backend)
+            r = self.data_residuals(sim)
+            out[lo : lo + chunk] = -0.5 * ((r**2).sum(axis=1) + ((t / self.space.prior_sd) ** 2).sum(axis=1))
+            self.evaluations += len(t)
+            if progress is not None:
+                progress(len(t))
+        return out
+
+
+@dataclass
+class Fit:
+    theta: np.ndarray
+    cov: np.ndarray  # Laplace posterior covariance
+    jacobian: np.ndarray
+    cost: float
+    iterations: int
+    seconds: float
+    message: str
+
+
+def fit(problem: Problem, *, max_iterations: int = 40, progress=None) -> Fit:
+    """MAP estimate by trust-region least squares, the Jacobian by :meth:`Problem.jacobian`."""
+    from scipy.optimize import least_squares
+
+    t0 = time.perf_counter()
+    n = len(problem.space)
+    r = least_squares(
+        problem.residuals,
+        np.zeros(n),
+        jac=lambda th: problem.jacobian(th, progress=progress),
+        bounds=(np.full(n, -5.0), np.full(n, 5.0)),
+        method="trf",
+        x_scale="jac",
+        max_nfev=max_iterations,
+        xtol=1e-6,
+        ftol=1e-8,
+    )
+    J = problem.jacobian(r.x)
+    cov = np.linalg.pinv(J.T @ J)
+    return Fit(r.x, cov, J, float(r.cost), int(r.nfev), time.perf_counter() - t0, str(r.message))
+
+
+def identifiability(space: Space, f: Fit, n_data: int) -> list[dict]:
+    """Per parameter: optimum, posterior s.d. (Laplace), prior s.d., their ratio, the largest
+    posterior correlation with another parameter, and a verdict: ``well identified`` (the data
+    shrink the prior s.d. below half), ``weakly`` (below 0.9), ``not identified`` (the prior
+    decides)."""
+    sd = np.sqrt(np.diag(f.cov))
+    corr = f.cov / np.outer(sd, sd)
+    np.fill_diagonal(corr, 0.0)
+    rows = []
+    for j in range(len(space)):
+        p, r = space.names[j]
+        k = int(np.argmax(np.abs(corr[j])))
+        ratio = sd[j] / space.prior_sd[j]
+        rows.append(
+            dict(
+                parameter=p, region=r or "", multiplier=float(np.exp(f.theta[j])), log_multiplier=float(f.theta[j]), posterior_sd=float(sd[j]),
+                prior_sd=float(space.prior_sd[j]), sd_ratio=float(ratio), most_correlated=space.label(k), correlation=float(corr[j, k]),
+                verdict="well identified" if ratio < 0.5 else ("weakly identified" if ratio < 0.9 else "not identified (prior)"),
+            )
+        )
+    return rows
+
+
+@dataclass
+class Posterior:
+    thetas: np.ndarray  # (N, n) resampled draws
+    ess: float  # effective sample size of the importance weights
+    proposals: int
+    seconds: float
+
+
+def posterior_draws(problem: Problem, f: Fit, *, draws: int, proposals: int, seed: int, df: float = 5.0, inflate: float = 1.2, progress=None) -> Posterior:
+    """Sampling-importance-resampling from the posterior, the held parameters at the optimum.
+
+    Proposals: multivariate Student-t (``df`` degrees of freedom) centred on the optimum with the
+    Laplace covariance of the varying parameters given the held ones, scaled by ``inflate``.
+    Weights: exact posterior / proposal density. Resampling: systematic."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    held = problem.space.held()
+    v = np.flatnonzero(~held)
+    H = f.jacobian.T @ f.jacobian
+    cov = np.linalg.inv(H[np.ix_(v, v)]) * inflate**2
+    L = np.linalg.cholesky(cov)
+    z = rng.standard_normal((proposals, len(v)))
+    g = rng.chisquare(df, proposals) / df
+    x = (z @ L.T) / np.sqrt(g)[:, None]
+    thetas = np.repeat(f.theta[None], proposals, axis=0)
+    thetas[:, v] += x
+    # log density of the t proposal up to a constant
+    q = np.linalg.solve(L, x.T)
+    log_q = -0.5 * (df + len(v)) * np.log1p((q**2).sum(axis=0) / df)
+    log_p = problem.log_posterior(thetas, f.theta, progress=progress)
+    lw = log_p - log_q
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    ess = float(1.0 / (w**2).sum())
+    u = (rng.random() + np.arange(draws)) / draws
+    idx = np.minimum(np.searchsorted(np.cumsum(w), u), proposals - 1)
+    return Posterior(thetas[idx], ess, proposals, time.perf_counter() - t0)
+
+
+def fitted_table(problem: Problem, sim: Simulated) -> list[dict]:
+    """Per target: observed, fitted, error (fitted - observed; relative for counts)."""
+    rows = []
+    for b in problem.blocks:
+        m = b.get(sim)[0]
+        for lab, o, x, s in zip(b.labels, b.observed, m, b.sd):
+            err = x - o
+            rows.append(dict(target=b.name, label=lab, observed=float(o), fitted=float(x), error=float(err), relative_error=float(err / o) if b.scale == "log" else float("nan"), sd=float(s), fitted_in_objective=b.weight > 0))
+    return rows
+
+
+def summary_stats(rows: list[dict]) -> dict:
+    """RMSE and worst error per target kind (shares in percentage points, counts in %)."""
+    out = {}
+    for name in dict.fromkeys(r["target"] for r in rows):
+        sel = [r for r in rows if r["target"] == name]
+        rel = not np.isnan(sel[0]["relative_error"])
+        e = np.array([r["relative_error"] if rel else r["error"] for r in sel]) * 100
+        out[name] = dict(unit="%" if rel else "pp", rmse=float(np.sqrt(np.mean(e**2))), max_abs=float(np.abs(e).max()), n=len(sel))
+    return out
+
+
+__all__ = ["Space", "Problem", "census_targets", "fit", "identifiability", "posterior_draws", "simulate", "fitted_table", "summary_stats", "RURAL"]
