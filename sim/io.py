@@ -145,6 +145,70 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     return ds
 
 
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws: bool = False) -> xr.Dataset:
+    """An ensemble's reduced projection (:class:`sim.runner.Summary`) as quantiles over draws
+    (:data:`QUANTILES`) per year and region, and of the totals of all regions; with
+    ``keep_draws`` also every draw's urban share per year and region."""
+    inp = model.inputs
+    P = "persons"
+    q = np.array(QUANTILES)
+
+    def qd(a):  # (Y, D, ...) -> (quantile, Y, ...)
+        return np.quantile(a, q, axis=1)
+
+    res, urb = summ.residents, summ.urban
+    tot_res, tot_urb = res.sum(axis=-1), urb.sum(axis=-1)
+    v = {
+        "residents": (("quantile", "year", "region"), qd(res), P, "resident population (all states but away)"),
+        "urban_population": (("quantile", "year", "region"), qd(urb), P, "urban residents"),
+        "urban_share": (("quantile", "year", "region"), qd(urb / res), "1", "resident urbanization rate"),
+        "hukou_urban_share": (("quantile", "year", "region"), qd(summ.urban_local / summ.all_states), "1", "hukou urbanization rate (urban_local / all four states)"),
+        "births": (("quantile", "year", "region"), qd(summ.births), P, "live births in the year to mothers of the resident states (0 in the jump-off year)"),
+        "deaths": (("quantile", "year", "region"), qd(summ.deaths), P, "deaths in the year in the resident states (0 in the jump-off year)"),
+        "urban_land": (("quantile", "year", "region"), qd(summ.land), "km2", "urban construction land at the year end"),
+        "total_residents": (("quantile", "year"), qd(tot_res), P, "resident population, all regions"),
+        "total_urban_share": (("quantile", "year"), qd(tot_urb / tot_res), "1", "resident urbanization rate, all regions"),
+        "total_births": (("quantile", "year"), qd(summ.births.sum(axis=-1)), P, "live births, all regions"),
+        "total_deaths": (("quantile", "year"), qd(summ.deaths.sum(axis=-1)), P, "deaths, all regions"),
+    }
+    start = model.cfg.draws.start
+    D = res.shape[1]
+    if keep_draws:
+        v["urban_share_draws"] = (("draw", "year", "region"), np.moveaxis(urb / res, 1, 0), "1", "every draw's resident urbanization rate")
+        v["total_urban_share_draws"] = (("draw", "year"), (tot_urb / tot_res).T, "1", "every draw's urbanization rate, all regions")
+    data_vars = {k: xr.Variable(d, np.ascontiguousarray(a), {"units": u, "long_name": ln}) for k, (d, a, u, ln) in v.items()}
+    coords = {
+        "quantile": ("quantile", q, {"long_name": "quantile over the ensemble's draws"}),
+        "year": ("year", summ.years, {"long_name": "year (values at 31 Dec; births and deaths during the year)"}),
+        "region": ("region", inp.region.values),
+        "name_zh": ("region", inp.name_zh.values),
+        "prefecture": ("region", inp.prefecture.values),
+    }
+    if keep_draws:
+        coords["draw"] = ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"})
+    ds = xr.Dataset(data_vars, coords=coords).assign_coords(scenario=scenario)
+    ds.attrs.update(
+        {
+            "title": f"Urbanization scenario projection, ensemble quantiles: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
+            "Conventions": "CF-1.10",
+            "institution": "urbanization scenario engine (sim)",
+            "source": f"multistate cohort-component projection, {D} draws of {model.cfg.params.name} ({model.cfg.params.ensemble})",
+            "scenario": scenario,
+            "geography": model.cfg.geography.name,
+            "draws": D,
+            "first_draw": start,
+            "config_json": json.dumps(dataclasses.asdict(model.cfg), default=str, sort_keys=True),
+            "code_version": code_version(),
+            "input_file": inp.attrs.get("input_file", ""),
+            "input_sha256": inp.attrs.get("input_sha256", ""),
+        }
+    )
+    return ds
+
+
 def _umask() -> int:
     m = os.umask(0)
     os.umask(m)

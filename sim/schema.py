@@ -247,6 +247,26 @@ class ParamsConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    """``python -m calibration``: the fit to history (``configs/calibration.yaml`` sets
+    ``start_year: 2010``, ``end_year: 2020``)."""
+
+    fit_until: int = _f(2020, 1900, 2200, doc="last year whose observations are fitted (2019: the 2020 census is left out, to score against)")
+    observed: str = _f("sim/data/guangxi_observed.csv", doc="observed series (year, region, variable, value), relative to the repository")
+    region_sd: float = _f(1.0, 0.01, 10.0, doc="prior s.d. of a prefecture's log deviation from the shared value")
+    max_evaluations: int = _f(300, 5, 100000, doc="at most this many fit evaluations")
+    draws: int = _f(1000, 0, 1_000_000, doc="posterior draws kept (0: no ensemble)")
+    sampler: str = _f("laplace", choices=("laplace", "metropolis"), doc="posterior draws: the Laplace approximation, or random-walk Metropolis chains (see calibration/README.md)")
+    chains: int = _f(200, 2, 100_000, doc="parallel Metropolis chains (each iteration projects all chains' proposals at once)")
+    iterations: int = _f(400, 2, 1_000_000, doc="Metropolis iterations per chain; the first half is burn-in")
+    seed: int = _f(20101101, 0, 2**32 - 1)
+    write_params: bool = _f(True, doc="write configs/params/calibrated*.yaml and the ensemble file (false: only the run directory)")
+    params_dir: str = _f("configs/params", doc="where calibrated.yaml and calibrated_ensemble.yaml go, relative to the repository")
+    ensemble_file: str = _f("sim/data/calibrated_ensemble.nc", doc="where the posterior draws go, relative to the repository")
+    progress: Optional[bool] = _f(None, doc="progress bars: null shows them on a terminal only")
+
+
+@dataclass
 class Config:
     geography: GeographyConfig = field(default_factory=GeographyConfig)
     demography: DemographyConfig = field(default_factory=DemographyConfig)
@@ -258,6 +278,7 @@ class Config:
     draws: DrawsConfig = field(default_factory=DrawsConfig)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     params: ParamsConfig = field(default_factory=ParamsConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     backend: str = _f("numba", choices=("numba", "numpy"))
     output: str = "projection.nc"
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")

@@ -1,0 +1,229 @@
+"""Score a projection against observed values.
+
+    python -m calibration.backtest projection=PATH observed=CSV [out=DIR]
+
+``observed``: a CSV with columns ``year, region, variable, value`` (more columns are kept but
+ignored); ``variable`` one of :data:`VARIABLES`; ``region`` a region or prefecture of the
+projection, or ``Guangxi`` (all its regions). ``projection``: a ``projection.nc`` of
+``python -m sim``: a deterministic run, an ensemble with every draw's detail, or an ensemble run
+with ``params=calibrated_ensemble`` (quantiles). Writes ``backtest.csv`` (per row: projected,
+error, relative error, the 50 % and 90 % intervals and whether the value lies inside) and
+``backtest_summary.csv`` (per variable: n, mean absolute error, bias, coverage), and prints them.
+Errors are projected minus observed; for counts the relative error is that over the observed
+value; shares are compared as fractions (0.542, not 54.2).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sim.schema import ConfigError
+
+VARIABLES = ("urban_share", "population", "births", "deaths")
+COLUMNS = ("year", "region", "variable", "value")
+COUNTS = ("population", "births", "deaths")
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def read_observed(path: str | Path, *, regions: list[str] | None = None) -> list[dict]:
+    """The rows of an observed file, checked: every required column present, ``year`` an
+    integer, ``value`` a finite number, ``variable`` known, ``region`` known (when ``regions``
+    is given). Errors name the row (1 = the first data row), the line and the column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"observed = {str(path)!r}: no such file")
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise ConfigError(f"{path.name}: missing column(s) {', '.join(missing)}; required columns: {', '.join(COLUMNS)} (found: {', '.join(header) or 'none'})")
+        rows = []
+        for i, raw in enumerate(reader, start=1):
+            r = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else v for k, v in raw.items()}
+            where = f"{path.name}, row {i} (line {i + 1})"
+            try:
+                year = int(r["year"])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}, column year: {r['year']!r} is not an integer year") from None
+            try:
+                value = float(r["value"])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}, column value: {r['value']!r} is not a number") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}, column value: {r['value']!r} is not a finite number")
+            if r["variable"] not in VARIABLES:
+                raise ConfigError(f"{where}, column variable: unknown variable {r['variable']!r}; known: {', '.join(VARIABLES)}")
+            if regions is not None and r["region"] not in regions:
+                raise ConfigError(f"{where}, column region: unknown region {r['region']!r}; known: {', '.join(regions)}")
+            if r["variable"] == "urban_share" and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{where}, column value: urban_share {value} must be a fraction between 0 and 1")
+            rows.append({**r, "year": year, "value": value, "row": i})
+    if not rows:
+        raise ConfigError(f"{path.name}: no data rows")
+    return rows
+
+
+def known_regions(ds: xr.Dataset) -> list[str]:
+    """What ``region`` may name in an observed file for ``ds``: Guangxi, its regions and prefectures."""
+    names = ["Guangxi"] + [str(r) for r in ds.region.values]
+    if "prefecture" in ds.coords:
+        names += [str(p) for p in dict.fromkeys(ds.prefecture.values.tolist()) if str(p) not in names]
+    return names
+
+
+def _selection(ds: xr.Dataset, region: str) -> np.ndarray:
+    from sim.report import region_selection
+
+    return np.flatnonzero(region_selection(ds, region, {}))
+
+
+def _values(ds: xr.Dataset, region: str, variable: str, year: int) -> np.ndarray:
+    """The projected value for ``(region, variable, year)``: one value (deterministic), the draws,
+    or (``quantile`` files) the quantiles :data:`QUANTILES`."""
+    y = ds.sel(year=year)
+    if "quantile" in ds.dims:  # an ensemble's quantile file
+        if region == "Guangxi":
+            v = {"population": "total_residents", "urban_share": "total_urban_share", "births": "total_births", "deaths": "total_deaths"}[variable]
+            return y[v].values
+        if region not in ds.region.values:
+            raise ConfigError(f"region {region!r}: a quantile file has its regions and Guangxi only; known: {', '.join(map(str, ds.region.values))}")
+        v = {"population": "residents", "urban_share": "urban_share", "births": "births", "deaths": "deaths"}[variable]
+        return y[v].sel(region=region).values
+    sel = y.isel(region=_selection(ds, region))
+    resident_states = [s for s in ds.state.values if s != "away"]
+    if variable == "population":
+        out = sel.residents.sum("region")
+    elif variable == "urban_share":
+        out = sel.urban_population.sum("region") / sel.residents.sum("region")
+    elif variable == "births":
+        out = sel.births.sel(state=resident_states).sum(("region", "state", "sex"))
+    else:
+        out = sel.deaths.sel(state=resident_states).sum(("region", "state", "sex", "age"))
+    return np.atleast_1d(out.values)
+
+
+def score(ds: xr.Dataset, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Per-row errors and per-variable summaries (n, MAE, bias, relative MAE for counts, and for
+    ensembles the share of observations inside the 50 % and 90 % central intervals)."""
+    quant = "quantile" in ds.dims
+    ensemble = quant or "draw" in ds.dims
+    if quant:
+        qs = [float(q) for q in ds["quantile"].values]
+        missing = [q for q in QUANTILES if not any(abs(q - x) < 1e-9 for x in qs)]
+        if missing:
+            raise ConfigError(f"projection: quantile file lacks quantile(s) {missing}; need {QUANTILES}")
+    per_row = []
+    years = set(int(y) for y in ds.year.values)
+    for r in rows:
+        if r["year"] not in years:  # outside the projection: not scored (backtest() reports them)
+            continue
+        v = _values(ds, r["region"], r["variable"], r["year"])
+        if quant:
+            q = dict(zip([round(x, 6) for x in ds["quantile"].values], v))
+            mid, lo50, hi50, lo90, hi90 = q[0.5], q[0.25], q[0.75], q[0.05], q[0.95]
+        elif ensemble:
+            lo90, lo50, mid, hi50, hi90 = np.quantile(v, QUANTILES)
+        else:
+            mid = float(v[0])
+        obs = r["value"]
+        err = float(mid - obs)
+        row = dict(row=r["row"], year=r["year"], region=r["region"], variable=r["variable"], observed=obs, projected=float(mid), error=err,
+                   relative_error=err / obs if r["variable"] in COUNTS and obs else float("nan"))
+        if ensemble:
+            row.update(lo50=float(lo50), hi50=float(hi50), lo90=float(lo90), hi90=float(hi90), in50=bool(lo50 <= obs <= hi50), in90=bool(lo90 <= obs <= hi90))
+        per_row.append(row)
+    summary = []
+    for var in dict.fromkeys(r["variable"] for r in per_row):
+        sel = [r for r in per_row if r["variable"] == var]
+        e = np.array([r["error"] for r in sel])
+        s = dict(variable=var, n=len(sel), mae=float(np.abs(e).mean()), bias=float(e.mean()))
+        if var in COUNTS:
+            rel = np.array([r["relative_error"] for r in sel])
+            s.update(mae_relative=float(np.abs(rel).mean()), bias_relative=float(rel.mean()))
+        else:
+            s.update(mae_relative=float("nan"), bias_relative=float("nan"))
+        if ensemble:
+            s.update(coverage50=float(np.mean([r["in50"] for r in sel])), coverage90=float(np.mean([r["in90"] for r in sel])))
+        summary.append(s)
+    return per_row, summary
+
+
+def _table(rows: list[dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def backtest(projection: str | Path, observed: str | Path, out: str | Path | None = None) -> tuple[list[dict], list[dict]]:
+    """Read, check, score; write ``backtest.csv`` and ``backtest_summary.csv`` into ``out``
+    (default: beside the projection)."""
+    from sim.io import write_text
+
+    projection = Path(projection)
+    if not projection.is_file():
+        raise ConfigError(f"projection = {str(projection)!r}: no such file")
+    with xr.open_dataset(projection) as ds:
+        ds = ds.load()
+    rows = read_observed(observed, regions=known_regions(ds))
+    per_row, summary = score(ds, rows)
+    if not per_row:
+        raise ConfigError(f"{Path(observed).name}: no row falls in the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])}")
+    skipped = len(rows) - len(per_row)
+    if skipped:
+        print(f"note: {skipped} observed row(s) outside the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])} not scored", file=sys.stderr)
+    out = Path(out) if out is not None else projection.parent
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(_table(per_row), out / "backtest.csv")
+    write_text(_table(summary), out / "backtest_summary.csv")
+    return per_row, summary
+
+
+def _args(argv: list[str]) -> dict:
+    allowed = ("projection", "observed", "out")
+    args = {}
+    for a in argv:
+        k, sep, v = a.partition("=")
+        if not sep or k not in allowed:
+            raise ConfigError(f"argument {a!r}: expected key=value with key one of {', '.join(allowed)}")
+        args[k] = v
+    for k in ("projection", "observed"):
+        if k not in args:
+            raise ConfigError(f"missing {k}=...; usage: python -m calibration.backtest projection=PATH observed=CSV [out=DIR]")
+    return args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        a = _args(argv)
+        per_row, summary = backtest(a["projection"], a["observed"], a.get("out"))
+    except ConfigError as e:
+        print(f"backtest error: {e}", file=sys.stderr)
+        return 2
+    for r in per_row:
+        extra = f"  90%: {r['lo90']:.4g}..{r['hi90']:.4g}" if "lo90" in r else ""
+        print(f"{r['year']} {r['region']:14s} {r['variable']:12s} observed {r['observed']:.6g}  projected {r['projected']:.6g}  error {r['error']:+.4g}{extra}")
+    for s in summary:
+        cov = f"  inside 50%: {s['coverage50']:.0%}  90%: {s['coverage90']:.0%}" if "coverage50" in s else ""
+        rel = f" ({s['mae_relative']:.2%})" if s["variable"] in COUNTS else ""
+        print(f"{s['variable']:12s} n={s['n']:3d}  MAE {s['mae']:.5g}{rel}  bias {s['bias']:+.5g}{cov}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

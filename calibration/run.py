@@ -1,0 +1,243 @@
+"""The calibration run: targets, fit, identifiability, posterior draws, report, parameter files.
+
+Pure of Hydra (:mod:`calibration.__main__` converts the config and calls :func:`run`). Long
+stages show a progress bar with the time left on a terminal; elsewhere (CI, batch jobs) each
+stage logs one line instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from calibration.core import Problem, Space, census_targets, fit, fitted_table, identifiability, laplace_draws, posterior_draws, simulate, summary_stats
+from sim.inputs import load_inputs
+from sim.io import write_text
+from sim.schema import CONFIG_DIR, Config, ConfigError, validate
+
+log = logging.getLogger("calibration")
+ROOT = CONFIG_DIR.parent
+
+
+def repo_path(p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else ROOT / q
+
+
+class Progress:
+    """A tqdm bar with a time-left estimate when ``enabled`` (default: stderr is a terminal),
+    otherwise nothing but the stage's log lines."""
+
+    def __init__(self, total: int, desc: str, enabled: bool | None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.desc = desc
+        self.t0 = time.perf_counter()
+        log.info("%s: started (%d steps at most)", desc, total)
+        self.bar = None
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=True)
+
+    def __call__(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self, message: str = "") -> None:
+        if self.bar is not None:
+            self.bar.close()
+        log.info("%s: done in %.1f s%s", self.desc, time.perf_counter() - self.t0, f"; {message}" if message else "")
+
+
+def read_observed(path: Path) -> list[dict]:
+    from calibration.backtest import read_observed as read
+
+    return read(path)
+
+
+def _check(cfg: Config) -> None:
+    validate(cfg)
+    c = cfg.calibration
+    if not cfg.start_year < c.fit_until <= cfg.end_year:
+        raise ConfigError(f"calibration.fit_until = {c.fit_until}: must be after start_year = {cfg.start_year} and at most end_year = {cfg.end_year}")
+    if cfg.end_year != 2020:
+        raise ConfigError(f"end_year = {cfg.end_year}: the calibration projects to the 2020 census; allowed: 2020")
+    if cfg.start_year != 2010:
+        raise ConfigError(f"start_year = {cfg.start_year}: the calibration starts from the 2010 census; allowed: 2010")
+    if cfg.params.factors or cfg.params.region_factors or cfg.params.ensemble:
+        raise ConfigError(f"params = {cfg.params.name}: the calibration fits multipliers on the guesses; allowed: params=default")
+    if cfg.geography.name != "guangxi_prefectures":
+        raise ConfigError(f"geography = {cfg.geography.name}: the calibration fits Guangxi's prefectures (their parameters apply to its counties by prefecture); allowed: guangxi_prefectures")
+    if cfg.calibration.sampler == "metropolis":
+        kept = cfg.calibration.chains * (cfg.calibration.iterations - cfg.calibration.iterations // 2)
+        if cfg.calibration.draws > kept:
+            raise ConfigError(f"calibration.draws = {cfg.calibration.draws}: must be <= the states kept, chains x (iterations - burn-in) = {kept}")
+
+
+def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.Dataset | None = None) -> Problem:
+    """The calibration problem of ``cfg``: the start year's inputs, the targets up to
+    ``calibration.fit_until`` (observed series from ``calibration.observed`` unless given, the
+    census year's inputs unless given), the parameter space."""
+    _check(cfg)
+    c = cfg.calibration
+    inputs = load_inputs(cfg.geography.name, cfg.start_year)
+    end = end_inputs if end_inputs is not None else load_inputs(cfg.geography.name, cfg.end_year)
+    rows = observed_rows if observed_rows is not None else read_observed(repo_path(c.observed))
+    blocks = census_targets(end, rows, start_year=cfg.start_year, fit_until=c.fit_until, census_year=cfg.end_year)
+    space = Space([str(r) for r in inputs.region.values], region_sd=c.region_sd)
+    return Problem(cfg, inputs, blocks, space, backend=cfg.backend)
+
+
+def _csv(rows: list[dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _yaml_params(name: str, factors: dict, region_factors: dict, source: str, ensemble: str = "", draws: int = 0) -> str:
+    lines = ["# @package _global_"] if ensemble else []
+    lines += [
+        "# Written by python -m calibration (do not edit by hand; re-run the calibration).",
+        f"# {source}",
+    ]
+    if ensemble:
+        lines += ["params:"]
+        ind = "  "
+    else:
+        ind = ""
+    lines += [f"{ind}name: {name}", f"{ind}source: {json.dumps(source)}", f"{ind}factors:"]
+    lines += [f"{ind}  {k}: {v:.6g}" for k, v in factors.items()]
+    lines += [f"{ind}region_factors:"]
+    for p, per in region_factors.items():
+        lines += [f"{ind}  {p}:"] + [f"{ind}    {r}: {v:.6g}" for r, v in per.items()]
+    lines += [f"{ind}ensemble: {json.dumps(ensemble)}", f"{ind}keep_draws: false"]
+    if ensemble:
+        lines += ["draws:", f"  count: {draws}", "  start: 0"]
+    return "\n".join(lines) + "\n"
+
+
+def _ensemble_dataset(problem: Problem, thetas: np.ndarray, attrs: dict) -> xr.Dataset:
+    sp = problem.space
+    shared = [p for p, r in sp.names if r is None]
+    regional = list(dict.fromkeys(p for p, r in sp.names if r is not None))
+    F = np.exp(thetas)
+    fac = np.stack([F[:, sp.names.index((p, None))] for p in shared], axis=1)
+    reg = np.stack([np.stack([F[:, sp.names.index((p, r))] for r in sp.regions], axis=1) for p in regional], axis=1)
+    return xr.Dataset(
+        {
+            "factors": (("draw", "parameter"), fac, {"long_name": "multiplier on the parameter's central value (params.factors)"}),
+            "region_factors": (("draw", "regional_parameter", "region"), reg, {"long_name": "further multiplier per prefecture (params.region_factors)"}),
+        },
+        coords={"draw": np.arange(len(thetas)), "parameter": shared, "regional_parameter": regional, "region": sp.regions},
+        attrs=attrs,
+    )
+
+
+def _write_netcdf(ds: xr.Dataset, path: Path) -> Path:
+    from sim.io import write_netcdf
+
+    return write_netcdf(ds, path)
+
+
+def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
+    """Calibrate ``cfg``; write the report and the posterior into ``out_dir`` and, with
+    ``calibration.write_params``, the parameter files. Returns the run's summary."""
+    from sim.app import config_digest
+    from sim.io import code_version
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    c = cfg.calibration
+    problem = setup(cfg)
+    n = len(problem.space)
+    log.info("calibration: %d parameters, %d fitted targets, fit until %d", n, sum(len(b.observed) for b in problem.blocks if b.weight > 0), c.fit_until)
+
+    bar = Progress(c.max_evaluations, "fit (Jacobians)", c.progress)
+    f = fit(problem, max_iterations=c.max_evaluations, progress=bar)
+    bar.close(f"{f.iterations} evaluations, cost {f.cost:.2f}: {f.message}")
+
+    sim = simulate(problem.model(f.theta), backend=cfg.backend)
+    table = fitted_table(problem, sim)
+    stats = summary_stats(table)
+    ident = identifiability(problem.space, f, sum(len(b.observed) for b in problem.blocks))
+
+    post = None
+    if c.draws > 0:
+        if c.sampler == "metropolis":
+            bar = Progress(c.iterations, f"posterior ({c.chains} Metropolis chains)", c.progress)
+            post = posterior_draws(problem, f, draws=c.draws, chains=c.chains, iterations=c.iterations, seed=c.seed, progress=bar)
+            bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}")
+        else:
+            post = laplace_draws(problem, f, draws=c.draws, seed=c.seed)
+            log.info("posterior: %d draws from the Laplace approximation", c.draws)
+        sd_post = post.thetas.std(axis=0)
+        for r, s, rh in zip(ident, sd_post, post.rhat):
+            r["posterior_sd_mcmc"] = float(s)
+            r["rhat"] = float(rh)
+
+    factors, region_factors = problem.space.to_params(f.theta)
+    digest = config_digest(cfg)
+    inputs_sha = problem.inputs.attrs.get("input_sha256", "")
+    meta = dict(
+        code_version=code_version(), config_sha256=digest, overrides=list(overrides), inputs_sha256=inputs_sha,
+        observed=str(c.observed), fit_until=c.fit_until, start_year=cfg.start_year, seconds=0.0,
+        evaluations=problem.evaluations, fit_seconds=f.seconds, cost=f.cost, fit_evaluations=f.iterations,
+        sampler=c.sampler, acceptance=post.acceptance if post else None, max_rhat=float(np.nanmax(post.rhat)) if post and c.sampler == "metropolis" else None, chains=c.chains, iterations=c.iterations,
+        posterior_evaluations=post.evaluations if post else 0, posterior_seconds=post.seconds if post else 0.0,
+        statistics=stats, factors=factors, region_factors=region_factors,
+    )
+    written = [write_text(_csv(table), out_dir / "fitted.csv"), write_text(_csv(ident), out_dir / "parameters.csv")]
+    source = f"python -m calibration, fit until {c.fit_until}, code {meta['code_version']}, config {digest[:12]}"
+    if post is not None:
+        ens = _ensemble_dataset(problem, post.thetas, {"source": source, "sampler": c.sampler, "code_version": meta["code_version"], "config_sha256": digest, "inputs_sha256": inputs_sha})
+        written.append(_write_netcdf(ens, out_dir / "posterior.nc"))
+    meta["seconds"] = time.perf_counter() - t0
+    report = format_report(problem, f, stats, ident, meta)
+    written.append(write_text(report, out_dir / "fit_report.md"))
+    written.append(write_text(json.dumps({**meta, "config": dataclasses.asdict(cfg)}, indent=1, default=str) + "\n", out_dir / "calibration.json"))
+    if c.write_params:
+        pdir = repo_path(c.params_dir)
+        pdir.mkdir(parents=True, exist_ok=True)
+        written.append(write_text(_yaml_params("calibrated", factors, region_factors, source), pdir / "calibrated.yaml"))
+        if post is not None:
+            epath = repo_path(c.ensemble_file)
+            written.append(_write_netcdf(ens, epath))
+            rel = str(epath.relative_to(ROOT)) if epath.is_relative_to(ROOT) else str(epath)
+            written.append(write_text(_yaml_params("calibrated_ensemble", factors, region_factors, source, ensemble=rel, draws=len(post.thetas)), pdir / "calibrated_ensemble.yaml"))
+    log.info("calibration: %.1f s in all; wrote %s", meta["seconds"], ", ".join(str(p) for p in written))
+    return {**meta, "fit": f, "posterior": post, "table": table, "parameters": ident, "written": written, "problem": problem}
+
+
+def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dict) -> str:
+    L = [
+        "# Calibration report",
+        "",
+        f"Start {meta['start_year']}, fitted observations up to {meta['fit_until']}; code {meta['code_version']}; config SHA-256 {meta['config_sha256'][:16]}; inputs SHA-256 {str(meta['inputs_sha256'])[:16]}.",
+        f"Fit: {meta['fit_evaluations']} evaluations, cost {f.cost:.2f} ({f.message}); {meta['evaluations']} projections in all; {meta['seconds']:.1f} s.",
+    ]
+    if meta.get("sampler") == "laplace":
+        L.append("Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); mortality and destination-choice weights held at the optimum.")
+    elif meta.get("max_rhat") is not None:
+        L.append(f"Posterior: {meta['chains']} Metropolis chains x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, largest split R-hat {meta['max_rhat']:.3f}.")
+    L += ["", "## Errors by target (fitted - observed; counts in %, shares in percentage points)", "", "| target | n | RMSE | max abs | unit |", "|---|---:|---:|---:|---|"]
+    for k, s in stats.items():
+        L.append(f"| {k} | {s['n']} | {s['rmse']:.3f} | {s['max_abs']:.3f} | {s['unit']} |")
+    L += ["", "Per target: `fitted.csv`. city_proper is reported, not fitted: the engine carries city-proper residents as the census share of urban residents.", ""]
+    L += ["## Parameters (multiplier on the guess; posterior s.d. of its log, Laplace)", "", "| parameter | region | multiplier | posterior s.d. | prior s.d. | ratio | verdict | most correlated (r) |", "|---|---|---:|---:|---:|---:|---|---|"]
+    for r in ident:
+        L.append(f"| {r['parameter']} | {r['region']} | {r['multiplier']:.3f} | {r['posterior_sd']:.3f} | {r['prior_sd']:.2f} | {r['sd_ratio']:.2f} | {r['verdict']} | {r['most_correlated']} ({r['correlation']:+.2f}) |")
+    return "\n".join(L) + "\n"
