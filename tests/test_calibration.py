@@ -1,0 +1,246 @@
+"""Calibration: truth recovery, skill from an earlier fit, the params files, the backtest."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from calibration.backtest import backtest, read_observed, score
+from calibration.core import Problem, Space, census_targets, fit, fitted_table, identifiability, simulate, summary_stats
+from sim.axes import URBAN_MIGRANT
+from sim.inputs import load_inputs
+from sim.schema import ConfigError, compose_config, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cfg(*over):
+    return validate(compose_config(["start_year=2010", "end_year=2020", "params=default", *over]))
+
+
+# ---- synthetic truth recovery ----------------------------------------------------------------
+def test_fit_recovers_known_parameters_within_their_uncertainty():
+    """Project 2010 -> 2020 with known multipliers, perturb the results with noise, calibrate:
+    every well-identified shared parameter comes back within 3 posterior s.d., and the fit
+    reproduces the synthetic urban shares."""
+    cfg = _cfg()
+    inputs = load_inputs("guangxi_prefectures", 2010)
+    regions = [str(r) for r in inputs.region.values]
+    space = Space(regions)
+    rng = np.random.default_rng(7)
+    truth = np.zeros(len(space))
+    shared_truth = {"mortality": -0.1, "tfr": 0.3, "rural_to_urban": 0.4, "to_away": 0.3, "from_away": 0.5, "interregional": 0.5, "hukou_conversion": 0.6, "reclassification": -0.5}
+    for j, (p, r) in enumerate(space.names):
+        truth[j] = shared_truth.get(p, 0.0) if r is None else 0.3 * rng.standard_normal()
+    probe = Problem(cfg, inputs, [], space)
+    sim = simulate(probe.model(truth))
+    # synthetic observations: the truth's projection with multiplicative noise of 0.2 x the target s.d.
+    end = load_inputs("guangxi_prefectures", 2020).copy(deep=True)
+    noise = lambda shape, sd: np.exp(0.2 * sd * rng.standard_normal(shape))  # noqa: E731
+    res = sim.residents[0, -1] * noise(len(regions), 0.008)
+    end["residents"].values[:] = res
+    end["urban"].values[:] = sim.urban[0, -1] / sim.residents[0, -1] * res
+    end["census_groups"].values[:] = sim.groups[0] / sim.groups[0].sum(axis=(1, 2), keepdims=True) * res[:, None, None]
+    pop = end["population"].values
+    pop[:, URBAN_MIGRANT] *= (sim.migrants[0] / pop[:, URBAN_MIGRANT].sum(axis=(1, 2)))[:, None, None]
+    rows = [dict(year=y, region="Guangxi", variable="population", value=float(sim.residents[0, y - 2010].sum())) for y in range(2015, 2020)]
+    rows.append(dict(year=2012, region="Guangxi", variable="urban_share", value=float(sim.urban[0, 2].sum() / sim.residents[0, 2].sum())))
+    problem = Problem(cfg, inputs, census_targets(end, rows, start_year=2010, fit_until=2020), space)
+    f = fit(problem, max_iterations=300)
+    ident = identifiability(space, f, 0)
+    checked = 0
+    for j, r in enumerate(ident):
+        if r["region"] == "" and r["verdict"] == "well identified":
+            z = (f.theta[j] - truth[j]) / r["posterior_sd"]
+            assert abs(z) < 3.0, (r["parameter"], f.theta[j], truth[j], r["posterior_sd"])
+            checked += 1
+    assert checked >= 6  # most shared parameters are identified by these targets
+    for p in ("tfr", "hukou_conversion", "interregional"):
+        j = space.names.index((p, None))
+        assert abs(f.theta[j] - truth[j]) < 0.15, p
+    st = summary_stats(fitted_table(problem, simulate(problem.model(f.theta))))
+    assert st["urban_share"]["max_abs"] < 0.3  # percentage points
+    assert st["guangxi_residents"]["max_abs"] < 0.2  # %
+
+
+# ---- skill: fit to the years before the census, score against the census --------------------
+def test_fit_to_2019_scored_against_the_2020_census(tmp_path):
+    """Calibrating to the Guangxi series up to 2019 only (no prefecture targets), projecting to
+    2020 and backtesting against the 2020 census gives Guangxi's urban share and residents
+    close to the census, and the prefectures' urban shares with a known, larger error."""
+    from calibration.run import setup
+    from sim.app import run
+
+    cfg = _cfg("calibration.fit_until=2019")
+    problem = setup(cfg)
+    assert [b.name for b in problem.blocks] == ["guangxi_residents", "guangxi_urban_share"]
+    f = fit(problem, max_iterations=100)
+    factors, region = problem.space.to_params(f.theta)
+    pcfg = dataclasses.replace(cfg, params=dataclasses.replace(cfg.params, factors=factors, region_factors=region), figures=dataclasses.replace(cfg.figures, enabled=False), quiet=True)
+    run(pcfg, tmp_path)
+    obs = [r for r in read_observed(ROOT / "sim/data/guangxi_observed.csv") if r["year"] == 2020]
+    with xr.open_dataset(tmp_path / "projection.nc") as ds:
+        per_row, summary = score(ds.load(), obs)
+    gx = {r["variable"]: r for r in per_row if r["region"] == "Guangxi"}
+    assert abs(gx["population"]["relative_error"]) < 0.015
+    assert abs(gx["urban_share"]["error"]) < 0.02
+    s = {x["variable"]: x for x in summary}
+    # prefectures' urban shares are not fitted here: their errors are those of the guesses
+    assert 0.005 < s["urban_share"]["mae"] < 0.05
+
+
+# ---- the committed calibration ------------------------------------------------------------
+def test_committed_calibration_meets_the_issue_accuracy():
+    """params=calibrated (the default) reproduces the 2020 census per prefecture: urban share
+    within 1 pp (RMSE <= 0.5), residents within 1.5 %; Guangxi 2015-2019 within 1 %."""
+    from calibration.run import setup
+
+    from sim.schema import compose_config
+
+    cal = compose_config([]).params
+    assert cal.name == "calibrated" and cal.factors  # the default once it exists
+    cfg = _cfg()
+    problem = setup(cfg)
+    theta = np.array([np.log(cal.factors[p]) if r is None else np.log(cal.region_factors[p][r]) for p, r in problem.space.names])
+    st = summary_stats(fitted_table(problem, simulate(problem.model(theta))))
+    assert st["urban_share"]["max_abs"] <= 1.0 and st["urban_share"]["rmse"] <= 0.5
+    assert st["residents"]["max_abs"] <= 1.5
+    assert st["guangxi_residents"]["max_abs"] <= 1.0
+
+
+def test_params_multiply_the_guesses():
+    """params.factors and params.region_factors multiply the rates the guesses give."""
+    from sim.app import prepare
+
+    base = prepare(_cfg())
+    cfg = _cfg("+params.factors.rural_to_urban=2.0", "+params.factors.tfr=0.5", "+params.region_factors.rural_to_urban.Nanning=3.0", "+params.region_factors.attractiveness.Liuzhou=4.0")
+    m = prepare(cfg)
+    a, b = base.step_inputs(2011), m.step_inputs(2011)
+    ratio = b.m_ru[0].sum(axis=(1, 2)) / a.m_ru[0].sum(axis=(1, 2))
+    np.testing.assert_allclose(ratio, [6.0] + [2.0] * 13)
+    np.testing.assert_allclose(b.asfr, 0.5 * a.asfr)
+    f = np.ones(14)
+    f[1] = 4.0  # Liuzhou, as a destination
+    np.testing.assert_allclose(b.dest_weight[0], a.dest_weight[0] * f[None, :])
+    with pytest.raises(ConfigError, match=r"params.factors: unknown parameter\(s\) \['fertility'\]; allowed: mortality"):
+        prepare(_cfg("+params.factors.fertility=2.0"))
+    with pytest.raises(ConfigError, match=r"params.region_factors\[to_away\]: unknown region\(s\) \['Atlantis'\]"):
+        prepare(_cfg("+params.region_factors.to_away.Atlantis=2.0"))
+
+
+def test_ensemble_run_gives_quantiles_in_one_call(tmp_path):
+    """params=calibrated_ensemble: quantiles over the draws, every draw's urban share on request,
+    equal to single draws projected one by one; a slice beyond the file is refused."""
+    from sim.app import run
+    from sim.model import read_ensemble
+
+    cfg = validate(compose_config(["params=calibrated_ensemble", "draws.count=20", "draws.start=5", "end_year=2030", "params.keep_draws=true", "quiet=true"]))
+    ds = run(cfg, tmp_path)
+    assert ds.urban_share.dims == ("quantile", "year", "region")
+    np.testing.assert_allclose(ds["quantile"].values, [0.05, 0.25, 0.5, 0.75, 0.95])
+    draws = ds.urban_share_draws
+    assert draws.sizes["draw"] == 20 and int(draws.draw[0]) == 5
+    np.testing.assert_allclose(ds.urban_share.sel(quantile=0.5).values, draws.median("draw").values, rtol=1e-12)
+    assert float(draws.sel(year=2030).std("draw").min()) > 1e-4  # the draws differ
+    # draw 7 alone, through the per-draw parameters of the file, deterministically
+    ens = read_ensemble(dataclasses.replace(cfg, draws=dataclasses.replace(cfg.draws, start=7, count=1)))
+    one = dataclasses.replace(cfg, params=dataclasses.replace(cfg.params, ensemble="", factors={k: float(v) for k, v in zip(ens.parameter.values, ens.factors.values[0])},
+                                                              region_factors={p: {r: float(x) for r, x in zip(ens.region.values, ens.region_factors.sel(regional_parameter=p).values[0])} for p in ens.regional_parameter.values}),
+                              draws=dataclasses.replace(cfg.draws, start=0, count=1), figures=dataclasses.replace(cfg.figures, enabled=False))
+    det = run(one, tmp_path / "one")
+    np.testing.assert_allclose(det.urban_share.values, draws.sel(draw=7).values, rtol=1e-9)
+    with pytest.raises(ConfigError, match="draws.start \\+ draws.count = 1005"):
+        run(validate(compose_config(["params=calibrated_ensemble", "draws.count=10", "draws.start=995"])), tmp_path / "bad")
+
+
+# ---- backtest ------------------------------------------------------------------------------
+def _quantile_file(path: Path) -> Path:
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    res = np.array([[[100.0, 200.0]] * 2] * 5)  # (quantile, year, region)
+    res[:, 1, 0] = [90, 95, 105, 110, 120]
+    ds = xr.Dataset(
+        {
+            "residents": (("quantile", "year", "region"), res),
+            "urban_share": (("quantile", "year", "region"), np.full((5, 2, 2), 0.4)),
+            "births": (("quantile", "year", "region"), np.full((5, 2, 2), 3.0)),
+            "deaths": (("quantile", "year", "region"), np.full((5, 2, 2), 2.0)),
+            "total_residents": (("quantile", "year"), res.sum(axis=-1)),
+            "total_urban_share": (("quantile", "year"), np.array([[0.5, 0.52], [0.5, 0.53], [0.5, 0.55], [0.5, 0.56], [0.5, 0.60]])),
+            "total_births": (("quantile", "year"), np.full((5, 2), 6.0)),
+            "total_deaths": (("quantile", "year"), np.full((5, 2), 4.0)),
+        },
+        coords={"quantile": q, "year": [2020, 2021], "region": ["A", "B"], "prefecture": ("region", ["A", "B"])},
+    )
+    ds.to_netcdf(path)
+    return path
+
+
+def test_backtest_hand_case(tmp_path):
+    """Errors, MAE, bias and interval coverage worked out by hand."""
+    proj = _quantile_file(tmp_path / "q.nc")
+    obs = tmp_path / "obs.csv"
+    obs.write_text("year,region,variable,value\n2021,A,population,100\n2021,Guangxi,urban_share,0.5\n2021,B,population,250\n2021,A,births,3\n2030,A,population,1\n")
+    per_row, summary = backtest(proj, obs, tmp_path)
+    by = {(r["region"], r["variable"]): r for r in per_row}
+    a = by[("A", "population")]
+    assert a["projected"] == 105 and a["error"] == 5 and a["relative_error"] == pytest.approx(0.05)
+    assert a["in50"] and a["in90"]
+    g = by[("Guangxi", "urban_share")]
+    assert g["error"] == pytest.approx(0.05) and not g["in50"] and not g["in90"]  # 0.5 < 0.52
+    b = by[("B", "population")]
+    assert b["error"] == -50 and not b["in90"]
+    s = {x["variable"]: x for x in summary}
+    assert s["population"]["n"] == 2 and s["population"]["mae"] == pytest.approx(27.5) and s["population"]["bias"] == pytest.approx(-22.5)
+    assert s["population"]["mae_relative"] == pytest.approx((0.05 + 0.2) / 2)
+    assert s["population"]["coverage50"] == 0.5 and s["population"]["coverage90"] == 0.5
+    assert s["urban_share"]["coverage90"] == 0.0 and s["births"]["mae"] == 0.0
+    assert len(per_row) == 4  # the 2030 row lies outside the projection: not scored
+    assert (tmp_path / "backtest.csv").read_text().count("\n") == 5
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("year,region,value\n2021,A,1\n", r"missing column\(s\) variable; required columns: year, region, variable, value"),
+        ("year,region,variable,value\n2021,A,population,100\n2021,A,population,lots\n", r"row 2 \(line 3\), column value: 'lots' is not a number"),
+        ("year,region,variable,value\n20x1,A,population,100\n", r"row 1 \(line 2\), column year: '20x1' is not an integer year"),
+        ("year,region,variable,value\n2021,Atlantis,population,100\n", r"row 1 \(line 2\), column region: unknown region 'Atlantis'; known: Guangxi, A, B"),
+        ("year,region,variable,value\n2021,A,gdp,100\n", r"row 1 \(line 2\), column variable: unknown variable 'gdp'; known: urban_share, population, births, deaths"),
+        ("year,region,variable,value\n2021,A,urban_share,54.2\n", r"urban_share 54.2 must be a fraction"),
+    ],
+)
+def test_backtest_rejects_bad_observed_files(tmp_path, text, message):
+    proj = _quantile_file(tmp_path / "q.nc")
+    obs = tmp_path / "obs.csv"
+    obs.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        backtest(proj, obs, tmp_path)
+    assert not (tmp_path / "backtest.csv").exists()
+
+
+def test_cli_calibration_and_backtest_quiet_without_a_terminal(tmp_path):
+    """python -m calibration (small budget, nothing written to the repository) logs a line per
+    stage and draws no progress bar when stderr is not a terminal; the backtest CLI scores."""
+    r = subprocess.run(
+        [sys.executable, "-m", "calibration", f"hydra.run.dir={tmp_path}", "calibration.write_params=false", "calibration.draws=50", "calibration.max_evaluations=10"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    logged = r.stdout + r.stderr  # Hydra's console log handler
+    assert "fit (Jacobians): started" in logged and "fit (Jacobians): done" in logged and "posterior: 50 draws" in logged
+    assert "it/s" not in r.stderr and "step/s" not in r.stderr and "%|" not in r.stderr
+    for name in ("fit_report.md", "fitted.csv", "parameters.csv", "posterior.nc", "calibration.json"):
+        assert (tmp_path / name).is_file(), name
+    with xr.open_dataset(tmp_path / "posterior.nc") as post:
+        assert post.sizes["draw"] == 50 and "code_version" in post.attrs
+    assert "well identified" in (tmp_path / "fit_report.md").read_text()
+    bad = subprocess.run([sys.executable, "-m", "calibration", "calibration.fit_until=2030"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "calibration.fit_until = 2030" in bad.stderr
+    r = subprocess.run([sys.executable, "-m", "calibration.backtest", f"projection={_quantile_file(tmp_path / 'q.nc')}", "observed=/nonexistent.csv"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "no such file" in r.stderr
