@@ -202,12 +202,20 @@ def census_targets(inputs_end: xr.Dataset, observed_rows: list[dict], *, start_y
             continue
         yrs = np.array([int(r["year"]) for r in rows])
         obs = np.array([float(r["value"]) for r in rows])
-        if variable == "population":
-            get = (lambda yrs: lambda s: s.residents[:, np.searchsorted(s.years, yrs)].sum(axis=-1))(yrs)
-        else:
-            get = (lambda yrs: lambda s: s.urban[:, np.searchsorted(s.years, yrs)].sum(axis=-1) / s.residents[:, np.searchsorted(s.years, yrs)].sum(axis=-1))(yrs)
+        get = _guangxi_getter(variable, yrs)
         blocks.append(Block(key, [f"Guangxi:{y}" for y in yrs], obs, np.full(len(yrs), TARGET_SD[sdk]), "log" if variable == "population" else "share", get, "persons" if variable == "population" else "1"))
     return blocks
+
+
+def _guangxi_getter(variable: str, yrs: np.ndarray):
+    """Simulated -> (D, len(yrs)): Guangxi's residents or urban share in ``yrs``."""
+
+    def get(s: Simulated) -> np.ndarray:
+        i = np.searchsorted(s.years, yrs)
+        res = s.residents[:, i].sum(axis=-1)
+        return res if variable == "population" else s.urban[:, i].sum(axis=-1) / res
+
+    return get
 
 
 class Problem:

@@ -189,14 +189,17 @@ def ensemble_factors(cfg: Config, regions: list[str], prefectures: list[str]) ->
     ds = read_ensemble(cfg)
     central = {k: float(cfg.params.factors.get(k, 1.0)) for k in CALIBRATED_PARAMETERS}
     out = {}
-    for name in ds.parameter.values.tolist():
-        v = ds.factors.sel(parameter=name).values / central[name]  # (D,)
+    shared = ds.parameter.values.tolist()
+    regional = ds.regional_parameter.values.tolist() if "region_factors" in ds else []
+    for name in dict.fromkeys(shared + regional):
+        f0 = ds.factors.sel(parameter=name).values if name in shared else np.ones(ds.sizes["draw"])
+        v = f0 / central[name]  # (D,)
         if name not in FACTOR_FIELD:
             if np.ptp(v) > 1e-12 or abs(v[0] - 1.0) > 1e-5:  # the YAML holds 6 significant digits
                 raise ConfigError(f"params.ensemble: parameter {name} varies across draws or differs from params.factors; only {', '.join(FACTOR_FIELD)} may vary")
             continue
         f = np.broadcast_to(v[:, None], (len(v), len(regions))).copy()
-        if "region_factors" in ds and name in ds.regional_parameter.values.tolist():
+        if name in regional:
             rf = ds.region_factors.sel(regional_parameter=name)
             base = cfg.params.region_factors.get(name, {})
             for j, key in enumerate(rf.region.values.tolist()):

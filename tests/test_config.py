@@ -101,10 +101,13 @@ def test_cli_bad_value_exits_with_message(tmp_path):
 
 def test_schema_defaults_equal_the_default_yaml():
     # Config() (used by the Python API and tests) and `python -m sim` with no overrides agree
-    # (the targets are data, kept only in configs/targets/)
+    # (the targets are data, kept only in configs/targets/; so are the calibrated parameters,
+    # configs/params/calibrated.yaml, written by python -m calibration: Config() has the guesses)
     composed = compose_cfg()
     assert composed.targets.name == "guangxi_2021_2035" and len(composed.targets.targets) == 22
+    assert composed.params.name == "calibrated" and Config().params.name == "default"
     composed.targets = Config().targets
+    composed.params = Config().params
     assert composed == Config()
 
 

@@ -16,5 +16,5 @@ def test_ruff_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
     if ruff is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    r = subprocess.run([ruff, "check", "sim", "models", "tests", "benchmarks", "experiments"], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([ruff, "check", "sim", "models", "tests", "benchmarks", "experiments", "calibration"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
