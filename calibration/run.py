@@ -7,7 +7,6 @@ stage logs one line instead.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from calibration.backtest import _table as _csv
+from calibration.backtest import read_observed as read_checked
 from calibration.core import Problem, Space, census_targets, fit, fitted_table, identifiability, laplace_draws, posterior_draws, simulate, summary_stats
 from sim.inputs import load_inputs
 from sim.io import write_text
@@ -58,9 +59,7 @@ class Progress:
 
 
 def read_observed(path: Path) -> list[dict]:
-    from calibration.backtest import read_observed as read
-
-    return read(path)
+    return read_checked(path)
 
 
 def _check(cfg: Config) -> None:
@@ -94,17 +93,6 @@ def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.D
     blocks = census_targets(end, rows, start_year=cfg.start_year, fit_until=c.fit_until, census_year=cfg.end_year)
     space = Space([str(r) for r in inputs.region.values], region_sd=c.region_sd)
     return Problem(cfg, inputs, blocks, space, backend=cfg.backend)
-
-
-def _csv(rows: list[dict]) -> str:
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
 
 
 def _yaml_params(name: str, factors: dict, region_factors: dict, source: str, ensemble: str = "", draws: int = 0) -> str:
