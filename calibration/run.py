@@ -18,19 +18,14 @@ import numpy as np
 import xarray as xr
 
 from calibration.backtest import _table as _csv
-from calibration.backtest import read_observed as read_checked
+from calibration.backtest import read_observed
 from calibration.core import Problem, Space, census_targets, fit, fitted_table, identifiability, laplace_draws, posterior_draws, simulate, summary_stats
 from sim.inputs import load_inputs
 from sim.io import write_text
-from sim.schema import CONFIG_DIR, Config, ConfigError, validate
+from sim.schema import CONFIG_DIR, Config, ConfigError, repo_path, validate
 
 log = logging.getLogger("calibration")
 ROOT = CONFIG_DIR.parent
-
-
-def repo_path(p: str) -> Path:
-    q = Path(p)
-    return q if q.is_absolute() else ROOT / q
 
 
 class Progress:
@@ -56,10 +51,6 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
         log.info("%s: done in %.1f s%s", self.desc, time.perf_counter() - self.t0, f"; {message}" if message else "")
-
-
-def read_observed(path: Path) -> list[dict]:
-    return read_checked(path)
 
 
 def _check(cfg: Config) -> None:

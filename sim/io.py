@@ -50,6 +50,24 @@ def code_version() -> str:
     return f"{__version__}+unknown"
 
 
+def _provenance(model: Model, scenario: str, title: str, source: str) -> dict:
+    """The attributes every output file carries: what it is, the resolved config, the code
+    version and the input file's checksum."""
+    inp = model.inputs
+    return {
+        "title": title,
+        "Conventions": "CF-1.10",
+        "institution": "urbanization scenario engine (sim)",
+        "source": source,
+        "scenario": scenario,
+        "geography": model.cfg.geography.name,
+        "config_json": json.dumps(dataclasses.asdict(model.cfg), default=str, sort_keys=True),
+        "code_version": code_version(),
+        "input_file": inp.attrs.get("input_file", ""),
+        "input_sha256": inp.attrs.get("input_sha256", ""),
+    }
+
+
 def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> xr.Dataset:
     inp = model.inputs
     D = proj.population.shape[1]
@@ -127,16 +145,8 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     resid = float(np.abs(change - comp).max())
     ds.attrs.update(
         {
-            "title": f"Urbanization scenario projection: {model.cfg.geography.name}, {years[0]}-{years[-1]}",
-            "Conventions": "CF-1.10",
-            "institution": "urbanization scenario engine (sim)",
-            "source": "multistate cohort-component projection from the 2020 census (see README)",
-            "scenario": scenario,
-            "geography": model.cfg.geography.name,
-            "config_json": json.dumps(dataclasses.asdict(model.cfg), default=str, sort_keys=True),
-            "code_version": code_version(),
-            "input_file": inp.attrs.get("input_file", ""),
-            "input_sha256": inp.attrs.get("input_sha256", ""),
+            **_provenance(model, scenario, f"Urbanization scenario projection: {model.cfg.geography.name}, {years[0]}-{years[-1]}",
+                          "multistate cohort-component projection from the 2020 census (see README)"),
             "accounting_identity": "population[t] - population[t-1] == births[t] - deaths[t] + net_migration[t], summed over state, sex and age, for every region and year t > first year",
             "accounting_max_abs_residual_persons": resid,
             "capped_cells_total": float(proj.capped.sum()),
@@ -192,18 +202,10 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
     ds = xr.Dataset(data_vars, coords=coords).assign_coords(scenario=scenario)
     ds.attrs.update(
         {
-            "title": f"Urbanization scenario projection, ensemble quantiles: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
-            "Conventions": "CF-1.10",
-            "institution": "urbanization scenario engine (sim)",
-            "source": f"multistate cohort-component projection, {D} draws of {model.cfg.params.name} ({model.cfg.params.ensemble})",
-            "scenario": scenario,
-            "geography": model.cfg.geography.name,
+            **_provenance(model, scenario, f"Urbanization scenario projection, ensemble quantiles: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
+                          f"multistate cohort-component projection, {D} draws of {model.cfg.params.name} ({model.cfg.params.ensemble})"),
             "draws": D,
             "first_draw": start,
-            "config_json": json.dumps(dataclasses.asdict(model.cfg), default=str, sort_keys=True),
-            "code_version": code_version(),
-            "input_file": inp.attrs.get("input_file", ""),
-            "input_sha256": inp.attrs.get("input_sha256", ""),
         }
     )
     return ds

@@ -19,7 +19,7 @@ from models.migration import RC_STANDARD, destination_utility
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
 from sim.classic import survival_ratios
 from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
-from sim.schema import CALIBRATED_PARAMETERS, UNCERTAIN_PARAMETERS, Config, ConfigError, region_mask, year_map
+from sim.schema import CALIBRATED_PARAMETERS, UNCERTAIN_PARAMETERS, Config, ConfigError, region_mask, repo_path, year_map
 
 
 # The StepInputs field each per-draw factor multiplies (the kernel's ensemble path,
@@ -67,22 +67,17 @@ class Model:
     def draws(self) -> int:
         return self.cfg.draws.count
 
-    def _per_draw(self, name: str, a: np.ndarray) -> np.ndarray:
-        """``a`` with a leading draw axis: length 1, or D when ``name`` varies across draws."""
+    def _per_draw(self, name: str, a: np.ndarray, *, columns: bool = False) -> np.ndarray:
+        """``a`` with a leading draw axis: length 1, or D when ``name`` varies across draws. A
+        factor (D,) or (D, R) multiplies ``a``'s region axis: its first, or with ``columns`` its
+        second (the destinations of ``a[i, j]``)."""
         if self.factors is None or name not in self.factors:
             return np.ascontiguousarray(a)[None]
         f = np.asarray(self.factors[name], dtype=float)  # (D,) or (D, R): a multiplier per region
+        if columns:
+            f = (f[:, None] if f.ndim == 1 else f)[:, None, :]
         f = f.reshape(f.shape + (1,) * (np.ndim(a) + 1 - f.ndim))
         return np.ascontiguousarray(f * a)
-
-    def _per_draw_destination(self, w: np.ndarray) -> np.ndarray:
-        """The destination weights ``w[i, j]`` with a leading draw axis, columns scaled by the
-        draws' ``attractiveness`` factors (D, R) when they vary."""
-        if self.factors is None or "attractiveness" not in self.factors:
-            return np.ascontiguousarray(w)[None]
-        f = np.asarray(self.factors["attractiveness"], dtype=float)
-        f = f[:, None] if f.ndim == 1 else f
-        return np.ascontiguousarray(f[:, None, :] * w[None])
 
     def factor_table(self) -> np.ndarray:
         """The per-draw factors as a (D, len(FACTOR_FIELD), R) table (1 where a factor is not
@@ -139,7 +134,7 @@ class Model:
             m_return=self._per_draw("from_away", m_return),
             return_urban=np.full((1, R), mig.return_urban_share),
             m_inter=self._per_draw("interregional", self.static["m_inter"]),
-            dest_weight=self._per_draw_destination(self.static["dest_weight"]),
+            dest_weight=self._per_draw("attractiveness", self.static["dest_weight"], columns=True),
             beta_size=np.array([self.static["beta_size"]]),
             ext_in=(y(mig.external_in) * self.static["ext_in_stock"])[None],
             m_ext_out=self.static["m_ext_out"][None],
@@ -156,21 +151,11 @@ class Model:
         )
 
 
-def ensemble_path(cfg: Config):
-    """``params.ensemble`` as a path (relative paths from the repository's root)."""
-    from pathlib import Path
-
-    from sim.schema import CONFIG_DIR
-
-    p = Path(cfg.params.ensemble)
-    return p if p.is_absolute() else CONFIG_DIR.parent / p
-
-
 def read_ensemble(cfg: Config) -> xr.Dataset:
     """The draws ``draws.start .. draws.start + draws.count - 1`` of the ``params.ensemble`` file:
     ``factors (draw, parameter)`` and ``region_factors (draw, regional_parameter, region)``, with
     the meaning of ``params.factors`` / ``params.region_factors``."""
-    path = ensemble_path(cfg)
+    path = repo_path(cfg.params.ensemble)
     if not path.is_file():
         raise ConfigError(f"params.ensemble = {cfg.params.ensemble!r}: no such file ({path}); make one with python -m calibration")
     with xr.open_dataset(path) as ds:

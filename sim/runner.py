@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,8 +10,6 @@ import numpy as np
 from sim.axes import AWAY, N_FLOWS, URBAN_LOCAL, URBAN_MIGRANT
 from sim.model import Model
 from sim.reference import new_outputs
-
-N_SUMMARY = 7  # the columns of sim.kernel.N_SUMMARY: the fields of Summary after years
 
 
 @dataclass
@@ -121,13 +120,14 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
     cfg = model.cfg
     years = np.arange(cfg.start_year, cfg.end_year + 1)
     D, R = model.draws, model.pop0.shape[0]
+    n = len(dataclasses.fields(Summary)) - 1  # the columns of sim.kernel.N_SUMMARY
     if backend == "numba":
         from sim.kernel import summary
 
-        tot = np.zeros((len(years), D, R, N_SUMMARY))
+        tot = np.zeros((len(years), D, R, n))
         summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(), tot)
-        return Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(N_SUMMARY)))
-    res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(N_SUMMARY)))
+        return Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(n)))
+    res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(n)))
     for i, pop, land, out in _steps(model, D, backend, False):
         tot = pop.sum(axis=(3, 4))  # (D,R,K)
         res.urban_local[i] = tot[..., URBAN_LOCAL]

@@ -406,6 +406,14 @@ def year_map(m: Dict[int, float], years) -> np.ndarray:
 CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
 
 
+def repo_path(p: str):
+    """``p`` as a path: absolute as given, relative from the repository's root."""
+    from pathlib import Path
+
+    q = Path(p)
+    return q if q.is_absolute() else CONFIG_DIR.parent / q
+
+
 def compose_config(overrides=()) -> Config:
     """The :class:`Config` of ``configs/config.yaml`` with Hydra ``overrides`` (not yet validated
     against the inputs: :func:`sim.app.prepare` does that), for tools that are not Hydra apps."""
