@@ -25,6 +25,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.core.compiler_machinery import FunctionPass, register_pass
+from numba.core.typed_passes import NopythonTypeInference
 
 from models.land import capacity_brake
 from sim.axes import (
@@ -50,9 +53,48 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 # every add); only 'reassoc' is allowed: NaN and infinity semantics stay strict.
 _SUM = dict(_JIT, fastmath={"reassoc"})
 _MIN_REGIONS_TO_SHARE = 64  # see step()
+# Functions that only index and slice arrays they are given (never allocate one, never return
+# one) are compiled without numba's reference counting (`_nrt=False`): each slice of a counted
+# array costs an atomic increment and decrement, 0.3 us a region for survival alone. Numba
+# refuses to compile an allocation in such a function, so the rule cannot be broken silently;
+# returning an array from one would be (the caller would release a reference never taken).
+_VIEW = dict(_JIT, _nrt=False)
+_VIEW_SUM = dict(_SUM, _nrt=False)
 
 
-@njit(**_SUM)
+# Row functions: the innermost loops over ages, on 1-D rows, compiled with numba's `noalias`
+# flag, which marks every array argument `noalias` in LLVM (as numba does for the bodies of its
+# parallel loops). Without it LLVM cannot prove that the ~25 rows a loop reads and writes do not
+# overlap, gives up vectorising ("too many memory checks") and runs them one double at a time:
+# 2.6x slower for the moves. The promise this makes is checked by nobody, so every caller must
+# keep it: **no row a row function writes may overlap any other array argument of the call**
+# (rows of one array are disjoint; read-only arguments may be shared).
+@register_pass(mutates_CFG=False, analysis_only=True)
+class _ArgumentsDoNotAlias(FunctionPass):
+    _name = "urbsim_arguments_do_not_alias"
+
+    def __init__(self):
+        FunctionPass.__init__(self)
+
+    def run_pass(self, state):
+        state.flags.noalias = True
+        return False
+
+
+class _NoAliasCompiler(CompilerBase):
+    """numba's nopython pipeline with the `noalias` flag set after type inference."""
+
+    def define_pipelines(self):
+        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+        pm.add_pass_after(_ArgumentsDoNotAlias, NopythonTypeInference)
+        pm.finalize()
+        return [pm]
+
+
+_ROW = dict(_SUM, pipeline_class=_NoAliasCompiler, _nrt=False)
+
+
+@njit(**_VIEW_SUM)
 def _urban(x):
     """Urban residents of one region's stock ``x[K, S, A]``."""
     K, S, A = x.shape
@@ -63,7 +105,7 @@ def _urban(x):
     return u
 
 
-@njit(**_SUM)
+@njit(**_VIEW_SUM)
 def _births(asfr, women):
     """``sum_a asfr[a] * women[a]``."""
     b = 0.0
@@ -72,7 +114,7 @@ def _births(asfr, women):
     return b
 
 
-@njit(**_SUM)
+@njit(**_VIEW_SUM)
 def _total(x):
     """Sum of a 2-D array."""
     t = 0.0
@@ -102,68 +144,64 @@ def _at(a, d):
 # atomic updates that two threads contend on).
 
 
-@njit(**_SUM)
-def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, gr, frac, flows, o_int, shift):
-    """Stage-3 moves of one region at ``frac`` of their rates, applied to ``x[K, S, A]`` in
-    place; flows are added to ``flows[F, S, A]`` (one age up when ``shift``: the moves before
-    survival are recorded at the age reached at the year end), departures to other regions go
-    to ``o_int[S, A]``. Rate arrays are the region's.
-    Returns the number of capped cells and the number of rural residents who left.
+@njit(**_JIT, inline="always")
+def _moves_cells(
+    xr_, xl_, xm_, xa_, ru_, ur_, ret_, eo_, ei_, ar_, al_, am_, ir_, il_, im_,
+    f_ru, f_ur, f_ta, f_fa, f_io, f_ei, f_eo, oi_, frac, gr, ru_share, add,
+):
+    """The moves of one (region, sex) row of ages, in place on the states' rows ``x*_``, from
+    the rates ``ru_`` (rural -> urban_migrant), ``ur_``, ``ret_`` (return from away), ``eo_``
+    (leaving the model), ``ei_`` (in-migrants from other provinces, persons), ``a*_`` (-> away)
+    and ``i*_`` (-> other regions) of the rural, urban_local and urban_migrant states. Flows go
+    to the rows ``f_*`` (added when ``add``, else overwritten), departures to other regions to
+    ``oi_``. Returns the number of capped cells and the rural residents who left.
 
-    Branch-free so that LLVM vectorises the age loop: a cell's rates are scaled by
-    ``1 / max(total, 1)``, which is exactly 1 when they do not exceed 1."""
-    K, S, A = x.shape
+    Branch-free so that LLVM vectorises it: a cell's rates are scaled by ``1 / max(total, 1)``,
+    which is exactly 1 when they do not exceed 1."""
     n_capped = 0
     left = 0.0
     b_ru = frac * gr
     b_ret_r = frac * (1.0 - ru_share)
     b_ret_u = frac * ru_share * gr
     b_in = frac * gr
-    fl = np.zeros_like(flows) if shift else flows
-    for s in range(S):
-        xr_, xl_, xm_, xa_ = x[RURAL, s], x[URBAN_LOCAL, s], x[URBAN_MIGRANT, s], x[AWAY, s]
-        ru_, ur_, ret_, eo_, ei_ = m_ru[s], m_ur[s], m_return[s], m_ext_out[s], ext_in[s]
-        ar_, al_, am_ = m_away[RURAL, s], m_away[URBAN_LOCAL, s], m_away[URBAN_MIGRANT, s]
-        ir_, il_, im_ = m_inter[RURAL, s], m_inter[URBAN_LOCAL, s], m_inter[URBAN_MIGRANT, s]
-        f_ru, f_ur, f_ta, f_fa = fl[F_RURAL_TO_URBAN, s], fl[F_URBAN_TO_RURAL, s], fl[F_TO_AWAY, s], fl[F_FROM_AWAY, s]
-        f_io, f_ei, f_eo, oi_ = fl[F_INTER_OUT, s], fl[F_EXT_IN, s], fl[F_EXT_OUT, s], o_int[s]
-        for a in range(A):
-            # rural
-            r1, r2, r3 = b_ru * ru_[a], frac * ar_[a], frac * ir_[a]
-            t = r1 + r2 + r3
-            n_capped += t > 1.0
-            c = xr_[a] / max(t, 1.0)
-            o_ru, o_r_away, o_r_int = r1 * c, r2 * c, r3 * c
-            # urban_local
-            l1, l2 = frac * al_[a], frac * il_[a]
-            t = l1 + l2
-            n_capped += t > 1.0
-            c = xl_[a] / max(t, 1.0)
-            o_l_away, o_l_int = l1 * c, l2 * c
-            # urban_migrant
-            m1, m2, m3, m4 = frac * ur_[a], frac * am_[a], frac * im_[a], frac * eo_[a]
-            t = m1 + m2 + m3 + m4
-            n_capped += t > 1.0
-            c = xm_[a] / max(t, 1.0)
-            o_ur, o_m_away, o_m_int, o_ext = m1 * c, m2 * c, m3 * c, m4 * c
-            # away
-            a1, a2 = b_ret_r * ret_[a], b_ret_u * ret_[a]
-            t = a1 + a2
-            n_capped += t > 1.0
-            c = xa_[a] / max(t, 1.0)
-            o_a_rur, o_a_urb = a1 * c, a2 * c
-            e_in = b_in * ei_[a]
+    for a in range(xr_.shape[0]):
+        # rural
+        r1, r2, r3 = b_ru * ru_[a], frac * ar_[a], frac * ir_[a]
+        t = r1 + r2 + r3
+        n_capped += t > 1.0
+        c = xr_[a] / max(t, 1.0)
+        o_ru, o_r_away, o_r_int = r1 * c, r2 * c, r3 * c
+        # urban_local
+        l1, l2 = frac * al_[a], frac * il_[a]
+        t = l1 + l2
+        n_capped += t > 1.0
+        c = xl_[a] / max(t, 1.0)
+        o_l_away, o_l_int = l1 * c, l2 * c
+        # urban_migrant
+        m1, m2, m3, m4 = frac * ur_[a], frac * am_[a], frac * im_[a], frac * eo_[a]
+        t = m1 + m2 + m3 + m4
+        n_capped += t > 1.0
+        c = xm_[a] / max(t, 1.0)
+        o_ur, o_m_away, o_m_int, o_ext = m1 * c, m2 * c, m3 * c, m4 * c
+        # away
+        a1, a2 = b_ret_r * ret_[a], b_ret_u * ret_[a]
+        t = a1 + a2
+        n_capped += t > 1.0
+        c = xa_[a] / max(t, 1.0)
+        o_a_rur, o_a_urb = a1 * c, a2 * c
+        e_in = b_in * ei_[a]
 
-            o_r = o_ru + o_r_away + o_r_int
-            left += o_r
-            to_away = o_r_away + o_l_away + o_m_away
-            from_away = o_a_rur + o_a_urb
-            oi = o_r_int + o_l_int + o_m_int
-            xr_[a] = xr_[a] - o_r + o_ur + o_a_rur
-            xl_[a] = xl_[a] - o_l_away - o_l_int
-            xm_[a] = xm_[a] + o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + e_in
-            xa_[a] = xa_[a] + to_away - from_away
-            oi_[a] = oi
+        o_r = o_ru + o_r_away + o_r_int
+        left += o_r
+        to_away = o_r_away + o_l_away + o_m_away
+        from_away = o_a_rur + o_a_urb
+        oi = o_r_int + o_l_int + o_m_int
+        xr_[a] = xr_[a] - o_r + o_ur + o_a_rur
+        xl_[a] = xl_[a] - o_l_away - o_l_int
+        xm_[a] = xm_[a] + o_ru - o_ur - o_m_away - o_m_int - o_ext + o_a_urb + e_in
+        xa_[a] = xa_[a] + to_away - from_away
+        oi_[a] = oi
+        if add:
             f_ru[a] += o_ru
             f_ur[a] += o_ur
             f_ta[a] += to_away
@@ -171,32 +209,98 @@ def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru
             f_io[a] += oi
             f_ei[a] += e_in
             f_eo[a] += o_ext
-    if shift:
-        flows[:, :, 1:] += fl[:, :, :-1]
-        flows[:, :, A - 1] += fl[:, :, A - 1]
+        else:
+            f_ru[a] = o_ru
+            f_ur[a] = o_ur
+            f_ta[a] = to_away
+            f_fa[a] = from_away
+            f_io[a] = oi
+            f_ei[a] = e_in
+            f_eo[a] = o_ext
     return n_capped, left
 
 
-@njit(**_JIT)
+@njit(**_ROW)
+def _moves_row(
+    xr_, xl_, xm_, xa_, ru_, ur_, ret_, eo_, ei_, ar_, al_, am_, ir_, il_, im_,
+    f_ru, f_ur, f_ta, f_fa, f_io, f_ei, f_eo, oi_, frac, gr, ru_share, add,
+):
+    """:func:`_moves_cells` with ``add`` a constant in each branch: a loop that tests it per
+    cell is vectorised with masked loads and stores, 2.5x slower."""
+    if add:
+        return _moves_cells(xr_, xl_, xm_, xa_, ru_, ur_, ret_, eo_, ei_, ar_, al_, am_, ir_, il_, im_, f_ru, f_ur, f_ta, f_fa, f_io, f_ei, f_eo, oi_, frac, gr, ru_share, True)
+    return _moves_cells(xr_, xl_, xm_, xa_, ru_, ur_, ret_, eo_, ei_, ar_, al_, am_, ir_, il_, im_, f_ru, f_ur, f_ta, f_fa, f_io, f_ei, f_eo, oi_, frac, gr, ru_share, False)
+
+
+# The flows the moves write (all but F_INTER_IN, which the arrivals write).
+_MOVE_FLOWS = (F_RURAL_TO_URBAN, F_URBAN_TO_RURAL, F_TO_AWAY, F_FROM_AWAY, F_INTER_OUT, F_EXT_IN, F_EXT_OUT)
+
+
+@njit(**_ROW)
+def _shift_row(dst, src):
+    """``dst`` = ``src`` recorded one age up (the open group keeps its members); ``dst[0] = 0``."""
+    A = src.shape[0]
+    dst[0] = 0.0
+    for a in range(1, A - 1):
+        dst[a] = src[a - 1]
+    dst[A - 1] = src[A - 2] + src[A - 1]
+
+
+@njit(**_VIEW)
+def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, gr, frac, flows, o_int, shift, add, scratch):
+    """Stage-3 moves of one region at ``frac`` of their rates, applied to ``x[K, S, A]`` in
+    place; flows go to ``flows[F, S, A]`` (added when ``add``, else overwritten; when ``shift``,
+    overwritten one age up: the moves before survival are recorded at the age reached at the
+    year end; ``scratch`` has the shape of ``flows`` then, else it is not used), departures to
+    other regions to ``o_int[S, A]``. Rate arrays are the region's.
+    Returns the number of capped cells and the number of rural residents who left."""
+    K, S, A = x.shape
+    n_capped = 0
+    left = 0.0
+    fl = scratch if shift else flows
+    for s in range(S):
+        nc, lv = _moves_row(
+            x[RURAL, s], x[URBAN_LOCAL, s], x[URBAN_MIGRANT, s], x[AWAY, s],
+            m_ru[s], m_ur[s], m_return[s], m_ext_out[s], ext_in[s],
+            m_away[RURAL, s], m_away[URBAN_LOCAL, s], m_away[URBAN_MIGRANT, s],
+            m_inter[RURAL, s], m_inter[URBAN_LOCAL, s], m_inter[URBAN_MIGRANT, s],
+            fl[F_RURAL_TO_URBAN, s], fl[F_URBAN_TO_RURAL, s], fl[F_TO_AWAY, s], fl[F_FROM_AWAY, s],
+            fl[F_INTER_OUT, s], fl[F_EXT_IN, s], fl[F_EXT_OUT, s], o_int[s], frac, gr, ru_share, add and not shift,
+        )
+        n_capped += nc
+        left += lv
+    if shift:
+        for f in _MOVE_FLOWS:
+            for s in range(S):
+                _shift_row(flows[f, s], fl[f, s])
+    return n_capped, left
+
+
+@njit(**_ROW)
+def _survive_row(x, sx, d):
+    """Survival and ageing of one (state, sex) row ``x[A]`` in place (ages walked downwards, so
+    each cohort is read before it is overwritten), deaths to ``d[1:]``; ``x[0]`` is set to 0 (no
+    end-of-year persons at age 0 until the newborns arrive)."""
+    A = x.shape[0]
+    top = x[A - 2] + x[A - 1]
+    x[A - 1] = top * sx[A - 2]
+    d[A - 1] = top - x[A - 1]
+    for a in range(A - 3, -1, -1):
+        new = x[a] * sx[a]
+        d[a + 1] = x[a] - new
+        x[a + 1] = new
+    x[0] = 0.0
+
+
+@njit(**_VIEW)
 def _survive_and_bear(x, sx_r, asfr_r, nb_r, srb, births, deaths):
-    """Survival, ageing and births of one region, replacing ``x[K, S, A]`` in place (ages walked
-    downwards, so each cohort is read before it is overwritten) by the survivors and newborns;
-    births add up ``asfr * (women at start + women at end) / 2``."""
+    """Survival, ageing and births of one region, replacing ``x[K, S, A]`` in place by the
+    survivors and newborns; births add up ``asfr * (women at start + women at end) / 2``."""
     K, S, A = x.shape
     for k in range(K):
         b_start = _births(asfr_r[k], x[k, FEMALE])
         for s in range(S):
-            sx = sx_r[k, s]
-            xs = x[k, s]
-            ds = deaths[k, s]
-            top = xs[A - 2] + xs[A - 1]
-            xs[A - 1] = top * sx[A - 2]
-            ds[A - 1] = top - xs[A - 1]
-            for a in range(A - 3, -1, -1):
-                new = xs[a] * sx[a]
-                ds[a + 1] = xs[a] - new
-                xs[a + 1] = new
-            xs[0] = 0.0  # no end-of-year persons at age 0 until the newborns arrive
+            _survive_row(x[k, s], sx_r[k, s], deaths[k, s])
         b = 0.5 * (b_start + _births(asfr_r[k], x[k, FEMALE]))
         births[k, 0] = b / (1.0 + srb)
         births[k, 1] = b * srb / (1.0 + srb)
@@ -211,7 +315,7 @@ def _survive_and_bear(x, sx_r, asfr_r, nb_r, srb, births, deaths):
 _DEST_BLOCK = 8
 
 
-@njit(**_JIT)
+@njit(**_VIEW)
 def _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out):
     """Destination pull ``urban_j ** bs * g_j``, each origin's ``1 / sum_j W[i, j] pull_j`` and its
     total departures."""
@@ -226,7 +330,7 @@ def _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out):
         tot_out[i] = _total(o_int[i])
 
 
-@njit(**_JIT)
+@njit(**_VIEW)
 def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
     """Arrivals in destinations ``j0 <= j < j1``: ``in[j, :] = sum_i P[i, j] out[i, :]`` with
     ``P[i, j] = W[i, j] pull_j inv_i``, origins summed in order; adds ``P[i, j] * tot_out[i]`` to
@@ -267,38 +371,69 @@ def _arrivals(urban, g, o_int, in_int, bs, W, od):
         _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull, inv, tot_out, o_int, in_int, W, od)
 
 
-@njit(**_JIT)
-def _add_arrivals(x, in_int, flows, shift):
+@njit(**_ROW)
+def _add_row(dst, src):
+    """``dst += src``."""
+    for a in range(dst.shape[0]):
+        dst[a] += src[a]
+
+
+@njit(**_VIEW)
+def _add_arrivals_shifted(x, in_int, flows):
+    """Arrivals of the first half of the moves (timing ``even``): into urban_migrant, the flow
+    overwritten one age up (the age reached at the year end)."""
     K, S, A = x.shape
     for s in range(S):
-        for a in range(A):
-            ae = min(a + 1, A - 1) if shift else a
-            x[URBAN_MIGRANT, s, a] += in_int[s, a]
-            flows[F_INTER_IN, s, ae] += in_int[s, a]
+        _add_row(x[URBAN_MIGRANT, s], in_int[s])
+        _shift_row(flows[F_INTER_IN, s], in_int[s])
 
 
-@njit(**_JIT)
-def _finish_region(x, in_int, flows, h, rc_rate, loc):
+@njit(**_JIT, inline="always")
+def _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
+    """Stage C for one (region, sex) row: ``arrived`` into urban_migrant (and the flow row
+    ``f_in``, added to when ``add``, else overwritten), then hukou conversion at rates ``h``,
+    then reclassification at ``rc_rate``, a share ``loc`` to urban_local. Returns (settled,
+    reclassified)."""
+    conv = 0.0
+    rcl = 0.0
+    for a in range(xr.shape[0]):
+        v = arrived[a]
+        if add:
+            f_in[a] += v
+        else:
+            f_in[a] = v
+        m = xm[a] + v
+        c = h[a] * m
+        m -= c
+        rc = rc_rate * xr[a]
+        xr[a] -= rc
+        xl[a] = xl[a] + c + loc * rc
+        xm[a] = m + (1.0 - loc) * rc
+        conv += c
+        rcl += rc
+    return conv, rcl
+
+
+@njit(**_ROW)
+def _finish_row(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
+    """:func:`_finish_cells` with ``add`` a constant in each branch (see :func:`_moves_row`)."""
+    if add:
+        return _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, True)
+    return _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, False)
+
+
+@njit(**_VIEW)
+def _finish_region(x, in_int, flows, h, rc_rate, loc, add):
     """Stage C for one region: arrivals ``in_int[S, A]``, then hukou conversion at rates
-    ``h[S, A]``, then reclassification; returns (settled, reclassified). ``in_int`` is used as
-    scratch space once the arrivals are added."""
+    ``h[S, A]``, then reclassification; returns (settled, reclassified)."""
     K, S, A = x.shape
-    _add_arrivals(x, in_int, flows, False)
+    conv = 0.0
+    rcl = 0.0
     for s in range(S):
-        for a in range(A):
-            c = h[s, a] * x[URBAN_MIGRANT, s, a]
-            x[URBAN_MIGRANT, s, a] -= c
-            x[URBAN_LOCAL, s, a] += c
-            in_int[s, a] = c
-    conv = _total(in_int)
-    for s in range(S):
-        for a in range(A):
-            rc = rc_rate * x[RURAL, s, a]
-            x[RURAL, s, a] -= rc
-            x[URBAN_LOCAL, s, a] += loc * rc
-            x[URBAN_MIGRANT, s, a] += (1.0 - loc) * rc
-            in_int[s, a] = rc
-    return conv, _total(in_int)
+        c, r = _finish_row(x[RURAL, s], x[URBAN_LOCAL, s], x[URBAN_MIGRANT, s], in_int[s], flows[F_INTER_IN, s], h[s], rc_rate, loc, add)
+        conv += c
+        rcl += r
+    return conv, rcl
 
 
 @njit(**_JIT, inline="always")
@@ -311,7 +446,7 @@ def _land_gain(base, per_settled, settled_prev, release, per_leaver, left):
 # Per-draw stages (regions in a loop; they take the StepInputs tuple once per draw).
 
 
-@njit(**_JIT)
+@njit(**_VIEW)
 def _brakes(pop, land, p, d, g):
     """Capacity brake ``g[R]`` of draw ``d`` from its start-of-year stock ``pop[R, K, S, A]``."""
     cm2 = _at(p.capacity_m2, d)
@@ -320,33 +455,35 @@ def _brakes(pop, land, p, d, g):
         g[r] = capacity_brake(_urban(pop[r]) / (land[r] * 1e6 / cm2), width)
 
 
-@njit(**_JIT)
-def _moves_all(pop, p, d, g, frac, flows, o_int, shift, urban, capped, left):
-    """Local moves of every region of draw ``d`` (``urban[R]``: urban residents before them)."""
+@njit(**_VIEW)
+def _moves_all(pop, p, d, g, frac, flows, o_int, shift, add, urban, capped, left, scratch):
+    """Local moves of every region of draw ``d`` (``urban[R]``: urban residents before them);
+    ``shift`` and ``add`` as in :func:`_local_moves`."""
     m_ru, m_away, m_inter, m_ur = _at(p.m_ru, d), _at(p.m_away, d), _at(p.m_inter, d), _at(p.m_ur, d)
     m_ext_out, m_return, ext_in, ru = _at(p.m_ext_out, d), _at(p.m_return, d), _at(p.ext_in, d), _at(p.return_urban, d)
     for r in range(pop.shape[0]):
         urban[r] = _urban(pop[r])
-        nc, lv = _local_moves(pop[r], m_ru[r], m_away[r], m_inter[r], m_ur[r], m_ext_out[r], m_return[r], ext_in[r], ru[r], g[r], frac, flows[r], o_int[r], shift)
+        nc, lv = _local_moves(pop[r], m_ru[r], m_away[r], m_inter[r], m_ur[r], m_ext_out[r], m_return[r], ext_in[r], ru[r], g[r], frac, flows[r], o_int[r], shift, add, scratch)
         capped[r] += nc
         left[r] += lv
 
 
-@njit(**_JIT)
+@njit(**_VIEW)
 def _survive_all(pop, p, d, births, deaths):
     sx, asfr, nb, srb = _at(p.sx, d), _at(p.asfr, d), _at(p.nb, d), _at(p.srb, d)
     for r in range(pop.shape[0]):
         _survive_and_bear(pop[r], sx[r], asfr[r], nb[r], srb[r], births[r], deaths[r])
 
 
-@njit(**_JIT)
-def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left):
-    """Stage C of every region of draw ``d``: arrivals, hukou conversion, reclassification, land."""
+@njit(**_VIEW)
+def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, add):
+    """Stage C of every region of draw ``d``: arrivals (their flow added when ``add``, else
+    overwritten), hukou conversion, reclassification, land."""
     h, rc, loc = _at(p.h_conv, d), _at(p.reclass, d), _at(p.reclass_local, d)
     base, per_settled = _at(p.land_base, d), _at(p.land_per_settled, d)
     release, per_leaver = _at(p.land_release, d), _at(p.land_per_leaver, d)
     for r in range(pop.shape[0]):
-        conv, rcl = _finish_region(pop[r], in_int[r], flows[r], h[r], rc[r] * g[r], loc[r])
+        conv, rcl = _finish_region(pop[r], in_int[r], flows[r], h[r], rc[r] * g[r], loc[r], add)
         settled[r] = conv
         reclassified[r] = rcl
         land[r] += _land_gain(base[r], per_settled[r], settled_prev[r], release[r], per_leaver[r], left[r])
@@ -362,23 +499,25 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     o_int = np.empty((R, S, A))
     in_int = np.empty((R, S, A))
     left = np.zeros(R)
-    flows[...] = 0.0
     capped[...] = 0.0
     od[...] = 0.0
     bs, W = _at(p.beta_size, d), _at(p.dest_weight, d)
     _brakes(pop, land, p, d, g)
-    if p.timing == TIMING_EVEN:
-        _moves_all(pop, p, d, g, 0.5, flows, o_int, True, urban, capped, left)
+    # every flow is overwritten by its first write of the year, then added to (no zeroing pass)
+    even = p.timing == TIMING_EVEN
+    scratch = np.empty((N_FLOWS if even else 0, S, A))  # the first half's flows, before the shift
+    if even:
+        _moves_all(pop, p, d, g, 0.5, flows, o_int, True, False, urban, capped, left, scratch)
         _arrivals(urban, g, o_int, in_int, bs, W, od)
         for r in range(R):
-            _add_arrivals(pop[r], in_int[r], flows[r], True)
+            _add_arrivals_shifted(pop[r], in_int[r], flows[r])
         _survive_all(pop, p, d, births, deaths)
-        _moves_all(pop, p, d, g, 0.5, flows, o_int, False, urban, capped, left)
+        _moves_all(pop, p, d, g, 0.5, flows, o_int, False, True, urban, capped, left, scratch)
     else:
         _survive_all(pop, p, d, births, deaths)
-        _moves_all(pop, p, d, g, 1.0, flows, o_int, False, urban, capped, left)
+        _moves_all(pop, p, d, g, 1.0, flows, o_int, False, False, urban, capped, left, scratch)
     _arrivals(urban, g, o_int, in_int, bs, W, od)
-    _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left)
+    _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, even)
 
 
 @njit(**_JIT)
@@ -409,7 +548,7 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
     in_int = np.empty((D, R, S, A))
     pull, inv, tot_out = np.empty((D, R)), np.empty((D, R)), np.empty((D, R))
     left = np.zeros((D, R))
-    flows[...] = 0.0
+    scratch = np.empty((D, R, N_FLOWS if even else 0, S, A))  # the first half's flows, before the shift
     capped[...] = 0.0
     od[...] = 0.0
     for d in prange(D):
@@ -420,7 +559,7 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
         if even and half == 1:
             for u in prange(n):
                 d, r = u // R, u % R
-                _add_arrivals(pop[d, r], in_int[d, r], flows[d, r], True)
+                _add_arrivals_shifted(pop[d, r], in_int[d, r], flows[d, r])
         if not shift:
             for u in prange(n):
                 d, r = u // R, u % R
@@ -431,7 +570,7 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
             urban[d, r] = _urban(x)
             nc, lv = _local_moves(
                 x, _at(p.m_ru, d)[r], _at(p.m_away, d)[r], _at(p.m_inter, d)[r], _at(p.m_ur, d)[r], _at(p.m_ext_out, d)[r],
-                _at(p.m_return, d)[r], _at(p.ext_in, d)[r], _at(p.return_urban, d)[r], g[d, r], frac, flows[d, r], o_int[d, r], shift,
+                _at(p.m_return, d)[r], _at(p.ext_in, d)[r], _at(p.return_urban, d)[r], g[d, r], frac, flows[d, r], o_int[d, r], shift, even, scratch[d, r],
             )
             capped[d, r] += nc
             left[d, r] += lv
@@ -447,7 +586,7 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
                 _dest_block(b * _DEST_BLOCK, min((b + 1) * _DEST_BLOCK, R), pull[d], inv[d], tot_out[d], o_int[d], in_int[d], _at(p.dest_weight, d), od[d])
     for u in prange(n):
         d, r = u // R, u % R
-        conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r])
+        conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r], even)
         settled[d, r] = conv
         reclassified[d, r] = rcl
         land[d, r] += _land_gain(
@@ -486,7 +625,7 @@ N_FACTORS = len(FACTOR_FIELDS)
 N_SUMMARY = 7
 
 
-@njit(**_JIT)
+@njit(**_VIEW)
 def _mul_into(dst, src, f):
     """``dst[0, r, ...] = f[r] * src[0, r, ...]`` for C-contiguous arrays of one shape
     ``(1, R, ...)``: a multiplier per region."""
@@ -499,7 +638,7 @@ def _mul_into(dst, src, f):
             d[r, i] = fr * s[r, i]
 
 
-@njit(**_JIT)
+@njit(**_VIEW)
 def _mul_cols_into(dst, src, f):
     """``dst[0, i, j] = f[j] * src[0, i, j]``: a multiplier per destination."""
     R = f.size

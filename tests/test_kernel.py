@@ -82,6 +82,25 @@ def test_accounting_identity_and_balance(backend, timing):
     assert out.capped.sum() > 0
 
 
+@pytest.mark.parametrize("timing", [TIMING_END, TIMING_EVEN])
+@pytest.mark.parametrize("layout", ["serial", "draw", "region"])
+def test_every_output_is_overwritten(layout, timing):
+    """The kernel writes each flow first with ``=`` (no zeroing pass): outputs full of NaN from
+    an earlier use come out equal to the reference's."""
+    rng = np.random.default_rng(17)
+    D, R = 2, 5
+    p = random_inputs(rng, D, R, timing=timing)
+    state = random_state(rng, D, R)
+    ref = run(reference.step, *state, p)
+    pop, land, settled = (a.copy() for a in state)
+    out = new_outputs(D, R, N_STATES, N_SEXES, N_AGES)
+    for a in out:
+        a[...] = np.nan
+    kernel.step(pop, land, settled, p, out, layout=layout)
+    for a, b in zip((pop, land, settled, *out), (*ref[:3], *ref[3])):
+        assert_close(a, b)
+
+
 @pytest.mark.parametrize("backend", [reference.step, by_draw, by_region])
 def test_od_matrix_is_optional(backend):
     rng = np.random.default_rng(5)
