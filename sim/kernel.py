@@ -309,6 +309,20 @@ def _survive_and_bear(x, sx_r, asfr_r, nb_r, srb, births, deaths):
             deaths[k, s, 0] = births[k, s] - x[k, s, 0]
 
 
+@njit(**_ROW)
+def _axpy_row(acc, w, src):
+    """``acc += w * src``."""
+    for c in range(acc.shape[0]):
+        acc[c] += w * src[c]
+
+
+@njit(**_ROW)
+def _axpy4_row(acc, w0, s0, w1, s1, w2, s2, w3, s3):
+    """``acc += w0 * s0 + w1 * s1 + w2 * s2 + w3 * s3``."""
+    for c in range(acc.shape[0]):
+        acc[c] = acc[c] + w0 * s0[c] + w1 * s1[c] + w2 * s2[c] + w3 * s3[c]
+
+
 # Destinations are filled in blocks of this many: each origin's row of departures is read once
 # per block and the block's sums stay in L1 (one destination at a time streamed every origin
 # row from memory once per destination: 16x slower for China's 2,985 counties).
@@ -333,7 +347,8 @@ def _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out):
 @njit(**_VIEW)
 def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
     """Arrivals in destinations ``j0 <= j < j1``: ``in[j, :] = sum_i P[i, j] out[i, :]`` with
-    ``P[i, j] = W[i, j] pull_j inv_i``, origins summed in order; adds ``P[i, j] * tot_out[i]`` to
+    ``P[i, j] = W[i, j] pull_j inv_i``, origins summed in order, four at a time (one load and
+    store of the destination's row per four origins); adds ``P[i, j] * tot_out[i]`` to
     ``od[i, j]`` unless ``od`` is empty.
 
     Written as loops, not np.dot: BLAS would start its own threads inside numba's parallel
@@ -342,30 +357,36 @@ def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
     R, S, A = o_int.shape
     out = o_int.reshape(R, S * A)
     dst = in_int.reshape(R, S * A)
-    keep_od = od.shape[0] == R
+    if od.shape[0] == R:
+        for i in range(R):
+            for j in range(j0, j1):
+                od[i, j] += W[i, j] * pull[j] * inv[i] * tot_out[i]
     for j in range(j0, j1):
         dst[j, :] = 0.0
-    for i in range(R):
-        src = out[i]
+    i = 0
+    while i + 4 <= R:
         for j in range(j0, j1):
-            w = W[i, j] * pull[j] * inv[i]
-            if w != 0.0:
-                if keep_od:
-                    od[i, j] += w * tot_out[i]
-                acc = dst[j]
-                for c in range(S * A):
-                    acc[c] += w * src[c]
+            pj = pull[j]
+            _axpy4_row(
+                dst[j], W[i, j] * pj * inv[i], out[i], W[i + 1, j] * pj * inv[i + 1], out[i + 1],
+                W[i + 2, j] * pj * inv[i + 2], out[i + 2], W[i + 3, j] * pj * inv[i + 3], out[i + 3],
+            )
+        i += 4
+    while i < R:
+        for j in range(j0, j1):
+            _axpy_row(dst[j], W[i, j] * pull[j] * inv[i], out[i])
+        i += 1
 
 
-@njit(**_JIT)
-def _arrivals(urban, g, o_int, in_int, bs, W, od):
+@njit(**_VIEW)
+def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out):
     """Spread each origin's departures over destinations j != i (multinomial logit with weights
-    ``W[i, j] * urban_j ** bs * g_j``): one matrix product over the (sex, age) cells."""
+    ``W[i, j] * urban_j ** bs * g_j``): one matrix product over the (sex, age) cells.
+    ``pull``, ``inv``, ``tot_out`` (R,) are scratch space."""
     R = o_int.shape[0]
     if R < 2:
         in_int[...] = 0.0
         return
-    pull, inv, tot_out = np.empty(R), np.empty(R), np.empty(R)
     _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out)
     for j0 in range(0, R, _DEST_BLOCK):
         _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull, inv, tot_out, o_int, in_int, W, od)
@@ -490,25 +511,35 @@ def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclas
         settled_prev[r] = conv
 
 
+# Scratch space of one draw's step: rows of per-region numbers (brake, urban residents, rural
+# leavers, destination pull, 1 / sum of weights, departures) and (S, A) cells per region.
+_N_PER_REGION = 6
+_N_CELL_ROWS = 2  # departures to other regions, arrivals from them
+
+
 @njit(**_JIT)
-def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped, od):
-    """One draw, regions in sequence (the layout for ensembles: one draw's data stays in cache)."""
+def _draw_scratch(R, S, A, even):
+    """Scratch space for :func:`_step_draw`: (per-region numbers, cells, the first half's flows)."""
+    return np.empty((_N_PER_REGION, R)), np.empty((_N_CELL_ROWS, R, S, A)), np.empty((N_FLOWS if even else 0, S, A))
+
+
+@njit(**_VIEW)
+def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch):
+    """One draw, regions in sequence (the layout for ensembles: one draw's data stays in cache).
+    ``per_region``, ``cells``, ``scratch``: from :func:`_draw_scratch`."""
     R, K, S, A = pop.shape
-    g = np.empty(R)
-    urban = np.empty(R)
-    o_int = np.empty((R, S, A))
-    in_int = np.empty((R, S, A))
-    left = np.zeros(R)
+    g, urban, left, pull, inv, tot_out = per_region[0], per_region[1], per_region[2], per_region[3], per_region[4], per_region[5]
+    o_int, in_int = cells[0], cells[1]
+    left[:] = 0.0
     capped[...] = 0.0
     od[...] = 0.0
     bs, W = _at(p.beta_size, d), _at(p.dest_weight, d)
     _brakes(pop, land, p, d, g)
     # every flow is overwritten by its first write of the year, then added to (no zeroing pass)
     even = p.timing == TIMING_EVEN
-    scratch = np.empty((N_FLOWS if even else 0, S, A))  # the first half's flows, before the shift
     if even:
         _moves_all(pop, p, d, g, 0.5, flows, o_int, True, False, urban, capped, left, scratch)
-        _arrivals(urban, g, o_int, in_int, bs, W, od)
+        _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out)
         for r in range(R):
             _add_arrivals_shifted(pop[r], in_int[r], flows[r])
         _survive_all(pop, p, d, births, deaths)
@@ -516,7 +547,7 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     else:
         _survive_all(pop, p, d, births, deaths)
         _moves_all(pop, p, d, g, 1.0, flows, o_int, False, False, urban, capped, left, scratch)
-    _arrivals(urban, g, o_int, in_int, bs, W, od)
+    _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out)
     _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, even)
 
 
@@ -524,14 +555,18 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
 def _step_serial(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
     """Draws in sequence on the calling thread: for one draw of few regions, where threads have
     nothing to share (and a parallel loop costs ~15 s more to compile cold)."""
-    for d in range(pop.shape[0]):
-        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d], od[d])
+    D, R, K, S, A = pop.shape
+    per_region, cells, scratch = _draw_scratch(R, S, A, p.timing == TIMING_EVEN)
+    for d in range(D):
+        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d], od[d], per_region, cells, scratch)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
-    for d in prange(pop.shape[0]):
-        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d], od[d])
+    D, R, K, S, A = pop.shape
+    for d in prange(D):
+        per_region, cells, scratch = _draw_scratch(R, S, A, p.timing == TIMING_EVEN)
+        _step_draw(pop[d], land[d], settled_prev[d], p, d, births[d], deaths[d], flows[d], settled[d], reclassified[d], capped[d], od[d], per_region, cells, scratch)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
@@ -724,6 +759,7 @@ def _summary(pop0, land0, P, factors, chunks, out):
         capped = np.empty(R)
         od = np.empty((0, 0))
         no_factors = np.empty((0, R))
+        per_region, cells, scratch = _draw_scratch(R, S, A, P.timing == TIMING_EVEN)
         buf = (
             np.empty_like(P.asfr[0]), np.empty_like(P.m_ru[0]), np.empty_like(P.m_away[0]), np.empty_like(P.m_return[0]),
             np.empty_like(P.m_inter[0]), np.empty_like(P.h_conv[0]), np.empty_like(P.reclass[0]), np.empty_like(P.land_per_settled[0]),
@@ -739,7 +775,7 @@ def _summary(pop0, land0, P, factors, chunks, out):
             _summarise(x, land, births, deaths, out[0, d])
             for y in range(Y1 - 1):
                 p = _year_inputs(P, y, f, buf)
-                _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od)
+                _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
                 _summarise(x, land, births, deaths, out[y + 1, d])
 
 
