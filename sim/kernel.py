@@ -477,23 +477,20 @@ def _brakes(pop, land, p, d, g):
 
 
 @njit(**_VIEW)
-def _moves_all(pop, p, d, g, frac, flows, o_int, shift, add, urban, capped, left, scratch):
+def _moves_all(pop, p, d, g, frac, flows, o_int, shift, add, urban, capped, left, scratch, survive, births, deaths):
     """Local moves of every region of draw ``d`` (``urban[R]``: urban residents before them);
-    ``shift`` and ``add`` as in :func:`_local_moves`."""
+    ``shift`` and ``add`` as in :func:`_local_moves`. With ``survive``, each region's survival
+    and births come first (region by region, so that its stock is still in L1 for the moves)."""
     m_ru, m_away, m_inter, m_ur = _at(p.m_ru, d), _at(p.m_away, d), _at(p.m_inter, d), _at(p.m_ur, d)
     m_ext_out, m_return, ext_in, ru = _at(p.m_ext_out, d), _at(p.m_return, d), _at(p.ext_in, d), _at(p.return_urban, d)
+    sx, asfr, nb, srb = _at(p.sx, d), _at(p.asfr, d), _at(p.nb, d), _at(p.srb, d)
     for r in range(pop.shape[0]):
+        if survive:
+            _survive_and_bear(pop[r], sx[r], asfr[r], nb[r], srb[r], births[r], deaths[r])
         urban[r] = _urban(pop[r])
         nc, lv = _local_moves(pop[r], m_ru[r], m_away[r], m_inter[r], m_ur[r], m_ext_out[r], m_return[r], ext_in[r], ru[r], g[r], frac, flows[r], o_int[r], shift, add, scratch)
         capped[r] += nc
         left[r] += lv
-
-
-@njit(**_VIEW)
-def _survive_all(pop, p, d, births, deaths):
-    sx, asfr, nb, srb = _at(p.sx, d), _at(p.asfr, d), _at(p.nb, d), _at(p.srb, d)
-    for r in range(pop.shape[0]):
-        _survive_and_bear(pop[r], sx[r], asfr[r], nb[r], srb[r], births[r], deaths[r])
 
 
 @njit(**_VIEW)
@@ -538,23 +535,26 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     # every flow is overwritten by its first write of the year, then added to (no zeroing pass)
     even = p.timing == TIMING_EVEN
     if even:
-        _moves_all(pop, p, d, g, 0.5, flows, o_int, True, False, urban, capped, left, scratch)
+        _moves_all(pop, p, d, g, 0.5, flows, o_int, True, False, urban, capped, left, scratch, False, births, deaths)
         _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out)
         for r in range(R):
             _add_arrivals_shifted(pop[r], in_int[r], flows[r])
-        _survive_all(pop, p, d, births, deaths)
-        _moves_all(pop, p, d, g, 0.5, flows, o_int, False, True, urban, capped, left, scratch)
+        _moves_all(pop, p, d, g, 0.5, flows, o_int, False, True, urban, capped, left, scratch, True, births, deaths)
     else:
-        _survive_all(pop, p, d, births, deaths)
-        _moves_all(pop, p, d, g, 1.0, flows, o_int, False, False, urban, capped, left, scratch)
+        _moves_all(pop, p, d, g, 1.0, flows, o_int, False, False, urban, capped, left, scratch, True, births, deaths)
     _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out)
     _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, even)
 
 
+# The three layouts take the StepInputs as a plain tuple ``pt`` and rebuild the named tuple
+# inside: numba types a named tuple argument in Python, 1.5 us a call more than a plain tuple.
+
+
 @njit(**_JIT)
-def _step_serial(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
+def _step_serial(pop, land, settled_prev, pt, births, deaths, flows, settled, reclassified, capped, od):
     """Draws in sequence on the calling thread: for one draw of few regions, where threads have
     nothing to share (and a parallel loop costs ~15 s more to compile cold)."""
+    p = StepInputs(*pt)
     D, R, K, S, A = pop.shape
     per_region, cells, scratch = _draw_scratch(R, S, A, p.timing == TIMING_EVEN)
     for d in range(D):
@@ -562,7 +562,8 @@ def _step_serial(pop, land, settled_prev, p, births, deaths, flows, settled, rec
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
+def _step_by_draw(pop, land, settled_prev, pt, births, deaths, flows, settled, reclassified, capped, od):
+    p = StepInputs(*pt)
     D, R, K, S, A = pop.shape
     for d in prange(D):
         per_region, cells, scratch = _draw_scratch(R, S, A, p.timing == TIMING_EVEN)
@@ -570,10 +571,11 @@ def _step_by_draw(pop, land, settled_prev, p, births, deaths, flows, settled, re
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, reclassified, capped, od):
+def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled, reclassified, capped, od):
     """Units of (draw, region) in parallel, stage by stage (the layout for few draws and many
     regions, so that a deterministic run uses every core). The loops over units unpack the
     parameters themselves (see the note above the stage functions)."""
+    p = StepInputs(*pt)
     D, R, K, S, A = pop.shape
     n = D * R
     even = p.timing == TIMING_EVEN
@@ -595,13 +597,11 @@ def _step_by_region(pop, land, settled_prev, p, births, deaths, flows, settled, 
             for u in prange(n):
                 d, r = u // R, u % R
                 _add_arrivals_shifted(pop[d, r], in_int[d, r], flows[d, r])
-        if not shift:
-            for u in prange(n):
-                d, r = u // R, u % R
-                _survive_and_bear(pop[d, r], _at(p.sx, d)[r], _at(p.asfr, d)[r], _at(p.nb, d)[r], _at(p.srb, d)[r], births[d, r], deaths[d, r])
         for u in prange(n):
             d, r = u // R, u % R
             x = pop[d, r]
+            if not shift:  # survival and births first
+                _survive_and_bear(x, _at(p.sx, d)[r], _at(p.asfr, d)[r], _at(p.nb, d)[r], _at(p.srb, d)[r], births[d, r], deaths[d, r])
             urban[d, r] = _urban(x)
             nc, lv = _local_moves(
                 x, _at(p.m_ru, d)[r], _at(p.m_away, d)[r], _at(p.m_inter, d)[r], _at(p.m_ur, d)[r], _at(p.m_ext_out, d)[r],
@@ -640,12 +640,19 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
     for one draw of fewer regions, by draw otherwise."""
     if layout == "auto":
         D, R = pop.shape[:2]
-        if D < numba.get_num_threads() and R >= _MIN_REGIONS_TO_SHARE:
-            layout = "region"
+        if D == 1 and R < _MIN_REGIONS_TO_SHARE:
+            layout = "serial"
         else:
-            layout = "serial" if D == 1 or numba.get_num_threads() == 1 else "draw"
-    fn = {"draw": _step_by_draw, "region": _step_by_region, "serial": _step_serial}[layout]
-    fn(pop, land, settled_prev, p, out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped, out.od)
+            threads = numba.get_num_threads()
+            if D < threads and R >= _MIN_REGIONS_TO_SHARE:
+                layout = "region"
+            else:
+                layout = "serial" if D == 1 or threads == 1 else "draw"
+    fn = _LAYOUTS[layout]
+    fn(pop, land, settled_prev, tuple(p), out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped, out.od)
+
+
+_LAYOUTS = {"draw": _step_by_draw, "region": _step_by_region, "serial": _step_serial}
 
 
 # Ensembles with reduced outputs: every year of a draw in one go, in a thread's scratch space.
