@@ -33,13 +33,14 @@ def model(geography: str = "guangxi_prefectures", end_year: int = ENSEMBLE_END, 
 
 
 def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures"):
-    """One annual step (2020 -> 2021) of ``draws`` copies of the jump-off state, full outputs;
-    returns ``run()`` (resets the state, then steps)."""
+    """One annual step (2020 -> 2021) of ``draws`` copies of the jump-off state, full outputs:
+    returns ``(reset, step)``; ``reset()`` puts the jump-off state back (the step works in
+    place), ``step()`` is the annual step alone."""
     from sim.reference import new_outputs
     from sim.runner import get_step
 
     m = model(geography, 2021)
-    step = get_step(backend)
+    step_fn = get_step(backend)
     p = m.step_inputs(2021)
     R, K, S, A = m.pop0.shape
     pop0 = np.broadcast_to(m.pop0, (draws, R, K, S, A)).copy()
@@ -47,14 +48,17 @@ def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures"):
     pop, land, settled = pop0.copy(), land0.copy(), np.zeros((draws, R))
     out = new_outputs(draws, R, K, S, A, od=True)
 
-    def run():
+    def reset():
         pop[...] = pop0
         land[...] = land0
         settled[...] = 0.0
-        step(pop, land, settled, p, out)
 
-    run()  # compile or load the numba cache
-    return run
+    def step():
+        step_fn(pop, land, settled, p, out)
+
+    reset()
+    step()  # compile or load the numba cache
+    return reset, step
 
 
 def ensemble_case(draws: int):
