@@ -316,6 +316,23 @@ def _axpy_row(acc, w, src):
         acc[c] += w * src[c]
 
 
+@njit(**_JIT, inline="always")
+def _p(W, pull, inv, i, j):
+    """Probability that a departure from ``i`` goes to ``j``: ``W[i, j] pull_j / sum_k W[i, k] pull_k``."""
+    return W[i, j] * pull[j] * inv[i]
+
+
+@njit(**_ROW)
+def _axpy4x4_row(a0, a1, a2, a3, s0, s1, s2, s3, w00, w10, w20, w30, w01, w11, w21, w31, w02, w12, w22, w32, w03, w13, w23, w33):
+    """``a_j += w0j * s0 + w1j * s1 + w2j * s2 + w3j * s3`` for four rows ``a_j``."""
+    for c in range(a0.shape[0]):
+        x0, x1, x2, x3 = s0[c], s1[c], s2[c], s3[c]
+        a0[c] = a0[c] + w00 * x0 + w10 * x1 + w20 * x2 + w30 * x3
+        a1[c] = a1[c] + w01 * x0 + w11 * x1 + w21 * x2 + w31 * x3
+        a2[c] = a2[c] + w02 * x0 + w12 * x1 + w22 * x2 + w32 * x3
+        a3[c] = a3[c] + w03 * x0 + w13 * x1 + w23 * x2 + w33 * x3
+
+
 @njit(**_ROW)
 def _axpy4_row(acc, w0, s0, w1, s1, w2, s2, w3, s3):
     """``acc += w0 * s0 + w1 * s1 + w2 * s2 + w3 * s3``."""
@@ -347,8 +364,8 @@ def _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out):
 @njit(**_VIEW)
 def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
     """Arrivals in destinations ``j0 <= j < j1``: ``in[j, :] = sum_i P[i, j] out[i, :]`` with
-    ``P[i, j] = W[i, j] pull_j inv_i``, origins summed in order, four at a time (one load and
-    store of the destination's row per four origins); adds ``P[i, j] * tot_out[i]`` to
+    ``P[i, j] = W[i, j] pull_j inv_i``, origins summed in order, in tiles of four destinations by
+    four origins (a load of a row feeds four products); adds ``P[i, j] * tot_out[i]`` to
     ``od[i, j]`` unless ``od`` is empty.
 
     Written as loops, not np.dot: BLAS would start its own threads inside numba's parallel
@@ -360,22 +377,36 @@ def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
     if od.shape[0] == R:
         for i in range(R):
             for j in range(j0, j1):
-                od[i, j] += W[i, j] * pull[j] * inv[i] * tot_out[i]
+                od[i, j] += _p(W, pull, inv, i, j) * tot_out[i]
     for j in range(j0, j1):
         dst[j, :] = 0.0
-    i = 0
-    while i + 4 <= R:
-        for j in range(j0, j1):
-            pj = pull[j]
-            _axpy4_row(
-                dst[j], W[i, j] * pj * inv[i], out[i], W[i + 1, j] * pj * inv[i + 1], out[i + 1],
-                W[i + 2, j] * pj * inv[i + 2], out[i + 2], W[i + 3, j] * pj * inv[i + 3], out[i + 3],
+    # four destinations by four origins at a time: each load of a row feeds four products
+    j = j0
+    while j + 4 <= j1:
+        i = 0
+        while i + 4 <= R:
+            _axpy4x4_row(
+                dst[j], dst[j + 1], dst[j + 2], dst[j + 3], out[i], out[i + 1], out[i + 2], out[i + 3],
+                _p(W, pull, inv, i, j), _p(W, pull, inv, i + 1, j), _p(W, pull, inv, i + 2, j), _p(W, pull, inv, i + 3, j),
+                _p(W, pull, inv, i, j + 1), _p(W, pull, inv, i + 1, j + 1), _p(W, pull, inv, i + 2, j + 1), _p(W, pull, inv, i + 3, j + 1),
+                _p(W, pull, inv, i, j + 2), _p(W, pull, inv, i + 1, j + 2), _p(W, pull, inv, i + 2, j + 2), _p(W, pull, inv, i + 3, j + 2),
+                _p(W, pull, inv, i, j + 3), _p(W, pull, inv, i + 1, j + 3), _p(W, pull, inv, i + 2, j + 3), _p(W, pull, inv, i + 3, j + 3),
             )
-        i += 4
-    while i < R:
-        for j in range(j0, j1):
-            _axpy_row(dst[j], W[i, j] * pull[j] * inv[i], out[i])
-        i += 1
+            i += 4
+        for jj in range(j, j + 4):
+            for ii in range(i, R):
+                _axpy_row(dst[jj], _p(W, pull, inv, ii, jj), out[ii])
+        j += 4
+    for jj in range(j, j1):
+        i = 0
+        while i + 4 <= R:
+            _axpy4_row(
+                dst[jj], _p(W, pull, inv, i, jj), out[i], _p(W, pull, inv, i + 1, jj), out[i + 1],
+                _p(W, pull, inv, i + 2, jj), out[i + 2], _p(W, pull, inv, i + 3, jj), out[i + 3],
+            )
+            i += 4
+        for ii in range(i, R):
+            _axpy_row(dst[jj], _p(W, pull, inv, ii, jj), out[ii])
 
 
 @njit(**_VIEW)

@@ -82,6 +82,20 @@ def test_accounting_identity_and_balance(backend, timing):
     assert out.capped.sum() > 0
 
 
+@pytest.mark.parametrize("R", [13, 70])
+def test_kernel_equals_reference_over_several_destination_blocks(R):
+    """Arrivals are summed in blocks of 8 destinations and tiles of 4 x 4: 13 regions leave
+    remainders in both directions; 70 regions take the by-region layout of few draws."""
+    rng = np.random.default_rng(R)
+    p = random_inputs(rng, 1, R)
+    state = random_state(rng, 1, R)
+    ref = run(reference.step, *state, p)
+    for fn in (serial, by_region, kernel.step):
+        got = run(fn, *state, p)
+        for a, b in zip((*got[:3], *got[3]), (*ref[:3], *ref[3])):
+            assert_close(a, b)
+
+
 @pytest.mark.parametrize("timing", [TIMING_END, TIMING_EVEN])
 @pytest.mark.parametrize("layout", ["serial", "draw", "region"])
 def test_every_output_is_overwritten(layout, timing):
