@@ -125,15 +125,6 @@ def _total(x):
 
 
 @njit(**_JIT, inline="always")
-def _cap(total):
-    """Scale for a cell's out-rates summing to ``total``: 1, or 1/total (and one capped cell)
-    when they exceed 1, so that no cell goes negative."""
-    if total > 1.0:
-        return 1.0 / total, 1
-    return 1.0, 0
-
-
-@njit(**_JIT, inline="always")
 def _at(a, d):
     """Draw ``d``'s slice of a parameter array (shared when its draw axis has length 1)."""
     return a[d % a.shape[0]]
@@ -746,33 +737,25 @@ def _year_inputs(P, y, f, buf):
     )
 
 
-@njit(**_SUM)
+@njit(**_VIEW_SUM)
 def _summarise(x, land, births, deaths, out):
     """``out[R, N_SUMMARY]`` from one draw's stock ``x[R, K, S, A]``, land ``land[R]`` and the
     year's ``births[R, K, S]`` and ``deaths[R, K, S, A]`` (by the state of mother / of the dead)."""
     R, K, S, A = x.shape
     for r in range(R):
-        tot = np.zeros(K)
-        for k in range(K):
-            t = 0.0
-            for s in range(S):
-                for a in range(A):
-                    t += x[r, k, s, a]
-            tot[k] = t
-        out[r, 0] = tot[RURAL] + tot[URBAN_LOCAL] + tot[URBAN_MIGRANT]
-        out[r, 1] = tot[URBAN_LOCAL] + tot[URBAN_MIGRANT]
-        out[r, 2] = tot[URBAN_LOCAL]
-        out[r, 3] = out[r, 0] + tot[AWAY]
+        rural, local, migrant = _total(x[r, RURAL]), _total(x[r, URBAN_LOCAL]), _total(x[r, URBAN_MIGRANT])
+        out[r, 0] = rural + local + migrant
+        out[r, 1] = local + migrant
+        out[r, 2] = local
+        out[r, 3] = out[r, 0] + _total(x[r, AWAY])
         out[r, 4] = land[r]
         b = 0.0
         dd = 0.0
         for k in range(K):
-            if k == AWAY:
-                continue
-            for s in range(S):
-                b += births[r, k, s]
-                for a in range(A):
-                    dd += deaths[r, k, s, a]
+            if k != AWAY:
+                for s in range(S):
+                    b += births[r, k, s]
+                dd += _total(deaths[r, k])
         out[r, 5] = b
         out[r, 6] = dd
 
