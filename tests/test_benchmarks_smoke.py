@@ -22,3 +22,29 @@ def test_benchmark_suite_smoke_run(tmp_path):
     assert all(b["stats"]["min"] > 0 for b in res["benchmarks"])
     text = (tmp_path / "smoke.md").read_text()
     assert "| 1 |" in text and "kernel (ms)" in text and res["machine"]["cores"] >= 1
+
+
+def test_traffic_only_step_writes_every_output_and_reads_the_kernels_inputs():
+    """The floor of ``python -m benchmarks.bandwidth`` is a step that does the kernel's memory
+    traffic: it must overwrite every output the kernel writes (all filled with NaN first) and
+    run on the arrays the kernel step takes."""
+    import numpy as np
+
+    from benchmarks import bandwidth, cases
+    from sim.reference import new_outputs
+
+    m = cases.model("guangxi_prefectures", 2021)
+    p = m.step_inputs(2021)
+    R, K, S, A = m.pop0.shape
+    pop = m.pop0[None].copy()
+    out = new_outputs(1, R, K, S, A, od=True)
+    for a in (out.births, out.deaths, out.flows, out.settled, out.reclassified):
+        a[...] = np.nan
+    cells = np.full((2, R, S, A), np.nan)
+    bandwidth._traffic_step(pop, m.land0[None].copy(), np.zeros((1, R)), tuple(p), out.births, out.deaths, out.flows, out.settled, out.reclassified, out.capped, out.od, cells)
+    for name, a in (("births", out.births), ("deaths", out.deaths), ("flows", out.flows), ("settled", out.settled), ("reclassified", out.reclassified), ("cells", cells)):
+        assert np.isfinite(a).all(), name
+    # the state is read and written once: survivors by the ratios, in place
+    np.testing.assert_allclose(pop[0], m.pop0 * p.sx[0])
+    f = bandwidth.step_floor(n=3)
+    assert set(f) == {"kernel_us", "numpy_us", "traffic_only_us", "arrivals_us"} and all(v > 0 for v in f.values())
