@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from sim.axes import N_AGES, N_FLOWS, N_SEXES, N_STATES, URBAN_MIGRANT
+from sim.kernel import _local_moves
 from sim.reference import StepInputs
 
 
@@ -102,6 +103,20 @@ def _traffic_step(pop, land, settled_prev, pt, births, deaths, flows, settled, r
         reclassified[0, r] = land[0, r] + settled_prev[0, r]
 
 
+@njit(cache=True, nogil=True)
+def _moves_in_l1(n, x0, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, flows, o_int, moves):
+    """``n`` times: one region's stock reset from ``x0``, then (``moves``) the kernel's moves of
+    that region at full rates; the region's data stays in L1."""
+    x = x0.copy()
+    scratch = np.empty((0, x0.shape[1], x0.shape[2]))
+    left = 0.0
+    for _ in range(n):
+        x[...] = x0
+        if moves:
+            left += _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, 1.0, 1.0, flows, o_int, False, False, scratch)[1]
+    return left
+
+
 def _best_step_us(reset, step, n: int) -> float:
     best = 1e9
     for _ in range(n):
@@ -114,7 +129,8 @@ def _best_step_us(reset, step, n: int) -> float:
 
 def step_floor(n: int = 3000) -> dict:
     """One draw of the 14 prefectures, one step: the kernel, the NumPy reference, the
-    traffic-only step and the destination choice alone (µs, minimum over ``n`` calls)."""
+    traffic-only step and the destination choice alone (µs, minimum over ``n`` calls), and the
+    moves of every region with its data in L1 (R x one region's, mean of a compiled loop)."""
     from benchmarks import cases
     from sim import kernel
     from sim.reference import new_outputs
@@ -145,10 +161,19 @@ def step_floor(n: int = 3000) -> dict:
     def arrivals():
         kernel._arrivals(urban, g, o_int, in_int, 0.8, W, od, pull, inv, tot)
 
+    def moves_us(r: int = 0, n_calls: int = 20_000) -> float:
+        """The moves of one region with its data in L1 (µs a call), the stock reset not counted."""
+        args = (m.pop0[r], p.m_ru[0, r], p.m_away[0, r], p.m_inter[0, r], p.m_ur[0, r], p.m_ext_out[0, r], p.m_return[0, r], p.ext_in[0, r], p.return_urban[0, r], out.flows[0, r], cells[0, r])
+        _moves_in_l1(1, *args, True)
+        both = min(_timed(lambda: _moves_in_l1(n_calls, *args, True)) for _ in range(5))
+        reset_only = min(_timed(lambda: _moves_in_l1(n_calls, *args, False)) for _ in range(5))
+        return (both - reset_only) / n_calls * 1e6
+
     reset()
     traffic()
     arrivals()
     return {
+        "moves_in_l1_us": R * moves_us(),
         "kernel_us": _best_step_us(reset_k, step_k, n),
         "numpy_us": _best_step_us(reset_n, step_n, max(50, n // 10)),
         "traffic_only_us": _best_step_us(reset, traffic, n),
@@ -166,7 +191,8 @@ def main() -> None:
     floor = f["traffic_only_us"] + f["arrivals_us"]
     print(
         f"one draw, one step (µs, min of calls): kernel {f['kernel_us']:.1f}, NumPy {f['numpy_us']:.0f}, "
-        f"traffic only {f['traffic_only_us']:.1f}, destination choice alone {f['arrivals_us']:.1f}"
+        f"traffic only {f['traffic_only_us']:.1f}, destination choice alone {f['arrivals_us']:.1f}, "
+        f"the moves of all regions with their data in L1 {f['moves_in_l1_us']:.1f}"
     )
     print(
         f"floor = traffic + destination choice = {floor:.1f} µs: at most {f['numpy_us'] / floor:.1f}x the reference "

@@ -47,4 +47,4 @@ def test_traffic_only_step_writes_every_output_and_reads_the_kernels_inputs():
     # the state is read and written once: survivors by the ratios, in place
     np.testing.assert_allclose(pop[0], m.pop0 * p.sx[0])
     f = bandwidth.step_floor(n=3)
-    assert set(f) == {"kernel_us", "numpy_us", "traffic_only_us", "arrivals_us"} and all(v > 0 for v in f.values())
+    assert set(f) == {"kernel_us", "numpy_us", "traffic_only_us", "arrivals_us", "moves_in_l1_us"} and all(v > 0 for v in f.values())
