@@ -32,14 +32,15 @@ def model(geography: str = "guangxi_prefectures", end_year: int = ENSEMBLE_END, 
     return prepare(compose_config(ov))
 
 
-def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures"):
+def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures", m=None):
     """One annual step (2020 -> 2021) of ``draws`` copies of the jump-off state, full outputs:
     returns ``(reset, step)``; ``reset()`` puts the jump-off state back (the step works in
-    place), ``step()`` is the annual step alone."""
+    place), ``step()`` is the annual step alone. ``m``: the model, if already built
+    (``model(geography, 2021)``)."""
     from sim.reference import new_outputs
     from sim.runner import get_step
 
-    m = model(geography, 2021)
+    m = m if m is not None else model(geography, 2021)
     step_fn = get_step(backend)
     p = m.step_inputs(2021)
     R, K, S, A = m.pop0.shape
