@@ -24,8 +24,8 @@ import numpy as np
 from numba import njit
 
 from sim.axes import N_AGES, N_FLOWS, N_SEXES, N_STATES, URBAN_MIGRANT
-from sim import kernel
-from sim.reference import StepInputs
+from sim.engine import kernel
+from sim.engine.contract import StepInputs
 
 
 @njit(fastmath=True, cache=True)
@@ -132,7 +132,7 @@ def step_floor(n: int = 3000) -> dict:
     traffic-only step and the destination choice alone (µs, minimum over ``n`` calls), and the
     moves of every region with its data in L1 (R x one region's, mean of a compiled loop)."""
     from benchmarks import cases
-    from sim.reference import new_outputs
+    from sim.engine.contract import new_outputs
 
     m = cases.model("guangxi_prefectures", 2021)
     reset_k, step_k = cases.step_case(1, "numba", m=m)

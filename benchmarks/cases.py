@@ -23,8 +23,8 @@ ENSEMBLE_END = 2035  # 2020 -> 2035: 15 years
 
 
 def model(geography: str = "guangxi_prefectures", end_year: int = ENSEMBLE_END, draws: int = 1, uncertain: bool = False):
-    from sim.app import prepare
-    from sim.schema import compose_config
+    from sim.config.compose import compose_config
+    from sim.engine.prepare import prepare
 
     ov = [f"geography={geography}", f"end_year={end_year}", f"draws.count={draws}", "od_flows=false", "figures.enabled=false"]
     if uncertain:
@@ -37,8 +37,8 @@ def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures", 
     returns ``(reset, step)``; ``reset()`` puts the jump-off state back (the step works in
     place), ``step()`` is the annual step alone. ``m``: the model, if already built
     (``model(geography, 2021)``)."""
-    from sim.reference import new_outputs
-    from sim.runner import get_step
+    from sim.engine.contract import new_outputs
+    from sim.engine.runner import get_step
 
     m = m if m is not None else model(geography, 2021)
     step_fn = get_step(backend)
@@ -65,7 +65,7 @@ def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures", 
 def ensemble_case(draws: int):
     """The 2020 -> 2035 ensemble of the 14 prefectures with per-draw parameters and reduced
     outputs (urban share and totals per region, year and draw): one kernel call."""
-    from sim.runner import project_summary
+    from sim.engine.runner import project_summary
 
     m = model(draws=draws, uncertain=True)
     project_summary(m)  # compile or load the cache (the first call of a process)
@@ -75,7 +75,7 @@ def ensemble_case(draws: int):
 def geography_case(geography: str):
     """A deterministic 2020 -> 2035 run: inputs loaded, model built, projected (full outputs
     in memory, no region-to-region matrix), as ``python -m sim`` does before writing."""
-    from sim.runner import project
+    from sim.engine.runner import project
 
     def run():
         return project(model(geography))

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks import machine, write_results
-from sim.app import read_status
+from sim.outputs.runs import read_status
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -9,7 +9,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sim.schema import ConfigError, register_configs
+from sim.config.compose import register_configs
+from sim.config.schema import ConfigError
 
 register_configs()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from sim.schema import ConfigError
+from sim.config.schema import ConfigError
 
 VARIABLES = ("urban_share", "population", "births", "deaths")
 COLUMNS = ("year", "region", "variable", "value")
@@ -79,7 +79,7 @@ def known_regions(ds: xr.Dataset) -> list[str]:
 
 
 def _selection(ds: xr.Dataset, region: str) -> np.ndarray:
-    from sim.report import region_selection
+    from sim.outputs.targets import region_selection
 
     return np.flatnonzero(region_selection(ds, region, {}))
 
@@ -169,7 +169,7 @@ def _table(rows: list[dict]) -> str:
 def backtest(projection: str | Path, observed: str | Path, out: str | Path | None = None) -> tuple[list[dict], list[dict]]:
     """Read, check, score; write ``backtest.csv`` and ``backtest_summary.csv`` into ``out``
     (default: beside the projection)."""
-    from sim.io import write_text
+    from sim.files import write_text
 
     projection = Path(projection)
     if not projection.is_file():

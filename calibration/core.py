@@ -28,18 +28,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from sim.axes import AWAY, N_GROUPS, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age
-from sim.model import FACTOR_FIELD, build_model
-from sim.runner import _steps
+from sim.axes import N_GROUPS, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age, residents
+from sim.config.parameters import BY_NAME as PARAMETER_TABLE
+from sim.config.parameters import FACTOR_FIELD, REGIONAL_PARAMETERS, SHARED_FIT
+from sim.engine.model import build_model
+from sim.engine.runner import steps
 
 log = logging.getLogger("calibration")
 
-SHARED = ("mortality", "tfr", "rural_to_urban", "to_away", "from_away", "interregional", "hukou_conversion", "reclassification", "beta_distance", "beta_size")
-REGIONAL = ("rural_to_urban", "reclassification", "to_away", "attractiveness")
-# prior s.d. of each shared log multiplier: levels the census pins (mortality, fertility) and
-# weights of a well-tried model form are held closer to the guesses than migration intensities
-PRIOR_SD = {"mortality": 0.3, "tfr": 0.3, "beta_distance": 0.5, "beta_size": 0.5}
-PRIOR_SD_DEFAULT = 1.0
+# the parameter space, from the parameter table (sim.config.parameters): shared values and per
+# prefecture deviations; the prior s.d. of each shared log multiplier is the table's (levels the
+# census pins and weights of a well-tried model form are held closer to the guesses than
+# migration intensities)
+SHARED = SHARED_FIT
+REGIONAL = REGIONAL_PARAMETERS
+PRIOR_SD = {p: PARAMETER_TABLE[p].prior_sd for p in SHARED}
 # not among the kernel's per-draw fields: held at the optimum in the posterior draws
 HELD_IN_DRAWS = tuple(p for p in SHARED if p not in FACTOR_FIELD)
 
@@ -56,7 +59,7 @@ class Space:
 
     def __post_init__(self):
         self.names = [(p, None) for p in SHARED] + [(p, r) for p in REGIONAL for r in self.regions]
-        self.prior_sd = np.array([PRIOR_SD.get(p, PRIOR_SD_DEFAULT) if r is None else self.region_sd for p, r in self.names])
+        self.prior_sd = np.array([PRIOR_SD[p] if r is None else self.region_sd for p, r in self.names])
 
     def __len__(self) -> int:
         return len(self.names)
@@ -126,12 +129,12 @@ def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulat
     res = np.zeros((D, len(years), R))
     urb = np.zeros((D, len(years), R))
     last = None
-    for i, pop, _, _ in _steps(model, D, backend, False):
+    for i, pop, _, _ in steps(model, D, backend, False):
         tot = pop.sum(axis=(3, 4))  # (D,R,K)
-        res[:, i] = tot[..., :AWAY].sum(axis=-1)
+        res[:, i] = residents(tot)
         urb[:, i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
         last = pop
-    groups = last[:, :, :AWAY].sum(axis=2) @ _group_matrix()  # (D,R,S,G)
+    groups = residents(last, axis=2) @ _group_matrix()  # (D,R,S,G)
     return Simulated(years, res, urb, groups, last[:, :, URBAN_MIGRANT].sum(axis=(2, 3)))
 
 

@@ -19,10 +19,22 @@ import xarray as xr
 
 from calibration.backtest import _table as _csv
 from calibration.backtest import read_observed
-from calibration.core import Problem, Space, census_targets, fit, fitted_table, identifiability, laplace_draws, posterior_draws, simulate, summary_stats
-from sim.inputs import load_inputs
-from sim.io import write_text
-from sim.schema import CONFIG_DIR, Config, ConfigError, repo_path, validate
+from calibration.core import (
+    Problem,
+    Space,
+    census_targets,
+    fit,
+    fitted_table,
+    identifiability,
+    laplace_draws,
+    posterior_draws,
+    simulate,
+    summary_stats,
+)
+from sim.config.schema import Config, ConfigError, validate
+from sim.files import write_text
+from sim.inputs.load import load_inputs
+from sim.paths import CONFIG_DIR, repo_path
 
 log = logging.getLogger("calibration")
 ROOT = CONFIG_DIR.parent
@@ -126,7 +138,7 @@ def _ensemble_dataset(problem: Problem, thetas: np.ndarray, attrs: dict) -> xr.D
 
 
 def _write_netcdf(ds: xr.Dataset, path: Path) -> Path:
-    from sim.io import write_netcdf
+    from sim.files import write_netcdf
 
     return write_netcdf(ds, path)
 
@@ -134,8 +146,8 @@ def _write_netcdf(ds: xr.Dataset, path: Path) -> Path:
 def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
     """Calibrate ``cfg``; write the report and the posterior into ``out_dir`` and, with
     ``calibration.write_params``, the parameter files. Returns the run's summary."""
-    from sim.app import config_digest
-    from sim.io import code_version
+    from sim.outputs.dataset import code_version
+    from sim.outputs.runs import config_digest
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)

@@ -35,7 +35,8 @@ OUTPUTS = ("urban_share_2025", "urban_share_2035", "land_needed_2035_km2", "urba
 
 
 def load_spec(path: str | Path, samples: int | None = None) -> dict:
-    from sim.schema import UNCERTAIN_PARAMETERS, ConfigError
+    from sim.config.parameters import UNCERTAIN_PARAMETERS
+    from sim.config.schema import ConfigError
 
     spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     allowed = [*UNCERTAIN_PARAMETERS, "land_link"]
@@ -54,8 +55,8 @@ def load_spec(path: str | Path, samples: int | None = None) -> dict:
 
 def evaluate(cfg, factors: dict[str, np.ndarray], batch: int = 512, backend: str = "numba") -> dict[str, np.ndarray]:
     """The outputs for every row of ``factors`` (multipliers, one array per factor)."""
-    from sim.app import prepare
-    from sim.runner import project_summary
+    from sim.engine.prepare import prepare
+    from sim.engine.runner import project_summary
 
     n = len(next(iter(factors.values())))
     out = {k: np.empty(n) for k in OUTPUTS}
@@ -99,7 +100,7 @@ def figure(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sim.figures import save
+    from sim.outputs.figures import save
 
     factors = list(dict.fromkeys(r["factor"] for r in rows))
     fig, axes = plt.subplots(1, len(OUTPUTS), figsize=(4.2 * len(OUTPUTS), 0.45 * len(factors) + 1.6), sharey=True)
@@ -130,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="numba", choices=("numba", "numpy"))
     a = ap.parse_args(argv)
 
-    from sim.app import prepare
-    from sim.io import code_version, write_text
-    from sim.report import to_csv
-    from sim.schema import ConfigError, compose_config, validate
+    from sim.config.compose import compose_config
+    from sim.config.schema import ConfigError, validate
+    from sim.engine.prepare import prepare
+    from sim.files import write_text
+    from sim.outputs.dataset import code_version
+    from sim.outputs.targets import to_csv
 
     try:
         spec = load_spec(a.spec, a.samples)

@@ -12,13 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import gamma
 
-from models import register
 from sim.axes import N_AGES
 
 START_AGE, END_AGE = 12, 55
 
 
-@register("fertility", "gamma")
 def gamma_schedule(mean_age: float, sd: float) -> np.ndarray:
     """Share of lifetime births at each age 0..100 (zero outside 12..54; sums to 1)."""
     shift = mean_age - START_AGE

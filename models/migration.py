@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from models import register
 from sim.axes import N_AGES
 
 RC_STANDARD = dict(a1=0.02, alpha1=0.10, a2=0.06, alpha2=0.11, mu2=22.0, lambda2=0.40, c=0.003)
 
 
-@register("migration_schedule", "rogers_castro")
 def rogers_castro(ages=None, *, a1, alpha1, a2, alpha2, mu2, lambda2, c) -> np.ndarray:
     """Rogers-Castro 7-parameter schedule at ages 0..100 (or ``ages``), unnormalised."""
     x = np.arange(N_AGES, dtype=float) if ages is None else np.asarray(ages, dtype=float)

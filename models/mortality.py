@@ -18,7 +18,6 @@ from typing import Callable, NamedTuple
 import numpy as np
 from scipy.optimize import brentq
 
-from models import register
 from sim.axes import N_AGES
 
 SILER_SHAPE = dict(a1=0.02, b1=1.5, a2=2.0e-4, a3=3.0e-5, b3=0.098)
@@ -68,4 +67,4 @@ class MortalityModel(NamedTuple):
     life_table_Lx: Callable[[np.ndarray], np.ndarray]
 
 
-SILER = register("mortality", "siler")(MortalityModel(level_for_e0, life_table_Lx))
+SILER = MortalityModel(level_for_e0, life_table_Lx)

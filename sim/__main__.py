@@ -17,7 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sim.schema import ConfigError, register_configs
+from sim.config.compose import register_configs
+from sim.config.schema import ConfigError
 
 register_configs()
 
@@ -47,7 +48,7 @@ def _set_threads(n: int | None) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from sim.app import run
+    from sim.outputs.job import run
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN

@@ -6,6 +6,8 @@ axes by the named positions below, never by bare numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 STATES = ("rural", "urban_local", "urban_migrant", "away")
@@ -24,28 +26,60 @@ AGES = np.arange(N_AGES)
 # Axis positions of the state array P[draw, region, state, sex, age].
 DRAW_AXIS, REGION_AXIS, STATE_AXIS, SEX_AXIS, AGE_AXIS = range(5)
 
-# Migration flow types reported per region (all counts of persons in the year).
-FLOWS = (
-    "rural_to_urban",  # rural -> urban_migrant, same region (in-situ urbanization, county seats)
-    "urban_to_rural",  # urban_migrant -> rural, same region (return to the countryside)
-    "to_away",  # rural/urban_local/urban_migrant -> away (leave for another province)
-    "from_away",  # away -> rural or urban_migrant (return from another province)
-    "interregional_out",  # leave the region for another region of the model
-    "interregional_in",  # arrive from another region of the model (into urban_migrant)
-    "external_in",  # in-migrants with hukou in another province (into urban_migrant)
-    "external_out",  # such in-migrants leaving the province again (out of the model)
+# Migration flows: the one declaration. Every flow is a count of persons in the year, by region,
+# sex and the age reached at the year end. ``kind``: within the region's four states, between
+# regions of the model, or across the province's border. ``net``: +1 / -1 when the flow enters /
+# leaves the region's four states (it counts in net_migration), 0 when it moves persons among
+# them. FLOWS, the F_* positions (the kernel's and the reference's flow axis), the output's
+# `migration` coordinate and the net-migration formula (NET_MIGRATION) are derived from it.
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    source: str  # the state(s) left ("outside": not a state of the region)
+    target: str  # the state entered
+    kind: str  # "within", "between" (regions) or "border" (the province's)
+    net: int  # sign in net_migration
+    doc: str
+
+
+FLOW_TABLE = (
+    Flow("rural_to_urban", "rural", "urban_migrant", "within", 0, "in-situ urbanization, county seats"),
+    Flow("urban_to_rural", "urban_migrant", "rural", "within", 0, "return to the countryside"),
+    Flow("to_away", "rural, urban_local, urban_migrant", "away", "border", 0, "leave for another province (hukou stays)"),
+    Flow("from_away", "away", "rural, urban_migrant", "border", 0, "return from another province"),
+    Flow("interregional_out", "rural, urban_local, urban_migrant", "outside", "between", -1, "leave the region for another region of the model"),
+    Flow("interregional_in", "outside", "urban_migrant", "between", +1, "arrive from another region of the model"),
+    Flow("external_in", "outside", "urban_migrant", "border", +1, "in-migrants with hukou in another province"),
+    Flow("external_out", "urban_migrant", "outside", "border", -1, "such in-migrants leaving the province again"),
 )
-(
-    F_RURAL_TO_URBAN,
-    F_URBAN_TO_RURAL,
-    F_TO_AWAY,
-    F_FROM_AWAY,
-    F_INTER_OUT,
-    F_INTER_IN,
-    F_EXT_IN,
-    F_EXT_OUT,
-) = range(len(FLOWS))
+FLOWS = tuple(f.name for f in FLOW_TABLE)
 N_FLOWS = len(FLOWS)
+F_RURAL_TO_URBAN = FLOWS.index("rural_to_urban")
+F_URBAN_TO_RURAL = FLOWS.index("urban_to_rural")
+F_TO_AWAY = FLOWS.index("to_away")
+F_FROM_AWAY = FLOWS.index("from_away")
+F_INTER_OUT = FLOWS.index("interregional_out")
+F_INTER_IN = FLOWS.index("interregional_in")
+F_EXT_IN = FLOWS.index("external_in")
+F_EXT_OUT = FLOWS.index("external_out")
+# (position, sign) of the flows that count in net_migration, in flow order
+NET_MIGRATION = tuple((i, f.net) for i, f in enumerate(FLOW_TABLE) if f.net)
+
+
+def net_migration(flows: np.ndarray, axis: int) -> np.ndarray:
+    """Persons entering the region's four states from outside them minus those leaving: the
+    signed sum of ``flows`` along the flow ``axis`` (added in flow order)."""
+    out = np.zeros(np.delete(flows.shape, axis))
+    for i, sign in NET_MIGRATION:
+        x = np.take(flows, i, axis=axis)
+        out = out + x if sign > 0 else out - x
+    return out
+
+
+def residents(by_state: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Residents (every state but ``away``) of counts with a state ``axis``: all states minus away."""
+    return by_state.sum(axis=axis) - np.take(by_state, AWAY, axis=axis)
+
 
 # Census 5-year groups (the first two are 0 and 1-4; the last is open).
 CENSUS_GROUP_EDGES = np.array([0, 1] + list(range(5, 90, 5)))  # lower bounds, 19 groups

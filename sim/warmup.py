@@ -17,10 +17,10 @@ import numpy as np
 
 
 def warmup() -> dict:
-    from sim import kernel
-    from sim.app import prepare
-    from sim.reference import new_outputs
-    from sim.schema import compose_config
+    from sim.config.compose import compose_config
+    from sim.engine import kernel
+    from sim.engine.contract import new_outputs
+    from sim.engine.prepare import prepare
 
     t0 = time.perf_counter()
     model = prepare(compose_config(["end_year=2021", "figures.enabled=false"]))
@@ -30,7 +30,7 @@ def warmup() -> dict:
         for od in (True, False):
             pop = model.pop0[None].copy()
             kernel.step(pop, model.land0[None].copy(), np.zeros((1, R)), p, new_outputs(1, R, K, S, A, od=od), layout=layout)
-    from sim.runner import project_summary
+    from sim.engine.runner import project_summary
 
     project_summary(model)
     return {"seconds": time.perf_counter() - t0, "cache_dir": os.environ.get("NUMBA_CACHE_DIR", "(numba default: __pycache__ beside sim/kernel.py)")}

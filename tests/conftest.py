@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sim.axes import N_AGES, N_SEXES, N_STATES
-from sim.reference import TIMING_END, StepInputs
+from sim.engine.contract import TIMING_END, StepInputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("URBSIM_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -31,7 +31,7 @@ def test_traffic_only_step_writes_every_output_and_reads_the_kernels_inputs():
     import numpy as np
 
     from benchmarks import bandwidth, cases
-    from sim.reference import new_outputs
+    from sim.engine.contract import new_outputs
 
     m = cases.model("guangxi_prefectures", 2021)
     p = m.step_inputs(2021)

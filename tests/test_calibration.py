@@ -14,8 +14,9 @@ import xarray as xr
 from calibration.backtest import backtest, read_observed, score
 from calibration.core import HELD_IN_DRAWS, Problem, Space, census_targets, fit, fitted_table, identifiability, simulate, summary_stats
 from sim.axes import URBAN_MIGRANT
-from sim.inputs import load_inputs
-from sim.schema import ConfigError, compose_config, validate
+from sim.config.compose import compose_config
+from sim.config.schema import ConfigError, validate
+from sim.inputs.load import load_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +76,7 @@ def test_fit_to_2019_scored_against_the_2020_census(tmp_path):
     2020 and backtesting against the 2020 census gives Guangxi's urban share and residents
     close to the census, and the prefectures' urban shares with a known, larger error."""
     from calibration.run import setup
-    from sim.app import run
+    from sim.outputs.job import run
 
     cfg = _cfg("calibration.fit_until=2019")
     problem = setup(cfg)
@@ -100,8 +101,7 @@ def test_committed_calibration_meets_the_issue_accuracy():
     """params=calibrated (the default) reproduces the 2020 census per prefecture: urban share
     within 1 pp (RMSE <= 0.5), residents within 1.5 %; Guangxi 2015-2019 within 1 %."""
     from calibration.run import setup
-
-    from sim.schema import compose_config
+    from sim.config.compose import compose_config
 
     cal = compose_config([]).params
     assert cal.name == "calibrated" and cal.factors  # the default once it exists
@@ -116,7 +116,7 @@ def test_committed_calibration_meets_the_issue_accuracy():
 
 def test_params_multiply_the_guesses():
     """params.factors and params.region_factors multiply the rates the guesses give."""
-    from sim.app import prepare
+    from sim.engine.prepare import prepare
 
     base = prepare(_cfg())
     cfg = _cfg("+params.factors.rural_to_urban=2.0", "+params.factors.tfr=0.5", "+params.region_factors.rural_to_urban.Nanning=3.0", "+params.region_factors.attractiveness.Liuzhou=4.0")
@@ -137,8 +137,8 @@ def test_params_multiply_the_guesses():
 def test_ensemble_run_gives_quantiles_in_one_call(tmp_path):
     """params=calibrated_ensemble: quantiles over the draws, every draw's urban share on request,
     equal to single draws projected one by one; a slice beyond the file is refused."""
-    from sim.app import run
-    from sim.model import read_ensemble
+    from sim.engine.model import read_ensemble
+    from sim.outputs.job import run
 
     cfg = validate(compose_config(["params=calibrated_ensemble", "draws.count=20", "draws.start=5", "end_year=2030", "params.keep_draws=true", "quiet=true"]))
     ds = run(cfg, tmp_path)

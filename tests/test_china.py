@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from sim.inputs import load_inputs
-from sim.schema import ConfigError, compose_config, validate
+from sim.config.compose import compose_config
+from sim.config.schema import ConfigError, validate
+from sim.inputs.load import load_inputs
 
 
 @pytest.fixture
@@ -69,10 +70,10 @@ def test_china_geographies_need_the_2020_census_and_the_table(tmp_path, cache):
 
 
 def test_guangxi_targets_are_read_from_guangxis_counties_within_china(shared_data, cache):
-    from sim.app import prepare
-    from sim.io import to_dataset
-    from sim.report import series
-    from sim.runner import project
+    from sim.engine.prepare import prepare
+    from sim.engine.runner import project
+    from sim.outputs.dataset import to_dataset
+    from sim.outputs.targets import series
 
     cfg = validate(compose_config(["geography=china_counties", "od_flows=false", "end_year=2021", f"geography.census_dir={shared_data}"]))
     model = prepare(cfg)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from models.mortality import level_for_e0, life_table_Lx
-from sim import kernel, reference
 from sim.axes import N_AGES, N_SEXES, N_STATES, RURAL
-from sim.classic import ccmpp_step, multiregional_projection, survival_ratios
-from sim.reference import TIMING_END, StepInputs, new_outputs
+from sim.engine import kernel, reference
+from sim.engine.classic import ccmpp_step, multiregional_projection, survival_ratios
+from sim.engine.contract import TIMING_END, StepInputs, new_outputs
 
 # Sweden 1993, women: population, 5Lx (radix 100,000; last value T85), ASFR (both sexes of
 # births). Preston, Heuveline & Guillot (2001) *Demography*, Box 6.1, p. 125.

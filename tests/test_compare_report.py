@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sim.app import run
-from sim.compare import compare, difference_figure
 from sim.compare import main as compare_main
-from sim.figures import urban_share_figure
-from sim.html import write_report
+from sim.outputs.comparison import compare, difference_figure
+from sim.outputs.figures import urban_share_figure
+from sim.outputs.html import write_report
+from sim.outputs.job import run
+from sim.outputs.runs import load_runs
 from sim.report import main as report_main
-from sim.runs import load_runs
 from tests.test_config import compose_cfg
 
 

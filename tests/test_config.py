@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sim.app import prepare
-from sim.schema import Config, ConfigError, compose_config, register_configs, validate, year_map
+from sim.config.compose import compose_config, register_configs
+from sim.config.schema import Config, ConfigError, validate
+from sim.config.values import year_map
+from sim.engine.prepare import prepare
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 register_configs()

@@ -11,9 +11,10 @@ import xarray as xr
 from matplotlib.collections import PatchCollection, PolyCollection
 from matplotlib.image import AxesImage
 
-from sim import figures as F
-from sim.app import prepare, run
-from sim.schema import ConfigError, FiguresConfig, validate
+from sim.config.schema import ConfigError, FiguresConfig, validate
+from sim.engine.prepare import prepare
+from sim.outputs import figures as F
+from sim.outputs.job import run
 from tests.test_config import compose_cfg
 
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import kernel, reference
 from sim.axes import F_EXT_IN, F_EXT_OUT, F_INTER_IN, F_INTER_OUT, N_AGES, N_SEXES, N_STATES
-from sim.reference import TIMING_END, TIMING_EVEN, new_outputs
+from sim.engine import kernel, reference
+from sim.engine.contract import TIMING_END, TIMING_EVEN, new_outputs
 from tests.conftest import random_inputs, random_state
 
 
@@ -162,10 +162,11 @@ def test_ensemble_summary_is_the_reference_projection_reduced(timing):
     kernel) equals the NumPy reference stepped year by year with full per-draw arrays."""
     import dataclasses
 
-    from sim.app import prepare
-    from sim.model import FACTOR_FIELD
-    from sim.runner import project_summary
-    from sim.schema import compose_config, validate
+    from sim.config.compose import compose_config
+    from sim.config.parameters import FACTOR_FIELD
+    from sim.config.schema import validate
+    from sim.engine.prepare import prepare
+    from sim.engine.runner import project_summary
 
     assert tuple(FACTOR_FIELD.values()) == kernel.FACTOR_FIELDS
     cfg = validate(compose_config(["scenario=plan", "end_year=2030", "draws.count=5", "uncertainty.enabled=true", f"demography.migration.timing={timing}"]))

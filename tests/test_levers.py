@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.app import prepare
-from sim.io import to_dataset
-from sim.report import series
-from sim.runner import project
+from sim.engine.prepare import prepare
+from sim.engine.runner import project
+from sim.outputs.dataset import to_dataset
+from sim.outputs.targets import series
 from tests.test_config import CONFIGS, compose_cfg
 
 
@@ -138,7 +138,7 @@ def test_plan_beats_trend_on_the_plan_targets(trend):
 
 
 def test_land_needed_for_a_target_is_its_required_urban_population_at_the_standard(trend):
-    from sim.report import target_rows
+    from sim.outputs.targets import target_rows
     from tests.test_config import compose_cfg as cc
 
     targets = cc(["params=default"]).targets

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sim.app import run
 from sim.axes import FLOWS
-from sim.io import write_netcdf
-from sim.schema import Config
+from sim.config.schema import Config
+from sim.files import write_netcdf
+from sim.outputs.job import run
 
 ROOT = Path(__file__).resolve().parents[1]
 

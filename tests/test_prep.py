@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.axes import CENSUS_GROUP_LABELS, RESIDENT_STATES, URBAN_LOCAL, URBAN_MIGRANT, to_groups
-from sim.derive import build
-from sim.inputs import DATA_DIR, load_inputs
-from sim.prep import graduate, ipf
+from sim.inputs.derive import build
+from sim.inputs.load import load_inputs
+from sim.inputs.prep import graduate, ipf
+from sim.paths import DATA_DIR
 
 
 @settings(max_examples=60, deadline=None)
@@ -97,7 +98,7 @@ def test_committed_inputs_are_what_the_script_derives(shared_data, geography, ye
 def test_committed_boundaries_are_what_the_script_derives(shared_data):
     import json
 
-    from sim.derive import boundaries_geojson
+    from sim.inputs.derive import boundaries_geojson
 
     fresh = json.loads(json.dumps(boundaries_geojson(shared_data), ensure_ascii=False))
     committed = json.loads((DATA_DIR / "guangxi_prefectures_boundaries.json").read_text(encoding="utf-8"))

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from experiments.sensitivity import OUTPUTS, evaluate, load_spec, main
-from sim.app import prepare
-from sim.io import to_dataset
-from sim.runner import project, project_summary
-from sim.schema import ConfigError, compose_config, validate
+from sim.config.compose import compose_config
+from sim.config.schema import ConfigError, validate
+from sim.engine.prepare import prepare
+from sim.engine.runner import project, project_summary
+from sim.outputs.dataset import to_dataset
 
 BASE = ["scenario=plan", "end_year=2035"]
 

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from sim.app import prepare
-from sim.io import to_dataset
-from sim.report import series
-from sim.runner import project
-from sim.schema import ConfigError
-from sim.solve import SolveError, check_monotone, set_lever, solve
+from sim.config.schema import ConfigError
+from sim.engine.prepare import prepare
+from sim.engine.runner import project
+from sim.outputs.dataset import to_dataset
+from sim.outputs.solver import SolveError, check_monotone, set_lever, solve
+from sim.outputs.targets import series
 from tests.test_config import compose_cfg
 
 HUKOU = "hukou urbanization on its 2013-2020 pace by 2025"

@@ -14,9 +14,11 @@ import pytest
 import xarray as xr
 
 from sim.__main__ import job_threads
-from sim.app import is_complete, read_status, run
-from sim.collect import collect, find_jobs, main as collect_main, open_collected
-from sim.schema import ConfigError
+from sim.collect import main as collect_main
+from sim.config.schema import ConfigError
+from sim.outputs.collection import collect, find_jobs, open_collected
+from sim.outputs.job import run
+from sim.outputs.runs import is_complete, read_status
 from tests.test_config import compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +131,7 @@ def test_joblib_sweep_is_collected_with_lever_coordinates(tmp_path):
     for k in one.data_vars:
         np.testing.assert_array_equal(got[k].values, one[k].values, err_msg=k)
     # compare and report read each collected run's own config (its targets)
-    from sim.runs import load_runs, targets_of
+    from sim.outputs.runs import load_runs, targets_of
 
     runs = load_runs([swp / "collected.nc"])
     assert len(runs) == 4 and all(targets_of(r).targets == targets_of(one).targets for r in runs.values())

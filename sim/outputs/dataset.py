@@ -1,34 +1,21 @@
-"""Build the self-describing output dataset and write it atomically (the only module that
-writes files)."""
+"""The self-describing output datasets: a projection (:func:`to_dataset`), an ensemble's
+quantiles (:func:`summary_dataset`), and the provenance every output file carries (resolved
+config, code version, input checksum). Writing them is :mod:`sim.files`'s."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from sim.axes import (
-    AGES,
-    F_EXT_IN,
-    F_EXT_OUT,
-    F_INTER_IN,
-    F_INTER_OUT,
-    FLOWS,
-    SEXES,
-    STATES,
-    URBAN_LOCAL,
-    URBAN_MIGRANT,
-    AWAY,
-)
-from sim.model import Model
-from sim.runner import Projection
+from sim.axes import AGES, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
+from sim.engine.model import Model
+from sim.engine.runner import Projection
 
 P = "persons"
 
@@ -73,11 +60,11 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     D = proj.population.shape[1]
     pop = proj.population
     years = proj.years
-    net = proj.flows[:, :, :, F_INTER_IN] - proj.flows[:, :, :, F_INTER_OUT] + proj.flows[:, :, :, F_EXT_IN] - proj.flows[:, :, :, F_EXT_OUT]
+    net = net_migration(proj.flows, axis=3)  # (Y,D,R,S,A)
 
     tot = pop.sum(axis=(4, 5))  # (Y,D,R,K)
     urban = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
-    residents = tot.sum(axis=-1) - tot[..., AWAY]
+    resident = residents(tot)
     all_states = tot.sum(axis=-1)
     # census city-proper share of urban residents; where the census has none (county seats),
     # the configured share
@@ -105,14 +92,14 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "capped_cells": (Y + dd + rg, s(proj.capped), "1", "cells whose out-migration rates summed above 1 and were scaled down"),
         "urban_land": (Y + dd + rg, s(proj.land), "km2", "urban construction land at the year end"),
         "land_per_urban_resident": (Y + dd + rg, s(proj.land * 1e6 / urban), "m2 person-1", "urban land per urban resident"),
-        "residents": (Y + dd + rg, s(residents), P, "resident population (all states but away)"),
+        "residents": (Y + dd + rg, s(resident), P, "resident population (all states but away)"),
         "urban_population": (Y + dd + rg, s(urban), P, "urban residents (urban_local + urban_migrant)"),
         "city_proper_population": (Y + dd + rg, s(urban * cp_share), P, "city-proper (城区) residents: urban residents x census 2020 city-proper share (counties: geography.city_proper_share)"),
         "land_required": (Y + dd + rg, s(urban * standard / 1e6), "km2", "urban land needed for the urban residents at the per-capita land standard"),
-        "urban_share": (Y + dd + rg, s(urban / residents), "1", "resident urbanization rate (urban residents / residents)"),
+        "urban_share": (Y + dd + rg, s(urban / resident), "1", "resident urbanization rate (urban residents / residents)"),
         "hukou_urban_share": (Y + dd + rg, s(tot[..., URBAN_LOCAL] / all_states), "1", "hukou urbanization rate (urban_local / all four states; see README)"),
-        "total_residents": (Y + dd, s(residents.sum(axis=-1)), P, "resident population, all regions"),
-        "total_urban_share": (Y + dd, s(urban.sum(axis=-1) / residents.sum(axis=-1)), "1", "resident urbanization rate, all regions"),
+        "total_residents": (Y + dd, s(resident.sum(axis=-1)), P, "resident population, all regions"),
+        "total_urban_share": (Y + dd, s(urban.sum(axis=-1) / resident.sum(axis=-1)), "1", "resident urbanization rate, all regions"),
         "total_hukou_urban_share": (Y + dd, s(tot[..., URBAN_LOCAL].sum(axis=-1) / all_states.sum(axis=-1)), "1", "hukou urbanization rate, all regions"),
         "total_settled": (Y + dd, s(proj.settled.sum(axis=-1)), P, "urban migrants granted local urban hukou, all regions"),
     }
@@ -209,47 +196,3 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
         }
     )
     return ds
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
-def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the usual permissions (mkstemp makes it private) and
-    rename it onto ``path`` in one step, so that readers see the old file or the new one."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically: a temporary file in the same directory, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        enc = {k: {"zlib": True, "complevel": 4} for k in ds.data_vars}
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write a text file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

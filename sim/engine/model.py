@@ -17,24 +17,13 @@ import xarray as xr
 from models import get_model
 from models.migration import RC_STANDARD, destination_utility
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
-from sim.classic import survival_ratios
-from sim.reference import TIMING_END, TIMING_EVEN, StepInputs
-from sim.schema import CALIBRATED_PARAMETERS, UNCERTAIN_PARAMETERS, Config, ConfigError, region_mask, repo_path, year_map
-
-
-# The StepInputs field each per-draw factor multiplies (the kernel's ensemble path,
-# sim.kernel.FACTOR_FIELDS, takes them in this order).
-FACTOR_FIELD = {
-    "tfr": "asfr",
-    "rural_to_urban": "m_ru",
-    "to_away": "m_away",
-    "from_away": "m_return",
-    "interregional": "m_inter",
-    "hukou_conversion": "h_conv",
-    "reclassification": "reclass",
-    "land_link": "land_per_settled",
-    "attractiveness": "dest_weight",  # scales the destination (column) of the weights
-}
+from sim.config.parameters import CALIBRATED_PARAMETERS, FACTOR_FIELD, UNCERTAIN_PARAMETERS
+from sim.config.schema import Config, ConfigError
+from sim.config.values import region_mask, year_map
+from sim.engine import levers
+from sim.engine.classic import survival_ratios
+from sim.engine.contract import TIMING_END, TIMING_EVEN, StepInputs
+from sim.paths import repo_path
 
 
 def draw_factors(cfg: Config) -> dict[str, np.ndarray] | None:
@@ -246,25 +235,11 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     def mask(names):
         return region_mask(names, regions, prefectures)
 
-    ages = np.arange(N_AGES)
-    child = ages < 16
-    levers = (pol.nanning_primacy, pol.beibu_integration, pol.east_links)
-    ru_mult = pf["rural_to_urban"].copy()
-    ret_mult = pf["from_away"].copy()
-    bonus = np.zeros(R)
-    dist = inputs.distance_km.values.astype(float).copy()
-    for lv in levers:
-        m = mask(lv.regions)
-        ru_mult[m] *= lv.rural_to_urban_factor
-        ret_mult[m] *= lv.return_factor
-        bonus[m] += lv.pull
-        dist[np.ix_(m, m)] *= lv.distance_factor
-    for name, value in pol.hukou.openness.items():
-        bonus[mask([name])] += value
-    fam_age = np.where(child, pol.services.family_factor, 1.0)
+    ru_mult, ret_mult, bonus, dist = levers.regional(pol, mask, pf["rural_to_urban"], pf["from_away"], inputs.distance_km.values.astype(float))
+    fam_age = levers.family_by_age(pol.services)
     ru_shape = ru_mult[:, None, None] * (one * fam_age)[None, None, :] * np.ones((1, N_SEXES, 1))
     return_shape = ret_mult[:, None, None] * one[None, None, :] * np.ones((1, N_SEXES, 1))
-    keep = 1.0 - pol.services.retention  # departures of migrants from towns are cut by retention
+    keep = levers.retention_keep(pol.services)
 
     m_away = np.zeros((R, N_STATES, N_SEXES, N_AGES))
     m_inter = np.zeros((R, N_STATES, N_SEXES, N_AGES))
@@ -281,14 +256,8 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     ext_share = np.clip(other_prov / np.maximum(migrants, 1.0), 0.0, 1.0)
     ext_in_stock = other_prov[:, None, None] * np.broadcast_to(0.5 * one, (R, N_SEXES, N_AGES)) / one.sum()
 
-    # hukou conversion by age (children follow parents, lower at 60+) and city size
-    hk = pol.hukou
-    h_age = np.where(child, hk.child_factor, np.where(ages >= 60, hk.old_age_factor, 1.0))
-    h_region = np.where(mask(hk.big_cities), hk.big_city_factor, 1.0) * pf["hukou_conversion"]
-    h_shape = h_region[:, None, None] * h_age[None, None, :] * np.ones((1, N_SEXES, 1))
-
-    land = pol.land
-    land_per_settled = np.where(mask(land.exempt_regions), 0.0, land.m2_per_settled)
+    h_shape = levers.hukou_shape(pol.hukou, mask, pf["hukou_conversion"])
+    land_per_settled = levers.land_per_settled(pol.land, mask)
     rural0 = pop0[:, RURAL].sum(axis=(1, 2))
 
     static = dict(

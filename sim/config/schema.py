@@ -15,6 +15,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from models import names as model_names
+from sim.config.parameters import CALIBRATED_PARAMETERS, REGIONAL_PARAMETERS, UNCERTAIN_PARAMETERS
+
 GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties", "china_prefectures", "china_counties")
 # Geographies derived from the census tables on first use and cached (2020 census only).
 DERIVED_ON_FIRST_USE = ("china_prefectures", "china_counties")
@@ -24,8 +27,10 @@ class ConfigError(ValueError):
     """A config value is out of its allowed range; the message names the field."""
 
 
-def _f(default, lo=None, hi=None, choices=None, doc=""):
-    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+def _f(default, lo=None, hi=None, choices=None, doc="", regions=False):
+    """A field with its allowed values; ``regions``: its items (a list) or keys (a map) name
+    regions or prefectures, which :func:`check_regions` checks against the geography."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc, "regions": regions}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -34,7 +39,7 @@ def _f(default, lo=None, hi=None, choices=None, doc=""):
 @dataclass
 class GeographyConfig:
     name: str = _f("guangxi_prefectures", choices=GEOGRAPHY_CHOICES, doc="region set")
-    regions: List[str] = _f([], doc="subset of regions to run (empty: all); region or prefecture names")
+    regions: List[str] = _f([], doc="subset of regions to run (empty: all); region or prefecture names", regions=True)
     city_proper_share: float = _f(0.6, 0.0, 1.0, doc="city-proper share of urban residents where the census gives none (county seats)")
     census_dir: str = _f("", doc="census tables for geographies derived on first use (empty: ../shared/data beside the repo, or $URBSIM_CENSUS_DIR)")
     cache_dir: str = _f("", doc="where derived geographies are cached (empty: $URBSIM_CACHE_DIR, else $XDG_CACHE_HOME/urbsim or ~/.cache/urbsim)")
@@ -42,7 +47,7 @@ class GeographyConfig:
 
 @dataclass
 class MortalityConfig:
-    model: str = _f("siler", choices=("siler",))
+    model: str = _f("siler", choices=model_names("mortality"))
     e0_female: float = _f(81.0, 20.0, 110.0, doc="life expectancy at birth, women, jump-off year (years)")
     e0_male: float = _f(75.5, 20.0, 110.0, doc="life expectancy at birth, men, jump-off year (years)")
     urban_advantage: float = _f(1.0, -10.0, 10.0, doc="e0 of urban states minus the mean (years)")
@@ -52,7 +57,7 @@ class MortalityConfig:
 
 @dataclass
 class FertilityConfig:
-    model: str = _f("gamma", choices=("gamma",))
+    model: str = _f("gamma", choices=model_names("fertility"))
     tfr_multiplier: Dict[int, float] = _f({2020: 1.0, 2023: 0.8}, 0.0, 5.0, doc="multiplier on the census TFR levels")
     mean_age_urban: float = _f(29.0, 15.0, 45.0, doc="mean age at childbearing, urban (years)")
     mean_age_rural: float = _f(27.0, 15.0, 45.0, doc="mean age at childbearing, rural (years)")
@@ -62,7 +67,7 @@ class FertilityConfig:
 
 @dataclass
 class MigrationConfig:
-    schedule: str = _f("rogers_castro", choices=("rogers_castro",))
+    schedule: str = _f("rogers_castro", choices=model_names("migration_schedule"))
     timing: str = _f("end", choices=("end", "even"), doc="end: all moves after survival; even: half before, half after")
     rural_to_urban: Dict[int, float] = _f({2020: 1.6}, 0.0, 50.0, doc="GMR rural -> urban_migrant, same region")
     urban_to_rural: float = _f(0.3, 0.0, 50.0, doc="GMR urban_migrant -> rural, same region")
@@ -89,9 +94,9 @@ class HukouConfig:
     conversion_rate: Dict[int, float] = _f({2020: 0.05}, 0.0, 1.0, doc="yearly rate urban_migrant -> urban_local, ages 16-59")
     old_age_factor: float = _f(0.3, 0.0, 1.0, doc="conversion rate at 60+ relative to 16-59")
     child_factor: float = _f(1.0, 0.0, 1.0, doc="conversion rate at 0-15 relative to 16-59 (children follow parents)")
-    big_cities: List[str] = _f(["Nanning"], doc="regions (or prefectures) treated as big cities")
+    big_cities: List[str] = _f(["Nanning"], doc="regions (or prefectures) treated as big cities", regions=True)
     big_city_factor: float = _f(0.8, 0.0, 5.0, doc="conversion rate in big cities relative to elsewhere")
-    openness: Dict[str, float] = _f({}, -10.0, 10.0, doc="destination utility added for open hukou, per region or prefecture")
+    openness: Dict[str, float] = _f({}, -10.0, 10.0, doc="destination utility added for open hukou, per region or prefecture", regions=True)
 
 
 @dataclass
@@ -106,7 +111,7 @@ class PullConfig:
     """A regional development lever: extra pull (destination utility) for some regions."""
 
     name: str = _f("off")
-    regions: List[str] = _f([], doc="regions or prefectures the lever applies to")
+    regions: List[str] = _f([], doc="regions or prefectures the lever applies to", regions=True)
     pull: float = _f(0.0, -5.0, 5.0, doc="destination utility added for these regions")
     rural_to_urban_factor: float = _f(1.0, 0.0, 5.0, doc="multiplier on these regions' in-situ rural -> urban moves")
     return_factor: float = _f(1.0, 0.0, 5.0, doc="multiplier on returns from other provinces into these regions")
@@ -118,7 +123,7 @@ class LandConfig:
     name: str = _f("off")
     base_quota: Dict[int, float] = _f({2020: 0.015}, 0.0, 1.0, doc="yearly new urban land as a share of the region's 2020 land")
     m2_per_settled: float = _f(0.0, 0.0, 1000.0, doc="人地挂钩: m2 of new land per migrant settled the year before")
-    exempt_regions: List[str] = _f([], doc="regions whose settled migrants earn no land (core of largest cities)")
+    exempt_regions: List[str] = _f([], doc="regions whose settled migrants earn no land (core of largest cities)", regions=True)
     release_km2: Dict[int, float] = _f({2020: 0.0}, 0.0, 1000.0, doc="增减挂钩: rural land released into urban quota, km2/year for the whole area (spread by rural residents)")
     release_m2_per_leaver: float = _f(0.0, 0.0, 1000.0, doc="增减挂钩: m2 of rural land turned into urban quota per rural resident who left in the year")
     capacity_m2_per_person: float = _f(70.0, 1.0, 1000.0, doc="per-capita land standard used for capacity (m2/person)")
@@ -190,18 +195,6 @@ class DrawsConfig:
     start: int = _f(0, 0, 10_000_000, doc="index of this job's first draw (a slice of a larger ensemble)")
 
 
-# parameters the ensemble varies (uncertainty.sd keys) and what each multiplies
-UNCERTAIN_PARAMETERS = {
-    "tfr": "fertility (demography.fertility.tfr_multiplier)",
-    "rural_to_urban": "rural -> urban moves within a region (demography.migration.rural_to_urban)",
-    "interregional": "moves to other regions (demography.migration.interregional)",
-    "to_away": "departures to other provinces (demography.migration.to_away)",
-    "from_away": "returns from other provinces (demography.migration.from_away)",
-    "hukou_conversion": "hukou conversion (policy.hukou.conversion_rate)",
-    "reclassification": "in-place reclassification (policy.reclassification.rate)",
-}
-
-
 @dataclass
 class UncertaintyConfig:
     """Per-draw parameter uncertainty: draw ``i`` multiplies each parameter named in ``sd`` by
@@ -216,18 +209,6 @@ class UncertaintyConfig:
         2.0,
         doc="log-scale s.d. of each parameter's multiplier (median 1)",
     )
-
-
-# Parameters a calibration fits, as multipliers on the config's central values (params.factors),
-# and those it may also fit per region (params.region_factors).
-CALIBRATED_PARAMETERS = {
-    "mortality": "hazard level of every state and sex (demography.mortality; Siler level)",
-    **UNCERTAIN_PARAMETERS,
-    "beta_distance": "destination choice: weight on -log distance (demography.migration.beta_distance)",
-    "beta_size": "destination choice: weight on log urban residents (demography.migration.beta_size)",
-    "attractiveness": "destination choice: multiplier on a destination's weight (exp of a utility added for it); per region",
-}
-REGIONAL_PARAMETERS = ("rural_to_urban", "to_away", "reclassification", "attractiveness")
 
 
 @dataclass
@@ -362,24 +343,28 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def region_mask(names, regions, prefectures) -> np.ndarray:
-    """Boolean mask over regions: those named, or lying in a named prefecture."""
-    names = set(names)
-    return np.array([r in names or p in names for r, p in zip(regions, prefectures)], dtype=bool)
+def region_fields(obj: Any, path: str = "") -> dict[str, list[str]]:
+    """``{field path: names}`` of every field of ``obj`` declared with ``regions=True`` (the
+    regional levers and the region subset), walking nested configs."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        p = f"{path}.{f.name}" if path else f.name
+        if dataclasses.is_dataclass(v):
+            out.update(region_fields(v, p))
+        elif f.metadata.get("regions"):
+            out[p] = list(v)
+    return out
+
+
+def pull_levers(policy: "PolicyConfig") -> list["PullConfig"]:
+    """The regional development levers of ``policy`` (its :class:`PullConfig` fields), in order."""
+    return [getattr(policy, f.name) for f in dataclasses.fields(policy) if isinstance(getattr(policy, f.name), PullConfig)]
 
 
 def check_regions(cfg: Config, regions: list[str], prefectures: list[str]) -> None:
     """Every region a config names must exist in its geography (as a region or a prefecture)."""
-    pol = cfg.policy
-    named = {
-        "geography.regions": list(cfg.geography.regions),
-        "policy.land.exempt_regions": list(pol.land.exempt_regions),
-        "policy.hukou.openness": list(pol.hukou.openness),
-        "policy.hukou.big_cities": list(pol.hukou.big_cities),
-        "policy.nanning_primacy.regions": list(pol.nanning_primacy.regions),
-        "policy.beibu_integration.regions": list(pol.beibu_integration.regions),
-        "policy.east_links.regions": list(pol.east_links.regions),
-    }
+    named = region_fields(cfg)
     for name, per_region in cfg.params.region_factors.items():
         named[f"params.region_factors[{name}]"] = list(per_region)
     for g, members in cfg.targets.groups.items():
@@ -395,39 +380,3 @@ def check_regions(cfg: Config, regions: list[str], prefectures: list[str]) -> No
     for i, t in enumerate(cfg.targets.targets):
         if t.region not in target_known and (t.geography is None or t.geography == cfg.geography.name):
             raise ConfigError(f"targets.targets[{i}].region = {t.region!r}: unknown; allowed: Guangxi, a group ({', '.join(cfg.targets.groups)}) or a region")
-
-
-def year_map(m: Dict[int, float], years) -> np.ndarray:
-    """Interpolate a year-keyed map at ``years`` (linear between keys, flat outside)."""
-    ks = sorted(int(k) for k in m)
-    return np.interp(np.asarray(years, dtype=float), ks, [float(m[k]) for k in ks])
-
-
-CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
-
-
-def repo_path(p: str):
-    """``p`` as a path: absolute as given, relative from the repository's root."""
-    from pathlib import Path
-
-    q = Path(p)
-    return q if q.is_absolute() else CONFIG_DIR.parent / q
-
-
-def compose_config(overrides=()) -> Config:
-    """The :class:`Config` of ``configs/config.yaml`` with Hydra ``overrides`` (not yet validated
-    against the inputs: :func:`sim.app.prepare` does that), for tools that are not Hydra apps."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="config", overrides=list(overrides)))
-
-
-def register_configs() -> None:
-    """Store the schema in Hydra's ConfigStore (group ``schema``), for ``configs/config.yaml``."""
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(group="schema", name="config", node=Config)

@@ -1,14 +1,70 @@
-"""Find and open finished runs: a run directory, a sweep directory, or a netCDF file (a
+"""Runs on disk: a run directory's status (``status.json``: running, ok with every file's
+SHA-256, or failed), the config digest that decides whether a result can be reused (resume),
+and finding and opening finished runs: a run directory, a sweep directory, or a netCDF file (a
 collected sweep with a ``scenario`` dimension is split into its runs)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
+import socket
 from pathlib import Path
 
 import xarray as xr
 
-from sim.schema import FiguresConfig, Target, TargetsConfig
+from sim import files
+from sim.config.schema import Config, FiguresConfig, Target, TargetsConfig
+from sim.files import write_text
+
+# fields that do not change a run's results, left out of its config digest
+NOT_RESULTS = ("resume", "quiet")
+
+
+def config_digest(cfg: Config) -> str:
+    """SHA-256 of the resolved config, less the fields that do not change the results."""
+    d = dataclasses.asdict(cfg)
+    for k in NOT_RESULTS:
+        d.pop(k, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_status(out_dir: str | Path) -> dict:
+    """The run's ``status.json`` (empty when there is none or it cannot be read)."""
+    try:
+        return json.loads((Path(out_dir) / files.STATUS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def is_complete(out_dir: str | Path, digest: str | None = None) -> bool:
+    """True when ``out_dir`` holds a finished run (of the config with ``digest``, when given):
+    status ``ok`` and every file it lists present with its recorded SHA-256."""
+    st = read_status(out_dir)
+    if st.get("status") != "ok" or (digest is not None and st.get("config_sha256") != digest):
+        return False
+    listed = st.get("files") or {}
+    return bool(listed) and all((Path(out_dir) / n).is_file() and file_sha256(Path(out_dir) / n) == sha for n, sha in listed.items())
+
+
+def write_status(out_dir: Path, **fields) -> None:
+    """Write the run's ``status.json`` (atomically)."""
+    write_text(json.dumps(fields, indent=1, default=str) + "\n", out_dir / files.STATUS)
+
+
+def job_info() -> dict:
+    """Where the job runs: host, process and the SLURM job, when there is one."""
+    env = {k: os.environ[k] for k in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_CPUS_PER_TASK") if k in os.environ}
+    return {"host": socket.gethostname(), "pid": os.getpid(), **({"slurm": env} if env else {})}
 
 
 def open_run(path: Path) -> xr.Dataset:
@@ -22,7 +78,7 @@ def find_runs(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
-    if (path / "projection.nc").is_file():
+    if (path / files.PROJECTION).is_file():
         return [path / "projection.nc"]
     found = sorted(p for p in path.rglob("*.nc") if not p.name.startswith("."))
     if not found:

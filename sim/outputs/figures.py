@@ -30,11 +30,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 from matplotlib.ticker import MaxNLocator
 
-from sim.io import publish
-from sim.runs import recorded_config
+from sim import files
+from sim.files import publish
+from sim.outputs.runs import recorded_config
+from sim.paths import DATA_DIR
 
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
 BANDS = ((0.05, 0.95, 0.18), (0.25, 0.75, 0.35))  # (low, high, alpha): the 90 % and 50 % bands
 STATE_COLOURS = {"rural": "#7fa650", "urban_local": "#2c6fb0", "urban_migrant": "#e08b2c", "away": "#bbbbbb"}
 STATE_LABELS = {"rural": "rural", "urban_local": "urban, local hukou", "urban_migrant": "urban, hukou elsewhere", "away": "away (hukou here, living outside)"}
@@ -215,7 +215,7 @@ def regions_figure(runs) -> Figure:
 @lru_cache(maxsize=1)
 def prefecture_outlines() -> list[dict]:
     """The shipped prefecture outlines (GeoJSON features, see :mod:`sim.derive`)."""
-    with open(DATA_DIR / "guangxi_prefectures_boundaries.json", encoding="utf-8") as f:
+    with open(DATA_DIR / files.BOUNDARIES, encoding="utf-8") as f:
         return json.load(f)["features"]
 
 

@@ -25,11 +25,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, prange
-from numba.core.compiler import CompilerBase, DefaultPassBuilder
-from numba.core.compiler_machinery import FunctionPass, register_pass
-from numba.core.typed_passes import NopythonTypeInference
 
-from models.land import capacity_brake
+from models import get_model
 from sim.axes import (
     AWAY,
     F_EXT_IN,
@@ -46,55 +43,17 @@ from sim.axes import (
     URBAN_LOCAL,
     URBAN_MIGRANT,
 )
-from sim.reference import TIMING_EVEN, StepInputs, StepOutputs
+from sim.config.parameters import FACTOR_FIELD
+from sim.engine.contract import TIMING_EVEN, StepInputs, StepOutputs
+from sim.engine.jit import JIT, ROW, VIEW, VIEW_SUM
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
-# Sums over ages may be reassociated so that LLVM vectorises them (a serial float sum waits on
-# every add); only 'reassoc' is allowed: NaN and infinity semantics stay strict.
-_SUM = dict(_JIT, fastmath={"reassoc"})
+# the brake on urban inflows near land capacity (the model catalogue's only one, compiled in)
+capacity_brake = get_model("capacity_brake", "logistic")
+
 _MIN_REGIONS_TO_SHARE = 64  # see step()
-# Functions that only index and slice arrays they are given (never allocate one, never return
-# one) are compiled without numba's reference counting (`_nrt=False`): each slice of a counted
-# array costs an atomic increment and decrement, 0.3 us a region for survival alone. Numba
-# refuses to compile an allocation in such a function, so the rule cannot be broken silently;
-# returning an array from one would be (the caller would release a reference never taken).
-_VIEW = dict(_JIT, _nrt=False)
-_VIEW_SUM = dict(_SUM, _nrt=False)
 
 
-# Row functions: the innermost loops over ages, on 1-D rows, compiled with numba's `noalias`
-# flag, which marks every array argument `noalias` in LLVM (as numba does for the bodies of its
-# parallel loops). Without it LLVM cannot prove that the ~25 rows a loop reads and writes do not
-# overlap, gives up vectorising ("too many memory checks") and runs them one double at a time:
-# 2.6x slower for the moves. The promise this makes is checked by nobody, so every caller must
-# keep it: **no row a row function writes may overlap any other array argument of the call**
-# (rows of one array are disjoint; read-only arguments may be shared).
-@register_pass(mutates_CFG=False, analysis_only=True)
-class _ArgumentsDoNotAlias(FunctionPass):
-    _name = "urbsim_arguments_do_not_alias"
-
-    def __init__(self):
-        FunctionPass.__init__(self)
-
-    def run_pass(self, state):
-        state.flags.noalias = True
-        return False
-
-
-class _NoAliasCompiler(CompilerBase):
-    """numba's nopython pipeline with the `noalias` flag set after type inference."""
-
-    def define_pipelines(self):
-        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.add_pass_after(_ArgumentsDoNotAlias, NopythonTypeInference)
-        pm.finalize()
-        return [pm]
-
-
-_ROW = dict(_SUM, pipeline_class=_NoAliasCompiler, _nrt=False)
-
-
-@njit(**_VIEW_SUM)
+@njit(**VIEW_SUM)
 def _urban(x):
     """Urban residents of one region's stock ``x[K, S, A]``."""
     K, S, A = x.shape
@@ -105,7 +64,7 @@ def _urban(x):
     return u
 
 
-@njit(**_VIEW_SUM)
+@njit(**VIEW_SUM)
 def _births(asfr, women):
     """``sum_a asfr[a] * women[a]``."""
     b = 0.0
@@ -114,7 +73,7 @@ def _births(asfr, women):
     return b
 
 
-@njit(**_VIEW_SUM)
+@njit(**VIEW_SUM)
 def _total(x):
     """Sum of a 2-D array."""
     t = 0.0
@@ -124,7 +83,7 @@ def _total(x):
     return t
 
 
-@njit(**_JIT, inline="always")
+@njit(**JIT, inline="always")
 def _at(a, d):
     """Draw ``d``'s slice of a parameter array (shared when its draw axis has length 1)."""
     return a[d % a.shape[0]]
@@ -135,7 +94,7 @@ def _at(a, d):
 # atomic updates that two threads contend on).
 
 
-@njit(**_JIT, inline="always")
+@njit(**JIT, inline="always")
 def _moves_cells(
     xr_, xl_, xm_, xa_, ru_, ur_, ret_, eo_, ei_, ar_, al_, am_, ir_, il_, im_,
     f_ru, f_ur, f_ta, f_fa, f_io, f_ei, f_eo, oi_, frac, gr, ru_share, add,
@@ -211,7 +170,7 @@ def _moves_cells(
     return n_capped, left
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _moves_row(
     xr_, xl_, xm_, xa_, ru_, ur_, ret_, eo_, ei_, ar_, al_, am_, ir_, il_, im_,
     f_ru, f_ur, f_ta, f_fa, f_io, f_ei, f_eo, oi_, frac, gr, ru_share, add,
@@ -227,7 +186,7 @@ def _moves_row(
 _MOVE_FLOWS = (F_RURAL_TO_URBAN, F_URBAN_TO_RURAL, F_TO_AWAY, F_FROM_AWAY, F_INTER_OUT, F_EXT_IN, F_EXT_OUT)
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _shift_row(dst, src):
     """``dst`` = ``src`` recorded one age up (the open group keeps its members); ``dst[0] = 0``."""
     A = src.shape[0]
@@ -237,7 +196,7 @@ def _shift_row(dst, src):
     dst[A - 1] = src[A - 2] + src[A - 1]
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, gr, frac, flows, o_int, shift, add, scratch):
     """Stage-3 moves of one region at ``frac`` of their rates, applied to ``x[K, S, A]`` in
     place; flows go to ``flows[F, S, A]`` (added when ``add``, else overwritten; when ``shift``,
@@ -267,7 +226,7 @@ def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru
     return n_capped, left
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _survive_row(x, sx, d):
     """Survival and ageing of one (state, sex) row ``x[A]`` in place (ages walked downwards, so
     each cohort is read before it is overwritten), deaths to ``d[1:]``; ``x[0]`` is set to 0 (no
@@ -283,7 +242,7 @@ def _survive_row(x, sx, d):
     x[0] = 0.0
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _survive_and_bear(x, sx_r, asfr_r, nb_r, srb, births, deaths):
     """Survival, ageing and births of one region, replacing ``x[K, S, A]`` in place by the
     survivors and newborns; births add up ``asfr * (women at start + women at end) / 2``."""
@@ -300,20 +259,20 @@ def _survive_and_bear(x, sx_r, asfr_r, nb_r, srb, births, deaths):
             deaths[k, s, 0] = births[k, s] - x[k, s, 0]
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _axpy_row(acc, w, src):
     """``acc += w * src``."""
     for c in range(acc.shape[0]):
         acc[c] += w * src[c]
 
 
-@njit(**_JIT, inline="always")
+@njit(**JIT, inline="always")
 def _p(W, pull, inv, i, j):
     """Probability that a departure from ``i`` goes to ``j``: ``W[i, j] pull_j / sum_k W[i, k] pull_k``."""
     return W[i, j] * pull[j] * inv[i]
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _axpy4x4_row(a0, a1, a2, a3, s0, s1, s2, s3, w00, w10, w20, w30, w01, w11, w21, w31, w02, w12, w22, w32, w03, w13, w23, w33):
     """``a_j += w0j * s0 + w1j * s1 + w2j * s2 + w3j * s3`` for four rows ``a_j``."""
     for c in range(a0.shape[0]):
@@ -324,7 +283,7 @@ def _axpy4x4_row(a0, a1, a2, a3, s0, s1, s2, s3, w00, w10, w20, w30, w01, w11, w
         a3[c] = a3[c] + w03 * x0 + w13 * x1 + w23 * x2 + w33 * x3
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _axpy4_row(acc, w0, s0, w1, s1, w2, s2, w3, s3):
     """``acc += w0 * s0 + w1 * s1 + w2 * s2 + w3 * s3``."""
     for c in range(acc.shape[0]):
@@ -337,7 +296,7 @@ def _axpy4_row(acc, w0, s0, w1, s1, w2, s2, w3, s3):
 _DEST_BLOCK = 8
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out):
     """Destination pull ``urban_j ** bs * g_j``, each origin's ``1 / sum_j W[i, j] pull_j`` and its
     total departures."""
@@ -352,7 +311,7 @@ def _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out):
         tot_out[i] = _total(o_int[i])
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
     """Arrivals in destinations ``j0 <= j < j1``: ``in[j, :] = sum_i P[i, j] out[i, :]`` with
     ``P[i, j] = W[i, j] pull_j inv_i``, origins summed in order, in tiles of four destinations by
@@ -400,7 +359,7 @@ def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
             _axpy_row(dst[jj], _p(W, pull, inv, ii, jj), out[ii])
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out):
     """Spread each origin's departures over destinations j != i (multinomial logit with weights
     ``W[i, j] * urban_j ** bs * g_j``): one matrix product over the (sex, age) cells.
@@ -414,14 +373,14 @@ def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out):
         _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull, inv, tot_out, o_int, in_int, W, od)
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _add_row(dst, src):
     """``dst += src``."""
     for a in range(dst.shape[0]):
         dst[a] += src[a]
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _add_arrivals_shifted(x, in_int, flows):
     """Arrivals of the first half of the moves (timing ``even``): into urban_migrant, the flow
     overwritten one age up (the age reached at the year end)."""
@@ -431,7 +390,7 @@ def _add_arrivals_shifted(x, in_int, flows):
         _shift_row(flows[F_INTER_IN, s], in_int[s])
 
 
-@njit(**_JIT, inline="always")
+@njit(**JIT, inline="always")
 def _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
     """Stage C for one (region, sex) row: ``arrived`` into urban_migrant (and the flow row
     ``f_in``, added to when ``add``, else overwritten), then hukou conversion at rates ``h``,
@@ -457,7 +416,7 @@ def _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
     return conv, rcl
 
 
-@njit(**_ROW)
+@njit(**ROW)
 def _finish_row(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
     """:func:`_finish_cells` with ``add`` a constant in each branch (see :func:`_moves_row`)."""
     if add:
@@ -465,7 +424,7 @@ def _finish_row(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
     return _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, False)
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _finish_region(x, in_int, flows, h, rc_rate, loc, add):
     """Stage C for one region: arrivals ``in_int[S, A]``, then hukou conversion at rates
     ``h[S, A]``, then reclassification; returns (settled, reclassified)."""
@@ -479,7 +438,7 @@ def _finish_region(x, in_int, flows, h, rc_rate, loc, add):
     return conv, rcl
 
 
-@njit(**_JIT, inline="always")
+@njit(**JIT, inline="always")
 def _land_gain(base, per_settled, settled_prev, release, per_leaver, left):
     """km2 added in the year: base quota + m2 per migrant settled last year (人地挂钩) + land
     released + m2 per rural resident who left (增减挂钩)."""
@@ -489,7 +448,7 @@ def _land_gain(base, per_settled, settled_prev, release, per_leaver, left):
 # Per-draw stages (regions in a loop; they take the StepInputs tuple once per draw).
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _brakes(pop, land, p, d, g):
     """Capacity brake ``g[R]`` of draw ``d`` from its start-of-year stock ``pop[R, K, S, A]``."""
     cm2 = _at(p.capacity_m2, d)
@@ -498,7 +457,7 @@ def _brakes(pop, land, p, d, g):
         g[r] = capacity_brake(_urban(pop[r]) / (land[r] * 1e6 / cm2), width)
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _moves_all(pop, p, d, g, frac, flows, o_int, shift, add, urban, capped, left, scratch, survive, births, deaths):
     """Local moves of every region of draw ``d`` (``urban[R]``: urban residents before them);
     ``shift`` and ``add`` as in :func:`_local_moves`. With ``survive``, each region's survival
@@ -515,7 +474,7 @@ def _moves_all(pop, p, d, g, frac, flows, o_int, shift, add, urban, capped, left
         left[r] += lv
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, add):
     """Stage C of every region of draw ``d``: arrivals (their flow added when ``add``, else
     overwritten), hukou conversion, reclassification, land."""
@@ -536,13 +495,13 @@ _N_PER_REGION = 6
 _N_CELL_ROWS = 2  # departures to other regions, arrivals from them
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _draw_scratch(R, S, A, even):
     """Scratch space for :func:`_step_draw`: (per-region numbers, cells, the first half's flows)."""
     return np.empty((_N_PER_REGION, R)), np.empty((_N_CELL_ROWS, R, S, A)), np.empty((N_FLOWS if even else 0, S, A))
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch):
     """One draw, regions in sequence (the layout for ensembles: one draw's data stays in cache).
     ``per_region``, ``cells``, ``scratch``: from :func:`_draw_scratch`."""
@@ -572,7 +531,7 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
 # inside: numba types a named tuple argument in Python, 1.5 us a call more than a plain tuple.
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _step_serial(pop, land, settled_prev, pt, births, deaths, flows, settled, reclassified, capped, od):
     """Draws in sequence on the calling thread: for one draw of few regions, where threads have
     nothing to share (and a parallel loop costs ~15 s more to compile cold)."""
@@ -679,17 +638,22 @@ _LAYOUTS = {"draw": _step_by_draw, "region": _step_by_region, "serial": _step_se
 
 # Ensembles with reduced outputs: every year of a draw in one go, in a thread's scratch space.
 
-# Columns of the per-draw factor table (D, N_FACTORS) and the StepInputs field each multiplies.
-# The fields a per-draw factor table multiplies, a multiplier per region: the region of the row
-# (origin), except dest_weight, whose columns (destinations) are scaled.
-FACTOR_FIELDS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled", "dest_weight")
+# Rows of the per-draw factor table (N_FACTORS, R) and the StepInputs field each multiplies, a
+# multiplier per region: the region of the row (origin), except dest_weight, whose columns
+# (destinations) are scaled. The order is the parameter table's (sim.config.parameters); the
+# arithmetic for each field is written out in _year_inputs, which takes its row by these indices.
+FACTOR_FIELDS = tuple(FACTOR_FIELD.values())
 N_FACTORS = len(FACTOR_FIELDS)
+_KERNEL_FACTORS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled", "dest_weight")
+if set(FACTOR_FIELDS) != set(_KERNEL_FACTORS):  # a new per-draw field needs its line in _year_inputs
+    raise ImportError(f"the parameter table's per-draw fields {FACTOR_FIELDS} differ from those the kernel multiplies {_KERNEL_FACTORS}")
+_F_ASFR, _F_RU, _F_AWAY, _F_RETURN, _F_INTER, _F_HCONV, _F_RECLASS, _F_LPS, _F_DEST = (FACTOR_FIELDS.index(n) for n in _KERNEL_FACTORS)
 # Totals kept per (year, draw, region): residents, urban, urban_local, all states, land (km2),
 # and the year's births and deaths of the resident states (zero in the jump-off row).
 N_SUMMARY = 7
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _mul_into(dst, src, f):
     """``dst[0, r, ...] = f[r] * src[0, r, ...]`` for C-contiguous arrays of one shape
     ``(1, R, ...)``: a multiplier per region."""
@@ -702,7 +666,7 @@ def _mul_into(dst, src, f):
             d[r, i] = fr * s[r, i]
 
 
-@njit(**_VIEW)
+@njit(**VIEW)
 def _mul_cols_into(dst, src, f):
     """``dst[0, i, j] = f[j] * src[0, i, j]``: a multiplier per destination."""
     R = f.size
@@ -711,21 +675,22 @@ def _mul_cols_into(dst, src, f):
             dst[0, i, j] = f[j] * src[0, i, j]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _year_inputs(P, y, f, buf):
     """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, a draw axis of
     length 1 after it), with the factored fields multiplied by ``f[N_FACTORS, R]`` into ``buf``
-    (one scratch array per factored field; ``f`` empty: no factors)."""
+    (one scratch array per factored field, in the order of _KERNEL_FACTORS; ``f`` empty: no
+    factors)."""
     if f.size:
-        _mul_into(buf[0], P.asfr[y], f[0])
-        _mul_into(buf[1], P.m_ru[y], f[1])
-        _mul_into(buf[2], P.m_away[y], f[2])
-        _mul_into(buf[3], P.m_return[y], f[3])
-        _mul_into(buf[4], P.m_inter[y], f[4])
-        _mul_into(buf[5], P.h_conv[y], f[5])
-        _mul_into(buf[6], P.reclass[y], f[6])
-        _mul_into(buf[7], P.land_per_settled[y], f[7])
-        _mul_cols_into(buf[8], P.dest_weight[y], f[8])
+        _mul_into(buf[0], P.asfr[y], f[_F_ASFR])
+        _mul_into(buf[1], P.m_ru[y], f[_F_RU])
+        _mul_into(buf[2], P.m_away[y], f[_F_AWAY])
+        _mul_into(buf[3], P.m_return[y], f[_F_RETURN])
+        _mul_into(buf[4], P.m_inter[y], f[_F_INTER])
+        _mul_into(buf[5], P.h_conv[y], f[_F_HCONV])
+        _mul_into(buf[6], P.reclass[y], f[_F_RECLASS])
+        _mul_into(buf[7], P.land_per_settled[y], f[_F_LPS])
+        _mul_cols_into(buf[8], P.dest_weight[y], f[_F_DEST])
         asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps, dest_weight = buf
     else:
         asfr, m_ru, m_away, m_return, m_inter = P.asfr[y], P.m_ru[y], P.m_away[y], P.m_return[y], P.m_inter[y]
@@ -737,7 +702,7 @@ def _year_inputs(P, y, f, buf):
     )
 
 
-@njit(**_VIEW_SUM)
+@njit(**VIEW_SUM)
 def _summarise(x, land, births, deaths, out):
     """``out[R, N_SUMMARY]`` from one draw's stock ``x[R, K, S, A]``, land ``land[R]`` and the
     year's ``births[R, K, S]`` and ``deaths[R, K, S, A]`` (by the state of mother / of the dead)."""

@@ -15,10 +15,11 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from sim import figures as F
-from sim.io import write_text
-from sim.report import target_rows
-from sim.runs import figures_of, load_runs, recorded_config, targets_of
+from sim import files
+from sim.files import write_text
+from sim.outputs import figures as F
+from sim.outputs.runs import figures_of, load_runs, recorded_config, targets_of
+from sim.outputs.targets import target_rows
 
 CSS = """
 body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -91,7 +92,7 @@ def build_html(runs: dict[str, xr.Dataset], title: str | None = None) -> str:
         rows = target_rows(first, targets_of(first))
         parts += ["<h2>Targets</h2>", targets_html(rows), "<h2>Figures</h2>"]
     else:
-        from sim.compare import comparison_figures, gap_rows
+        from sim.outputs.comparison import comparison_figures, gap_rows
 
         figs = comparison_figures(runs)
         parts += ["<h2>Targets by run</h2>", targets_html(gap_rows(runs), with_run=True), "<h2>Figures</h2>"]
@@ -109,5 +110,5 @@ def write_report(paths, out: str | Path | None = None) -> Path:
     runs = load_runs(paths)
     if out is None:
         p = Path(paths[0])
-        out = (p.parent if p.is_file() else p) / "report.html"
+        out = (p.parent if p.is_file() else p) / files.REPORT_HTML
     return write_text(build_html(runs), out)

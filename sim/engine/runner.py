@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.axes import AWAY, N_FLOWS, URBAN_LOCAL, URBAN_MIGRANT
-from sim.model import Model
-from sim.reference import new_outputs
+from sim.axes import N_FLOWS, RESIDENT_STATES, URBAN_LOCAL, URBAN_MIGRANT, residents
+from sim.engine.contract import new_outputs
+from sim.engine.model import Model
 
 
 @dataclass
@@ -30,15 +30,15 @@ class Projection:
 
 def get_step(backend: str):
     if backend == "numba":
-        from sim.kernel import step
+        from sim.engine.kernel import step
     elif backend == "numpy":
-        from sim.reference import step
+        from sim.engine.reference import step
     else:
         raise ValueError(f"backend = {backend!r}: allowed values are numba, numpy")
     return step
 
 
-def _steps(model: Model, draws: int, backend: str, od: bool):
+def steps(model: Model, draws: int, backend: str, od: bool):
     """The time loop: yields ``(i, pop, land, out)`` for the jump-off (``i = 0``, ``out`` None)
     and after each year's step (arrays reused from year to year: copy what must be kept)."""
     step = get_step(backend)
@@ -80,7 +80,7 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
         np.zeros((Y, D, R)),
         np.zeros((Y, D, R, R)) if od else None,
     )
-    for i, pop, land, out in _steps(model, D, backend, od):
+    for i, pop, land, out in steps(model, D, backend, od):
         res.population[i] = pop
         res.land[i] = land
         if out is None:
@@ -122,20 +122,20 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
     D, R = model.draws, model.pop0.shape[0]
     n = len(dataclasses.fields(Summary)) - 1  # the columns of sim.kernel.N_SUMMARY
     if backend == "numba":
-        from sim.kernel import summary
+        from sim.engine.kernel import summary
 
         tot = np.zeros((len(years), D, R, n))
         summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(), tot)
         return Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(n)))
     res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(n)))
-    for i, pop, land, out in _steps(model, D, backend, False):
+    for i, pop, land, out in steps(model, D, backend, False):
         tot = pop.sum(axis=(3, 4))  # (D,R,K)
         res.urban_local[i] = tot[..., URBAN_LOCAL]
         res.urban[i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
         res.all_states[i] = tot.sum(axis=-1)
-        res.residents[i] = res.all_states[i] - tot[..., AWAY]
+        res.residents[i] = residents(tot)
         res.land[i] = land
         if out is not None:
-            res.births[i] = out.births[:, :, :AWAY].sum(axis=(2, 3))
-            res.deaths[i] = out.deaths[:, :, :AWAY].sum(axis=(2, 3, 4))
+            res.births[i] = out.births[:, :, RESIDENT_STATES].sum(axis=(2, 3))
+            res.deaths[i] = out.deaths[:, :, RESIDENT_STATES].sum(axis=(2, 3, 4))
     return res

@@ -1,41 +1,27 @@
-"""Load the engine's derived inputs: ``sim/data/{geography}_{year}.nc`` (committed), or for the
+"""Loading the engine's derived inputs: ``sim/data/{geography}_{year}.nc`` (committed), or for the
 geographies covering all of China, a file derived from the census table on first use and cached
 (``{cache}/{geography}_{year}_{table sha256[:16]}.nc``: a changed table is derived afresh)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import xarray as xr
 
-from sim.schema import DERIVED_ON_FIRST_USE
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from sim import files
+from sim.config.schema import DERIVED_ON_FIRST_USE
+from sim.paths import DATA_DIR, cache_dir, census_dir
 
 
 def input_path(geography: str, year: int, data_dir: Path | None = None) -> Path:
-    return (data_dir or DATA_DIR) / f"{geography}_{year}.nc"
-
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def census_dir(configured: str = "") -> Path:
-    return Path(configured or os.environ.get("URBSIM_CENSUS_DIR") or REPO.parent / "shared" / "data")
-
-
-def cache_dir(configured: str = "") -> Path:
-    if configured or os.environ.get("URBSIM_CACHE_DIR"):
-        return Path(configured or os.environ["URBSIM_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "urbsim"
+    return (data_dir or DATA_DIR) / files.inputs_name(geography, year)
 
 
 def derived_path(geography: str, year: int, census: str = "", cache: str = "") -> Path:
     """The cached inputs of a geography derived on first use, deriving them if missing (written
     to a temporary file and renamed, so that jobs deriving at once never read half a file)."""
-    from sim.derive import build_china, sha256, write
+    from sim.inputs.derive import build_china, sha256, write
 
     table = census_dir(census) / f"census_county_{year}.csv"
     if not table.exists():

@@ -1,0 +1,27 @@
+"""The config outside a Hydra app: the schema registered in Hydra's ConfigStore, and a config
+composed from ``configs/`` with overrides (for tests, notebooks and the commands that are not
+Hydra apps)."""
+
+from __future__ import annotations
+
+from sim.config.schema import Config
+from sim.paths import CONFIG_DIR
+
+
+def compose_config(overrides=()) -> Config:
+    """The :class:`Config` of ``configs/config.yaml`` with Hydra ``overrides`` (not yet validated
+    against the inputs: :func:`sim.engine.prepare.prepare` does that)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return OmegaConf.to_object(compose(config_name="config", overrides=list(overrides)))
+
+
+def register_configs() -> None:
+    """Store the schema in Hydra's ConfigStore (group ``schema``), for ``configs/config.yaml``."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(group="schema", name="config", node=Config)

@@ -1,0 +1,64 @@
+"""The parameter table: every parameter a calibration fits or an ensemble varies, as a
+multiplier on the central value the config sets, written down once.
+
+Each row says what the multiplier scales (the :class:`sim.engine.contract.StepInputs` field
+when the kernel can vary it per draw), whether ``uncertainty.sd`` varies it, whether
+``params.factors`` may set it and the calibration fits one value for all regions, whether it
+also has a value per region (``params.region_factors``, fitted per prefecture), its prior scale
+and the unit of what it multiplies. Everything else is derived from the table:
+:data:`FACTOR_FIELD` (and the kernel's factor order), :data:`UNCERTAIN_PARAMETERS`,
+:data:`CALIBRATED_PARAMETERS`, :data:`REGIONAL_PARAMETERS`, the calibration's shared and
+regional lists and its prior s.d. A new parameter: one row here, and where it applies in
+:func:`sim.engine.model.build_model`.
+
+The order of the rows matters in one place: draw ``i`` of ``uncertainty`` takes one standard
+normal per uncertain parameter in this order (:func:`sim.engine.model.draw_factors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    field: str  # the StepInputs field a per-draw factor multiplies ("": the kernel cannot vary it per draw)
+    uncertain: bool  # varied across draws by uncertainty.sd
+    shared: bool  # params.factors may set it; the calibration fits one value for all regions
+    regional: bool  # params.region_factors may set it; the calibration fits a value per prefecture
+    prior_sd: float  # prior s.d. of the shared log multiplier (regional deviations: calibration.region_sd)
+    unit: str  # unit of the quantity multiplied
+    doc: str
+
+
+PARAMETERS = (
+    Parameter("mortality", "", False, True, False, 0.3, "hazard (Siler level)", "hazard level of every state and sex (demography.mortality; Siler level)"),
+    Parameter("tfr", "asfr", True, True, False, 0.3, "births per woman", "fertility (demography.fertility.tfr_multiplier)"),
+    Parameter("rural_to_urban", "m_ru", True, True, True, 1.0, "moves per person-year", "rural -> urban moves within a region (demography.migration.rural_to_urban)"),
+    Parameter("interregional", "m_inter", True, True, False, 1.0, "moves per person-year", "moves to other regions (demography.migration.interregional)"),
+    Parameter("to_away", "m_away", True, True, True, 1.0, "moves per person-year", "departures to other provinces (demography.migration.to_away)"),
+    Parameter("from_away", "m_return", True, True, False, 1.0, "moves per person-year", "returns from other provinces (demography.migration.from_away)"),
+    Parameter("hukou_conversion", "h_conv", True, True, False, 1.0, "conversions per person-year", "hukou conversion (policy.hukou.conversion_rate)"),
+    Parameter("reclassification", "reclass", True, True, True, 1.0, "share of rural residents per year", "in-place reclassification (policy.reclassification.rate)"),
+    Parameter("beta_distance", "", False, True, False, 0.5, "utility per log km", "destination choice: weight on -log distance (demography.migration.beta_distance)"),
+    Parameter("beta_size", "", False, True, False, 0.5, "utility per log person", "destination choice: weight on log urban residents (demography.migration.beta_size)"),
+    Parameter(
+        "attractiveness", "dest_weight", False, False, True, 1.0, "destination weight",
+        "destination choice: multiplier on a destination's weight (exp of a utility added for it); per region",
+    ),
+    # set per draw by studies (experiments), never fitted
+    Parameter("land_link", "land_per_settled", False, False, False, 1.0, "m2 per settled migrant", "人地挂钩: m2 of new urban land per migrant settled (policy.land.m2_per_settled)"),
+)
+BY_NAME = {p.name: p for p in PARAMETERS}
+
+# parameter -> the StepInputs field its per-draw factor multiplies (the kernel's factor order)
+FACTOR_FIELD = {p.name: p.field for p in PARAMETERS if p.field}
+# parameters the ensemble varies (uncertainty.sd keys), with what each multiplies
+UNCERTAIN_PARAMETERS = {p.name: p.doc for p in PARAMETERS if p.uncertain}
+# parameters a calibration fits, as multipliers on the config's central values (params.factors)
+CALIBRATED_PARAMETERS = {p.name: p.doc for p in PARAMETERS if p.shared or p.regional}
+# those it may also fit per region (params.region_factors)
+REGIONAL_PARAMETERS = tuple(p.name for p in PARAMETERS if p.regional)
+# the calibration's parameter space: shared values, then a deviation per prefecture
+SHARED_FIT = tuple(p.name for p in PARAMETERS if p.shared)

@@ -1,0 +1,95 @@
+"""Writing files, and the names of the files a run writes.
+
+Every file is written atomically (a temporary file in the same directory, then one rename), so
+a reader sees the old file or the new one, never half of one. Output file names are written
+down here once; everything that writes or finds them takes them from here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+# A run directory (python -m sim)
+PROJECTION = "projection.nc"  # the projection (the default of the config's `output`)
+TARGETS = "targets.csv"  # each target: met or not, first year met, land needed
+REGIONS = "regions.csv"  # every region's urban share in targets.region_years
+REPORT = "report.txt"  # the target report as text
+STATUS = "status.json"  # running / ok (with every file's SHA-256) / failed
+FIGURES = "figures"  # folder of the run's figures
+REPORT_HTML = "report.html"  # python -m sim.report
+# A sweep directory (python -m sim.collect)
+COLLECTED = "collected.nc"
+COLLECTED_ZARR = "collected.zarr"
+COLLECTED_TARGETS = "collected_targets.csv"
+# python -m sim.compare
+TARGET_GAPS = "target_gaps.csv"
+# python -m sim.solve
+SOLVE = "solve.json"
+SOLVE_PATH = "solve_path.csv"
+# python -m calibration (a run directory) and python -m calibration.backtest
+FITTED = "fitted.csv"
+PARAMETERS = "parameters.csv"
+POSTERIOR = "posterior.nc"
+FIT_REPORT = "fit_report.md"
+CALIBRATION = "calibration.json"
+BACKTEST = "backtest.csv"
+BACKTEST_SUMMARY = "backtest_summary.csv"
+# python -m experiments.sensitivity
+SOBOL_INDICES = "sobol_indices.csv"
+SENSITIVITY = "sensitivity.json"
+# The inputs shipped in sim/data (python -m sim.derive)
+BOUNDARIES = "guangxi_prefectures_boundaries.json"  # prefecture outlines for the maps
+OBSERVED = "guangxi_observed.csv"  # the observed series the calibration fits
+
+
+def inputs_name(geography: str, year: int) -> str:
+    """The inputs of ``geography`` at census ``year`` (``sim/data``, or the cache of derived ones)."""
+    return f"{geography}_{year}.nc"
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the usual permissions (mkstemp makes it private) and
+    rename it onto ``path`` in one step, so that readers see the old file or the new one."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to ``path`` atomically: a temporary file in the same directory, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        enc = {k: {"zlib": True, "complevel": 4} for k in ds.data_vars}
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a text file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

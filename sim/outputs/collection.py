@@ -1,0 +1,207 @@
+"""Combining a sweep's jobs into one dataset and one table (the library of
+``python -m sim.collect``, whose docstring says what goes in and what is written)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xarray as xr
+
+from sim import files
+from sim.files import write_netcdf, write_text
+from sim.outputs.runs import NOT_RESULTS, is_complete, open_run, read_status
+from sim.outputs.targets import to_csv
+
+SLICE_KEYS = ("draws.start", "draws.count")
+# overrides that do not change a job's results: sim.app.NOT_RESULTS, figures, Hydra's own
+IGNORED_PREFIXES = ("figures.", "hydra.", "hydra/")
+FORMATS = ("netcdf", "zarr")
+
+
+class CollectError(ValueError):
+    """The sweep cannot be combined (no finished job, overlapping draw slices, ...)."""
+
+
+@dataclass
+class Job:
+    path: Path
+    status: str
+    message: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> dict[str, str]:
+        """The overrides as ``{key: value}``."""
+        return dict(o.lstrip("+~").partition("=")[::2] for o in self.overrides)
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Overrides that define the scenario (the draw slice and result-neutral keys left out)."""
+        return {k: v for k, v in self.pairs.items() if k not in SLICE_KEYS and k not in NOT_RESULTS and not k.startswith(IGNORED_PREFIXES)}
+
+    @property
+    def label(self) -> str:
+        s = self.settings
+        return ",".join(f"{k}={v}" for k, v in s.items()) or "default"
+
+
+def _job_order(p: Path):
+    rel = p.parts
+    return tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in rel)
+
+
+def find_jobs(sweep_dir: str | Path) -> list[Job]:
+    """Every job under ``sweep_dir`` with its state: ``ok`` (complete), ``failed``, or
+    ``incomplete`` (running, killed midway, or a file missing or changed since it finished)."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise CollectError(f"{root}: not a directory (a sweep directory, e.g. multirun/2026-11-21/10-00-00-123456, is expected)")
+    jobs = []
+    for st_path in sorted(root.rglob(files.STATUS), key=lambda p: _job_order(p.parent.relative_to(root))):
+        if any(part.startswith(".") for part in st_path.relative_to(root).parts):
+            continue  # .submitit and other tool folders
+        d = st_path.parent
+        st = read_status(d)
+        state = st.get("status", "unreadable")
+        if state == "ok" and not is_complete(d):
+            state, msg = "incomplete", "status ok but a listed file is missing or changed"
+        elif state == "running":
+            state, msg = "incomplete", "did not finish (killed, timed out, or still running)"
+        else:
+            msg = f"{st.get('error', '')}: {st.get('message', '')}" if state == "failed" else ""
+        jobs.append(Job(d, state, msg, list(st.get("overrides", []))))
+    if not jobs:
+        raise CollectError(f"{root}: no job directories (none has a {files.STATUS})")
+    return jobs
+
+
+def _join_slices(label: str, parts: list[tuple[Job, xr.Dataset]]) -> xr.Dataset:
+    """One scenario's jobs joined along ``draw`` (a single job is returned as it is)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    if any("draw" not in ds.dims for _, ds in parts):
+        dirs = [str(j.path) for j, ds in parts if "draw" not in ds.dims]
+        raise CollectError(f"{label}: {len(parts)} jobs with the same settings but {dirs} has no draw dimension; runs repeated with the same overrides cannot be combined")
+    parts = sorted(parts, key=lambda p: int(p[1].draw.values[0]))
+    expected = int(parts[0][1].draw.values[0])
+    for job, ds in parts:
+        first, last = int(ds.draw.values[0]), int(ds.draw.values[-1])
+        if first != expected:
+            kind = "overlap" if first < expected else "gap"
+            raise CollectError(f"{label}: draw slices {kind} at draw {min(first, expected)} ({job.path} starts at {first}, the previous slice ends at {expected - 1})")
+        expected = last + 1
+    return xr.concat([ds for _, ds in parts], dim="draw", data_vars="minimal", coords="minimal", compat="override", combine_attrs="drop_conflicts")
+
+
+def collect(sweep_dir: str | Path) -> tuple[xr.Dataset, list[Job], list[dict]]:
+    """Combine the finished jobs under ``sweep_dir``: ``(dataset, jobs, target rows)``."""
+    jobs = find_jobs(sweep_dir)
+    groups: dict[str, list[tuple[Job, xr.Dataset]]] = {}
+    for j in jobs:
+        if j.status == "ok":
+            groups.setdefault(j.label, []).append((j, open_run(j.path / files.PROJECTION)))
+    if not groups:
+        raise CollectError(f"{sweep_dir}: no finished job to combine; " + "; ".join(f"{j.path.name}: {j.status} {j.message}".strip() for j in jobs))
+
+    # keys swept (taking more than one value across the scenarios) become coordinates
+    settings = {lab: parts[0][0].settings for lab, parts in groups.items()}
+    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
+    swept = [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
+
+    per = []
+    with_draws = any("draw" in ds.dims for parts in groups.values() for _, ds in parts)
+    residual = 0.0
+    for lab, parts in groups.items():
+        ds = _join_slices(lab, parts)
+        residual = max([residual] + [float(d.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, d in parts])
+        if with_draws and "draw" not in ds.dims:
+            ds = ds.expand_dims(draw=[0])
+        ds = ds.rename({"scenario": "scenario_name"}) if "scenario" in ds.coords else ds
+        first = parts[0][1]
+        ds = ds.assign_coords(
+            config_json=first.attrs.get("config_json", ""),
+            job_dirs=",".join(str(j.path.relative_to(sweep_dir)) for j, _ in parts),
+            **{_coord(k): settings[lab].get(k, "") for k in swept},
+        )
+        per.append(ds)
+    out = xr.concat(per, dim="scenario", data_vars="all", coords="different", compat="equals", join="outer", combine_attrs="drop_conflicts")
+    out = out.assign_coords(scenario=("scenario", list(groups)))
+    for k in ("config_json", "overrides", "accounting_max_abs_residual_persons", "capped_cells_total", "scenario"):
+        out.attrs.pop(k, None)
+    out.attrs.update(
+        {
+            "title": f"Collected sweep: {len(groups)} scenario(s) from {sweep_dir}",
+            "sweep_dir": str(sweep_dir),
+            "levers": json.dumps([_coord(k) for k in swept]),
+            "accounting_max_abs_residual_persons": residual,
+            "jobs_total": len(jobs),
+            "jobs_collected": sum(len(p) for p in groups.values()),
+            "jobs_not_collected": json.dumps([{"dir": str(j.path.relative_to(sweep_dir)), "status": j.status, "message": j.message} for j in jobs if j.status != "ok"]),
+        }
+    )
+    for name in out.data_vars:  # per-job attributes were identical, keep units and long_name
+        out[name].attrs = per[0][name].attrs
+    return out, jobs, _target_rows(sweep_dir, jobs, swept)
+
+
+def _coord(key: str) -> str:
+    return "scenario_name" if key == "scenario" else key.replace("/", ".")
+
+
+def _target_rows(sweep_dir, jobs: list[Job], swept: list[str]) -> list[dict]:
+    rows = []
+    for j in jobs:
+        head = {"job": str(j.path.relative_to(sweep_dir)), "status": j.status, "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}}
+        head.update({"draws_start": j.pairs.get("draws.start", ""), "draws_count": j.pairs.get("draws.count", "")})
+        f = j.path / files.TARGETS
+        if j.status == "ok" and f.is_file():
+            with open(f, newline="", encoding="utf-8") as fh:
+                rows += [{**head, "message": "", **r} for r in csv.DictReader(fh)]
+        else:
+            rows.append({**head, "message": j.message})
+    return rows
+
+
+def write_zarr(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write a Zarr store atomically: a temporary directory beside it, then renamed into place."""
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        ds.to_zarr(tmp / "store", mode="w", zarr_format=2)  # format 2: stable for the string coordinates, read by every Zarr library
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp / "store", path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp / "store", path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def open_collected(path: str | os.PathLike) -> xr.Dataset:
+    """Open a collected sweep with each lever coordinate indexed, so that
+    ``ds.sel({"policy.hukou": "full_opening"})`` selects by lever value."""
+    path = Path(path)
+    ds = xr.open_zarr(path).load() if path.is_dir() else open_run(path)
+    for name in json.loads(ds.attrs.get("levers", "[]")):
+        ds = ds.set_xindex(name)
+    return ds
+
+
+def write_collected(ds: xr.Dataset, rows: list[dict], out: str | os.PathLike, fmt: str = "netcdf") -> tuple[Path, Path]:
+    """Write the collected dataset (``fmt``: netcdf or zarr) and the target table into ``out``."""
+    if fmt not in FORMATS:
+        raise CollectError(f"format = {fmt!r}: allowed values are {', '.join(FORMATS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_zarr(ds, out / files.COLLECTED_ZARR) if fmt == "zarr" else write_netcdf(ds, out / files.COLLECTED)
+    return path, write_text(to_csv(rows), out / files.COLLECTED_TARGETS)
