@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from sim import files
 from sim.config.schema import ConfigError
 
 VARIABLES = ("urban_share", "population", "births", "deaths")
@@ -185,8 +186,8 @@ def backtest(projection: str | Path, observed: str | Path, out: str | Path | Non
         print(f"note: {skipped} observed row(s) outside the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])} not scored", file=sys.stderr)
     out = Path(out) if out is not None else projection.parent
     out.mkdir(parents=True, exist_ok=True)
-    write_text(_table(per_row), out / "backtest.csv")
-    write_text(_table(summary), out / "backtest_summary.csv")
+    write_text(_table(per_row), out / files.BACKTEST)
+    write_text(_table(summary), out / files.BACKTEST_SUMMARY)
     return per_row, summary
 
 

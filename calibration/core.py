@@ -1,7 +1,7 @@
 """Calibration to 2010-2020: parameter space, targets, fit, identifiability, posterior draws.
 
 The engine's guessed parameters become multipliers ``exp(theta)`` (``params.factors`` and
-``params.region_factors``, see :mod:`sim.schema`). The fit is a maximum a posteriori estimate:
+``params.region_factors``, see :mod:`sim.config.schema`). The fit is a maximum a posteriori estimate:
 weighted least squares of the whitened residuals ``(model - observed) / sd`` of every target,
 plus the prior's ``theta / prior_sd`` (:func:`scipy.optimize.least_squares`). The posterior is
 approximated at the optimum by a Gaussian with precision ``J'J`` (Laplace), which gives the identifiability report and preconditions the sampler: a

@@ -31,6 +31,7 @@ from calibration.core import (
     simulate,
     summary_stats,
 )
+from sim import files
 from sim.config.schema import Config, ConfigError, validate
 from sim.files import write_text
 from sim.inputs.load import load_inputs
@@ -191,15 +192,15 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
         posterior_evaluations=post.evaluations if post else 0, posterior_seconds=post.seconds if post else 0.0,
         statistics=stats, factors=factors, region_factors=region_factors,
     )
-    written = [write_text(_csv(table), out_dir / "fitted.csv"), write_text(_csv(ident), out_dir / "parameters.csv")]
+    written = [write_text(_csv(table), out_dir / files.FITTED), write_text(_csv(ident), out_dir / files.PARAMETERS)]
     source = f"python -m calibration, fit until {c.fit_until}, code {meta['code_version']}, config {digest[:12]}"
     if post is not None:
         ens = _ensemble_dataset(problem, post.thetas, {"source": source, "sampler": c.sampler, "code_version": meta["code_version"], "config_sha256": digest, "inputs_sha256": inputs_sha})
-        written.append(_write_netcdf(ens, out_dir / "posterior.nc"))
+        written.append(_write_netcdf(ens, out_dir / files.POSTERIOR))
     meta["seconds"] = time.perf_counter() - t0
     report = format_report(problem, f, stats, ident, meta)
-    written.append(write_text(report, out_dir / "fit_report.md"))
-    written.append(write_text(json.dumps({**meta, "config": dataclasses.asdict(cfg)}, indent=1, default=str) + "\n", out_dir / "calibration.json"))
+    written.append(write_text(report, out_dir / files.FIT_REPORT))
+    written.append(write_text(json.dumps({**meta, "config": dataclasses.asdict(cfg)}, indent=1, default=str) + "\n", out_dir / files.CALIBRATION))
     if c.write_params:
         pdir = repo_path(c.params_dir)
         pdir.mkdir(parents=True, exist_ok=True)

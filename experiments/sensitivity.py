@@ -3,10 +3,10 @@
 ``python -m experiments.sensitivity [--spec FILE] [--samples N] [--out DIR] [override ...]``
 
 Factors and ranges come from ``experiments/sensitivity.yaml`` (``--spec``); each factor multiplies
-one parameter of the base scenario (the per-draw multipliers of :mod:`sim.model`). SALib's
+one parameter of the base scenario (the per-draw multipliers of :mod:`sim.engine.model`). SALib's
 Saltelli sampling (Sobol' sequence, ``N x (k + 2)`` points for ``k`` factors, no second-order
 terms) gives one parameter set per point; all of them are projected as the draws of one ensemble,
-in batches, with reduced outputs (:func:`sim.runner.project_summary`). Outputs (Guangxi):
+in batches, with reduced outputs (:func:`sim.engine.runner.project_summary`). Outputs (Guangxi):
 
 - ``urban_share_2025``, ``urban_share_2035``: resident urbanization rate;
 - ``land_needed_2035_km2``: urban land needed at the per-capita standard for the 2035 urban residents;
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from sim import files
 
 SPEC = Path(__file__).with_name("sensitivity.yaml")
 OUTPUTS = ("urban_share_2025", "urban_share_2035", "land_needed_2035_km2", "urban_land_2035_km2")
@@ -150,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(to_csv([{k: (round(float(v), 6) if k not in ("output", "factor") else v) for k, v in r.items()} for r in rows]), out / "sobol_indices.csv")
+    write_text(to_csv([{k: (round(float(v), 6) if k not in ("output", "factor") else v) for k, v in r.items()} for r in rows]), out / files.SOBOL_INDICES)
     figure(rows, out / "sobol_indices.png")
     meta = {"spec": spec, "config": dataclasses.asdict(cfg), "code_version": code_version(), "input_sha256": inputs_sha, "seconds": round(seconds, 2), **info}
-    write_text(json.dumps(meta, indent=1, default=str) + "\n", out / "sensitivity.json")
+    write_text(json.dumps(meta, indent=1, default=str) + "\n", out / files.SENSITIVITY)
     print(f"{info['runs']} projections in {seconds:.1f} s")
     for o in OUTPUTS:
         print(f"\n{o}: mean {info['outputs'][o]['mean']:.4g}, 90 % range {info['outputs'][o]['p5']:.4g} .. {info['outputs'][o]['p95']:.4g}")

@@ -1,7 +1,7 @@
 """Urban construction land and the capacity brake on urban inflows.
 
 Each region's urban land ``L`` (km2) grows every year by a quota (applied in the step, see
-:mod:`sim.reference`)
+:mod:`sim.engine.reference`)
 
     base quota + m2 per migrant settled the year before (人地挂钩) + rural land released (增减挂钩),
 

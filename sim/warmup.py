@@ -1,7 +1,7 @@
 """Fill the numba cache once, before a sweep or a SLURM array is submitted: ``python -m sim.warmup``.
 
 Compiles the kernel for its three layouts (serial, by draw, by region) and the ensemble path with
-reduced outputs (:func:`sim.kernel.summary`) into the cache directory
+reduced outputs (:func:`sim.engine.kernel.summary`) into the cache directory
 (``NUMBA_CACHE_DIR``, else numba's default beside the sources), so that the jobs of an array load
 the compiled code instead of each compiling it (20 s or more a job on 2 cores). Run it on a node
 of the same CPU type as the compute nodes, with the same ``NUMBA_CACHE_DIR`` the jobs will see.
@@ -33,7 +33,7 @@ def warmup() -> dict:
     from sim.engine.runner import project_summary
 
     project_summary(model)
-    return {"seconds": time.perf_counter() - t0, "cache_dir": os.environ.get("NUMBA_CACHE_DIR", "(numba default: __pycache__ beside sim/kernel.py)")}
+    return {"seconds": time.perf_counter() - t0, "cache_dir": os.environ.get("NUMBA_CACHE_DIR", "(numba default: __pycache__ beside sim/engine/kernel.py)")}
 
 
 def main() -> int:

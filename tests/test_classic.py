@@ -21,7 +21,7 @@ SWEDEN_F[3:10] = [0.0120, 0.0908, 0.1499, 0.1125, 0.0441, 0.0074, 0.0003]
 
 def leslie(L, m):
     """Leslie matrix of the female-dominant CCMPP (radix-1 L, last value T of the open group),
-    written out independently of sim.classic: sub-diagonal L(x+5)/L(x), open group
+    written out independently of sim.engine.classic: sub-diagonal L(x+5)/L(x), open group
     L(z)/(L(z-5)+L(z)) in both of its last cells, first row L(0)/2 (m(x) + m(x+5) S(x))."""
     n = len(L)
     M = np.zeros((n, n))

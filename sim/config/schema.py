@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from models import names as model_names
+from sim import files
 from sim.config.parameters import CALIBRATED_PARAMETERS, REGIONAL_PARAMETERS, UNCERTAIN_PARAMETERS
 
 GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties", "china_prefectures", "china_counties")
@@ -261,7 +262,7 @@ class Config:
     params: ParamsConfig = field(default_factory=ParamsConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     backend: str = _f("numba", choices=("numba", "numpy"))
-    output: str = "projection.nc"
+    output: str = files.PROJECTION
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")
     figures: FiguresConfig = field(default_factory=FiguresConfig)
     quiet: bool = False

@@ -1,5 +1,5 @@
 """The numba kernel of one annual step. It has the same events, order and conventions as
-:mod:`sim.reference` (whose docstring describes the model).
+:mod:`sim.engine.reference` (whose docstring describes the model).
 
 Work is split into units of one (draw, region). Only the destination choice mixes regions; it
 is one matrix product over the flattened (sex, age) cells, in blocks of destinations.
@@ -18,6 +18,12 @@ For timing ``even``, A is preceded by a first half of the moves and its own arri
 scratch state, the draw's parameter multipliers applied in the kernel.
 
 Parameter arrays whose draw axis has length 1 are shared by every draw (index ``d % len``).
+
+The kernel keeps flat arguments and positions for speed; each comes from one declaration: the
+state positions (RURAL, URBAN_LOCAL, URBAN_MIGRANT, AWAY) and the flow positions (F_*) from
+:mod:`sim.axes` (``STATES``, ``FLOW_TABLE``), the fields of a step from
+:class:`sim.engine.contract.StepInputs`, the rows of the per-draw factor table from the parameter
+table (:mod:`sim.config.parameters`), the compile options from :mod:`sim.engine.jit`.
 """
 
 from __future__ import annotations
@@ -612,7 +618,7 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
 
 
 def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInputs, out: StepOutputs, *, layout: str = "auto") -> None:
-    """Same contract as :func:`sim.reference.step`, compiled.
+    """Same contract as :func:`sim.engine.reference.step`, compiled.
 
     ``layout``: ``"draw"`` (a draw per thread), ``"region"`` ((draw, region) units per thread,
     stage by stage), ``"serial"`` (draws in sequence on this thread) or ``"auto"``: by region
@@ -708,6 +714,7 @@ def _summarise(x, land, births, deaths, out):
     year's ``births[R, K, S]`` and ``deaths[R, K, S, A]`` (by the state of mother / of the dead)."""
     R, K, S, A = x.shape
     for r in range(R):
+        # residents: every state but away (sim.axes.residents, summed here state by state)
         rural, local, migrant = _total(x[r, RURAL]), _total(x[r, URBAN_LOCAL]), _total(x[r, URBAN_MIGRANT])
         out[r, 0] = rural + local + migrant
         out[r, 1] = local + migrant

@@ -115,12 +115,12 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
     """The projection of :func:`project` reduced to totals per year, draw and region: memory
     grows with years x draws x regions only, so ensembles of many thousands of draws fit.
     With numba, the whole ensemble is one kernel call that runs every year of a draw in a
-    thread's own scratch state (:func:`sim.kernel.summary`); the NumPy reference reduces the
+    thread's own scratch state (:func:`sim.engine.kernel.summary`); the NumPy reference reduces the
     full projection year by year."""
     cfg = model.cfg
     years = np.arange(cfg.start_year, cfg.end_year + 1)
     D, R = model.draws, model.pop0.shape[0]
-    n = len(dataclasses.fields(Summary)) - 1  # the columns of sim.kernel.N_SUMMARY
+    n = len(dataclasses.fields(Summary)) - 1  # the columns of sim.engine.kernel.N_SUMMARY
     if backend == "numba":
         from sim.engine.kernel import summary
 

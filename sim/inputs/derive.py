@@ -509,7 +509,7 @@ def build_china(census_dir: Path, geography: str) -> xr.Dataset:
     extra = {"province_code": ("region", [u[:2] for u in unit]), "province_zh": ("region", [bounds[u][3] for u in unit])}
     ds = inputs_dataset(geography, 2020, region, prefecture, name_zh, region, lon, lat, groups, residents, urban, cp, helse, away, st, np.array([srb_unit[u] for u in unit]), dist, meta["path"], extra)
     ds.attrs["unmatched_rows"] = "; ".join(meta["unmatched"]) or "none"
-    ds.attrs["derived_by"] = "sim.derive.build_china, on first use (sim.inputs); methods: sim/data/PROVENANCE.md"
+    ds.attrs["derived_by"] = "sim.inputs.derive.build_china, on first use (sim.inputs); methods: sim/data/PROVENANCE.md"
     return ds
 
 

@@ -19,7 +19,7 @@ from sim.outputs.runs import NOT_RESULTS, is_complete, open_run, read_status
 from sim.outputs.targets import to_csv
 
 SLICE_KEYS = ("draws.start", "draws.count")
-# overrides that do not change a job's results: sim.app.NOT_RESULTS, figures, Hydra's own
+# overrides that do not change a job's results: sim.outputs.runs.NOT_RESULTS, figures, Hydra's own
 IGNORED_PREFIXES = ("figures.", "hydra.", "hydra/")
 FORMATS = ("netcdf", "zarr")
 

@@ -146,7 +146,7 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws: bool = False) -> xr.Dataset:
-    """An ensemble's reduced projection (:class:`sim.runner.Summary`) as quantiles over draws
+    """An ensemble's reduced projection (:class:`sim.engine.runner.Summary`) as quantiles over draws
     (:data:`QUANTILES`) per year and region, and of the totals of all regions; with
     ``keep_draws`` also every draw's urban share per year and region."""
     inp = model.inputs

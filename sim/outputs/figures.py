@@ -1,6 +1,6 @@
 """Figures of one or several projections (matplotlib, object-oriented: no pyplot state).
 
-Every function takes output datasets (``projection.nc`` as written by :mod:`sim.io`) and returns
+Every function takes output datasets (``projection.nc`` as written by :mod:`sim.outputs.dataset`) and returns
 a :class:`matplotlib.figure.Figure`; :func:`write_figures` saves a run's set atomically.
 Several runs are passed as ``{label: dataset}`` and drawn one colour per run. Ensembles (a
 ``draw`` dimension) are drawn as their median with 50 % and 90 % bands (a fan chart).
@@ -401,7 +401,7 @@ def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
 
 
 def run_figures(ds: xr.Dataset, fcfg) -> dict[str, Figure]:
-    """The standard set for one run, by file stem (``fcfg``: :class:`sim.schema.FiguresConfig`)."""
+    """The standard set for one run, by file stem (``fcfg``: :class:`sim.config.schema.FiguresConfig`)."""
     figs = {
         "urban_share": urban_share_figure(ds),
         "regions": regions_figure(ds),

@@ -36,7 +36,7 @@ def _met(value, op, required, tol):
 
 
 def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = None) -> xr.DataArray:
-    """The path of ``variable`` (see :data:`sim.schema.TARGET_VARIABLES`) for a region or an
+    """The path of ``variable`` (see :data:`sim.config.schema.TARGET_VARIABLES`) for a region or an
     aggregate of regions, over ``year`` (and ``draw`` for an ensemble)."""
     sel = ds.isel(region=np.flatnonzero(region_selection(ds, region, groups or {})))
     states = sel.population.sum(("sex", "age", "region"))
