@@ -156,7 +156,7 @@ def score(ds: xr.Dataset, rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return per_row, summary
 
 
-def _table(rows: list[dict]) -> str:
+def csv_table(rows: list[dict]) -> str:
     import io
 
     buf = io.StringIO()
@@ -186,8 +186,8 @@ def backtest(projection: str | Path, observed: str | Path, out: str | Path | Non
         print(f"note: {skipped} observed row(s) outside the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])} not scored", file=sys.stderr)
     out = Path(out) if out is not None else projection.parent
     out.mkdir(parents=True, exist_ok=True)
-    write_text(_table(per_row), out / files.BACKTEST)
-    write_text(_table(summary), out / files.BACKTEST_SUMMARY)
+    write_text(csv_table(per_row), out / files.BACKTEST)
+    write_text(csv_table(summary), out / files.BACKTEST_SUMMARY)
     return per_row, summary
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from calibration.backtest import _table as _csv
+from calibration.backtest import csv_table as _csv
 from calibration.backtest import read_observed
 from calibration.core import (
     Problem,
