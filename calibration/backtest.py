@@ -26,7 +26,9 @@ import xarray as xr
 from sim import files
 from sim.config.schema import ConfigError
 
-VARIABLES = ("urban_share", "population", "births", "deaths")
+# what an observed file may hold; the projection is scored on SCORED (the others are calibration targets)
+VARIABLES = ("urban_share", "population", "births", "deaths", "birth_rate", "death_rate", "e0", "urban_share_original")
+SCORED = ("urban_share", "population", "births", "deaths")
 COLUMNS = ("year", "region", "variable", "value")
 COUNTS = ("population", "births", "deaths")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -63,7 +65,7 @@ def read_observed(path: str | Path, *, regions: list[str] | None = None) -> list
                 raise ConfigError(f"{where}, column variable: unknown variable {r['variable']!r}; known: {', '.join(VARIABLES)}")
             if regions is not None and r["region"] not in regions:
                 raise ConfigError(f"{where}, column region: unknown region {r['region']!r}; known: {', '.join(regions)}")
-            if r["variable"] == "urban_share" and not 0.0 <= value <= 1.0:
+            if r["variable"] in ("urban_share", "urban_share_original") and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{where}, column value: urban_share {value} must be a fraction between 0 and 1")
             rows.append({**r, "year": year, "value": value, "row": i})
     if not rows:
@@ -123,7 +125,7 @@ def score(ds: xr.Dataset, rows: list[dict]) -> tuple[list[dict], list[dict]]:
     per_row = []
     years = set(int(y) for y in ds.year.values)
     for r in rows:
-        if r["year"] not in years:  # outside the projection: not scored (backtest() reports them)
+        if r["year"] not in years or r["variable"] not in SCORED:  # outside the projection, or not a projected variable: not scored
             continue
         v = _values(ds, r["region"], r["variable"], r["year"])
         if quant:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from sim.axes import N_GROUPS, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age, residents
+from sim.axes import N_GROUPS, RESIDENT_STATES, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age, residents
 from sim.config.parameters import BY_NAME as PARAMETER_TABLE
 from sim.config.parameters import FACTOR_FIELD, REGIONAL_PARAMETERS, SHARED_FIT
 from sim.engine.model import build_model
@@ -104,13 +104,18 @@ class Space:
 @dataclass
 class Simulated:
     """What the targets need from a projection: totals per year (rows: ``years``) and region,
-    the residents by sex and census age group and the unsettled urban migrants at the end."""
+    the year's births and deaths (resident states), Guangxi's life expectancy, the residents by
+    sex and census age group and the unsettled urban migrants at the end."""
 
     years: np.ndarray
     residents: np.ndarray  # (D, Y, R)
     urban: np.ndarray  # (D, Y, R)
     groups: np.ndarray  # (D, R, sex, group) residents at the last year
     migrants: np.ndarray  # (D, R) urban_migrant at the last year
+    births: np.ndarray | None = None  # (D, Y, R) in the year (0 in the jump-off year)
+    deaths: np.ndarray | None = None  # (D, Y, R)
+    e0: np.ndarray | None = None  # (D, Y) life expectancy at birth of Guangxi's residents (life tables of the year, resident-weighted)
+    urban_basis: float = 1.0  # the observation model's basis multiplier (params.factors.urban_basis)
 
 
 def _group_matrix() -> np.ndarray:
@@ -128,14 +133,24 @@ def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulat
     R = model.pop0.shape[0]
     res = np.zeros((D, len(years), R))
     urb = np.zeros((D, len(years), R))
+    births = np.zeros((D, len(years), R))
+    deaths = np.zeros((D, len(years), R))
+    e0 = np.full((D, len(years)), np.nan)
     last = None
-    for i, pop, _, _ in steps(model, D, backend, False):
+    for i, pop, _, out in steps(model, D, backend, False):
         tot = pop.sum(axis=(3, 4))  # (D,R,K)
         res[:, i] = residents(tot)
         urb[:, i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
+        if out is not None:
+            births[:, i] = out.births[:, :, RESIDENT_STATES].sum(axis=(2, 3))
+            deaths[:, i] = out.deaths[:, :, RESIDENT_STATES].sum(axis=(2, 3, 4))
+            w = pop[:, :, RESIDENT_STATES].sum(axis=-1)  # (D,R,K',S) residents by state and sex
+            e = model.e0(int(years[i]))[:, RESIDENT_STATES]  # (R,K',S)
+            e0[:, i] = (w * e).sum(axis=(1, 2, 3)) / w.sum(axis=(1, 2, 3))
         last = pop
     groups = residents(last, axis=2) @ _group_matrix()  # (D,R,S,G)
-    return Simulated(years, res, urb, groups, last[:, :, URBAN_MIGRANT].sum(axis=(2, 3)))
+    return Simulated(years, res, urb, groups, last[:, :, URBAN_MIGRANT].sum(axis=(2, 3)), births, deaths, e0,
+                     float(cfg.params.factors.get("urban_basis", 1.0)))
 
 
 @dataclass
@@ -158,25 +173,53 @@ class Block:
         return self.weight * (m - self.observed) / self.sd
 
 
-# measurement and model-error s.d. of each target (documented in calibration/README.md)
+# measurement and model-error s.d. of each target (documented in calibration/README.md); the
+# annual series' s.d. is multiplied by its grade's factor (A: an official table; B: quoted by a
+# secondary source; C: derived or uncertain)
 TARGET_SD = {
     "urban_share": 0.004,  # 0.4 percentage point
     "residents": 0.008,  # 0.8 %
-    "age_sex_share": 0.006,  # 0.6 % of a prefecture's residents in one age-sex group
+    # a prefecture's age-sex group as a share of its residents: 8 % of the share, plus 0.05 % of
+    # the residents (small groups), so that the young groups that carry births and the
+    # childbearing ages are held as closely as the large ones, relative to their size
+    "age_sex_share": 0.08,
+    "age_sex_share_floor": 0.0005,
     "hukou_elsewhere": 0.15,  # 15 %: the urban_migrant stock is itself an estimate
     "guangxi_residents": 0.005,  # 0.5 %
     "guangxi_urban_share": 0.005,
+    "guangxi_urban_share_original": 0.004,  # on the pre-census basis, through the basis term
+    "guangxi_births": 0.02,  # 2 %
+    # 5 %: the annual sample survey's birth rates fall short of the births the counts and the 2020
+    # census cohorts imply (2016: 13.82 per 1000 is 0.67 M births; the bulletin's count 0.77 M;
+    # the census has 0.79 M aged 3 in 2020)
+    "guangxi_birth_rate": 0.05,
+    "guangxi_deaths": 0.03,  # 3 %: the model's mortality has one shape for every year
+    "guangxi_death_rate": 0.03,
+    "guangxi_e0": 0.3,  # years
+    "guangxi_age0": 0.02,  # the 2020 census's children aged 0 (births Nov 2019 - Oct 2020 that survived)
 }
+GRADE_SD = {"A": 1.0, "B": 1.5, "C": 3.0}
+# the original (pre-census) urban share: the model's minus BASIS_OFFSET_2020 x urban_basis in
+# 2020, linear from 0 in the 2010 census (the 2020 census put Guangxi about 3 points above the
+# 2019 figure on the old basis: shared/data/README.md)
+BASIS_OFFSET_2020 = 0.03
+BASIS_START = 2010
 
 
 def census_targets(inputs_end: xr.Dataset, observed_rows: list[dict], *, start_year: int, fit_until: int, census_year: int = 2020) -> list[Block]:
     """The targets up to ``fit_until``: per prefecture the census of ``census_year`` (residents,
     urban share, 19 age groups by sex, residents with hukou elsewhere through the urban_migrant
     stock the inputs derive from them, city-proper residents: reported only, as the engine
-    carries them as a fixed share of urban residents), and for Guangxi the observed series
-    (``observed_rows``: year, region, variable, value) between the start and the census."""
+    carries them as a fixed share of urban residents; Guangxi's children aged 0), and for
+    Guangxi the observed series (``observed_rows``: year, region, variable, value, grade)
+    between the start and the census: residents, the urban share on the original basis,
+    births, deaths, their crude rates and life expectancy, each weighted by its grade."""
     regions = [str(r) for r in inputs_end.region.values]
     blocks = []
+
+    def at(sim, year):
+        return int(np.flatnonzero(sim.years == year)[0])
+
     if fit_until >= census_year:
         res = inputs_end.residents.values.astype(float)
         urb = inputs_end.urban.values.astype(float)
@@ -185,38 +228,64 @@ def census_targets(inputs_end: xr.Dataset, observed_rows: list[dict], *, start_y
         labels_g = [f"{r}:{s}:{g}" for r in regions for s in inputs_end.sex.values for g in inputs_end.age_group.values]
 
         def at_end(sim):
-            return int(np.flatnonzero(sim.years == census_year)[0])
+            return at(sim, census_year)
 
         blocks += [
             Block("urban_share", regions, urb / res, np.full(len(regions), TARGET_SD["urban_share"]), "share", lambda s: s.urban[:, at_end(s)] / s.residents[:, at_end(s)], "1"),
             Block("residents", regions, res, np.full(len(regions), TARGET_SD["residents"]), "log", lambda s: s.residents[:, at_end(s)], "persons"),
-            Block("age_sex_share", labels_g, (grp / res[:, None, None]).ravel(), np.full(grp.size, TARGET_SD["age_sex_share"]), "share",
+            Block("age_sex_share", labels_g, (grp / res[:, None, None]).ravel(), TARGET_SD["age_sex_share"] * (grp / res[:, None, None]).ravel() + TARGET_SD["age_sex_share_floor"], "share",
                   lambda s: (s.groups / s.residents[:, at_end(s), :, None, None]).reshape(len(s.groups), -1), "1"),
             Block("hukou_elsewhere", regions, mig, np.full(len(regions), TARGET_SD["hukou_elsewhere"]), "log", lambda s: s.migrants, "persons (urban_migrant stock)"),
+            Block("guangxi_age0", [f"Guangxi:{census_year}"], np.array([grp[:, :, 0].sum()]), np.array([TARGET_SD["guangxi_age0"]]), "log",
+                  lambda s: s.groups[:, :, :, 0].sum(axis=(1, 2))[:, None], "persons"),
         ]
         cp = inputs_end.city_proper.values.astype(float)
         ok = np.isfinite(cp)
         if ok.all():
             share = cp / urb
             blocks.append(Block("city_proper", regions, cp, np.full(len(regions), 0.01), "log", lambda s: s.urban[:, at_end(s)] * share, "persons", weight=0.0))
-    for variable, key, sdk in (("population", "guangxi_residents", "guangxi_residents"), ("urban_share", "guangxi_urban_share", "guangxi_urban_share")):
-        rows = sorted((r for r in observed_rows if r["region"] == "Guangxi" and r["variable"] == variable and start_year < int(r["year"]) <= fit_until and int(r["year"]) != census_year), key=lambda r: int(r["year"]))
+    series = (
+        ("population", "guangxi_residents", "log", "persons"),
+        ("urban_share", "guangxi_urban_share", "share", "1"),
+        ("urban_share_original", "guangxi_urban_share_original", "share", "1"),
+        ("births", "guangxi_births", "log", "persons"),
+        ("birth_rate", "guangxi_birth_rate", "log", "per person-year"),
+        ("deaths", "guangxi_deaths", "log", "persons"),
+        ("death_rate", "guangxi_death_rate", "log", "per person-year"),
+        ("e0", "guangxi_e0", "share", "years"),
+    )
+    for variable, key, scale, units in series:
+        rows = sorted((r for r in observed_rows if r["region"] == "Guangxi" and r["variable"] == variable and start_year < int(r["year"]) <= fit_until
+                       and not (int(r["year"]) == census_year and variable in ("population", "urban_share"))), key=lambda r: int(r["year"]))
         if not rows:
             continue
         yrs = np.array([int(r["year"]) for r in rows])
         obs = np.array([float(r["value"]) for r in rows])
-        get = _guangxi_getter(variable, yrs)
-        blocks.append(Block(key, [f"Guangxi:{y}" for y in yrs], obs, np.full(len(yrs), TARGET_SD[sdk]), "log" if variable == "population" else "share", get, "persons" if variable == "population" else "1"))
+        sd = np.array([TARGET_SD[key] * GRADE_SD.get(str(r.get("grade") or "A"), 1.0) for r in rows])
+        blocks.append(Block(key, [f"Guangxi:{y}" for y in yrs], obs, sd, scale, _guangxi_getter(variable, yrs), units))
     return blocks
 
 
 def _guangxi_getter(variable: str, yrs: np.ndarray):
-    """Simulated -> (D, len(yrs)): Guangxi's residents or urban share in ``yrs``."""
+    """Simulated -> (D, len(yrs)): a Guangxi series in ``yrs``."""
 
     def get(s: Simulated) -> np.ndarray:
         i = np.searchsorted(s.years, yrs)
         res = s.residents[:, i].sum(axis=-1)
-        return res if variable == "population" else s.urban[:, i].sum(axis=-1) / res
+        if variable == "population":
+            return res
+        if variable in ("urban_share", "urban_share_original"):
+            share = s.urban[:, i].sum(axis=-1) / res
+            if variable == "urban_share_original":
+                share = share - BASIS_OFFSET_2020 * s.urban_basis * (yrs - BASIS_START) / 10.0
+            return share
+        if variable == "e0":
+            return s.e0[:, i]
+        count = (s.births if variable.startswith("birth") else s.deaths)[:, i].sum(axis=-1)
+        if variable in ("births", "deaths"):
+            return count
+        mean_pop = 0.5 * (s.residents[:, i - 1].sum(axis=-1) + res)
+        return count / mean_pop
 
     return get
 

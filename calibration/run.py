@@ -34,7 +34,8 @@ from calibration.core import (
 from sim import files
 from sim.config.schema import Config, ConfigError, validate
 from sim.files import write_text
-from sim.inputs.load import load_inputs
+from sim.engine.prepare import history_policy
+from sim.inputs.load import history_inputs, load_inputs
 from sim.paths import CONFIG_DIR, repo_path
 
 log = logging.getLogger("calibration")
@@ -77,6 +78,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"start_year = {cfg.start_year}: the calibration starts from the 2010 census; allowed: 2010")
     if cfg.params.factors or cfg.params.region_factors or cfg.params.ensemble:
         raise ConfigError(f"params = {cfg.params.name}: the calibration fits multipliers on the guesses; allowed: params=default")
+    if dataclasses.replace(cfg.policy, land=dataclasses.replace(cfg.policy.land, brake_width=0.0)) != history_policy():
+        raise ConfigError("policy: the calibration fits the history 2011-2020 with the levers as of 2020 (sim.engine.prepare.history_policy); allowed: no policy overrides")
     if cfg.geography.name != "guangxi_prefectures":
         raise ConfigError(f"geography = {cfg.geography.name}: the calibration fits Guangxi's prefectures (their parameters apply to its counties by prefecture); allowed: guangxi_prefectures")
     if cfg.calibration.sampler == "metropolis":
@@ -90,8 +93,10 @@ def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.D
     ``calibration.fit_until`` (observed series from ``calibration.observed`` unless given, the
     census year's inputs unless given), the parameter space."""
     _check(cfg)
+    # the history's levers, the land brake off (no land data for 2010: it would be a hidden trend)
+    cfg = dataclasses.replace(cfg, policy=history_policy())
     c = cfg.calibration
-    inputs = load_inputs(cfg.geography.name, cfg.start_year)
+    inputs = history_inputs(cfg.geography.name)
     end = end_inputs if end_inputs is not None else load_inputs(cfg.geography.name, cfg.end_year)
     rows = observed_rows if observed_rows is not None else read_observed(repo_path(c.observed))
     blocks = census_targets(end, rows, start_year=cfg.start_year, fit_until=c.fit_until, census_year=cfg.end_year)

@@ -38,6 +38,7 @@ FIT_REPORT = "fit_report.md"
 CALIBRATION = "calibration.json"
 BACKTEST = "backtest.csv"
 BACKTEST_SUMMARY = "backtest_summary.csv"
+CONTINUITY = "continuity.csv"  # python -m calibration.continuity
 # python -m experiments.sensitivity
 SOBOL_INDICES = "sobol_indices.csv"
 SENSITIVITY = "sensitivity.json"

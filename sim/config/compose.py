@@ -25,3 +25,20 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(group="schema", name="config", node=Config)
+
+
+CALIBRATED = "calibrated"  # configs/params/calibrated.yaml: the central fit of python -m calibration
+
+
+def calibrated_params():
+    """The central calibrated parameters (``configs/params/calibrated.yaml``) as a
+    :class:`sim.config.schema.ParamsConfig`, or None when the file is missing."""
+    import yaml
+
+    from sim.config.schema import ParamsConfig
+
+    path = CONFIG_DIR / "params" / f"{CALIBRATED}.yaml"
+    if not path.is_file():
+        return None
+    d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return ParamsConfig(**{k: v for k, v in d.items() if k in ParamsConfig.__dataclass_fields__})

@@ -30,6 +30,11 @@ class Parameter:
     prior_sd: float  # prior s.d. of the shared log multiplier (regional deviations: calibration.region_sd)
     unit: str  # unit of the quantity multiplied
     doc: str
+    # a knot of a time path: the multiplier in ``year`` of parameter ``path``'s rates (log-linear
+    # between knots, 1 from PATH_END on, flat before the first knot)
+    path: str = ""
+    year: int = 0
+    observation: bool = False  # a term of the observation model only (the engine does not apply it)
 
 
 PARAMETERS = (
@@ -47,10 +52,28 @@ PARAMETERS = (
         "attractiveness", "dest_weight", False, False, True, 1.0, "destination weight",
         "destination choice: multiplier on a destination's weight (exp of a utility added for it); per region",
     ),
+    # the history 2011-2020: time paths of fertility and mortality (knots relative to the 2020
+    # level), the 2010 census's coverage of young children, the basis of the pre-census urban share
+    Parameter("tfr_2011", "", False, True, False, 0.3, "births per woman", "fertility in 2011 relative to 2020 (path knot)", path="tfr", year=2011),
+    Parameter("tfr_2014", "", False, True, False, 0.3, "births per woman", "fertility in 2014 relative to 2020 (path knot)", path="tfr", year=2014),
+    Parameter("tfr_2017", "", False, True, False, 0.3, "births per woman", "fertility in 2017 relative to 2020 (path knot: the two-child peak)", path="tfr", year=2017),
+    Parameter("mortality_2010", "", False, True, False, 0.2, "hazard (Siler level)", "hazard level in 2010 relative to the improvement path from 2020 back (path knot)", path="mortality", year=2010),
+    Parameter("departure_age", "", False, True, False, 0.15, "years", "peak age of departures to other provinces relative to the standard schedule's 22"),
+    Parameter("return_age", "", False, True, False, 0.15, "years", "peak age of returns from other provinces relative to the standard schedule's 22"),
+    Parameter("child_return", "", False, True, False, 1.0, "moves per person-year", "returns from other provinces at ages 0-15 relative to the schedule (migrants' children coming back for school under hukou-based enrolment)"),
+    Parameter("child_coverage", "", False, True, False, 0.1, "persons", "a 2010 jump-off: multiplier on the census count of ages 0-9 (the 2010 census under-counted young children)"),
+    Parameter("urban_basis", "", False, True, False, 0.5, "share", "observation model: the original (pre-census) urban share is the model's minus 3 pp x this multiplier in 2020, linear from 0 in 2010", observation=True),
     # set per draw by studies (experiments), never fitted
     Parameter("land_link", "land_per_settled", False, False, False, 1.0, "m2 per settled migrant", "人地挂钩: m2 of new urban land per migrant settled (policy.land.m2_per_settled)"),
 )
 BY_NAME = {p.name: p for p in PARAMETERS}
+PATH_END = 2020  # a path's multiplier is 1 from this year on (its knots are relative to it)
+# path name -> {knot year: parameter}
+PATH_KNOTS = {}
+for _p in PARAMETERS:
+    if _p.path:
+        PATH_KNOTS.setdefault(_p.path, {})[_p.year] = _p.name
+del _p
 
 # parameter -> the StepInputs field its per-draw factor multiplies (the kernel's factor order)
 FACTOR_FIELD = {p.name: p.field for p in PARAMETERS if p.field}

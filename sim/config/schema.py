@@ -22,6 +22,12 @@ from sim.config.parameters import CALIBRATED_PARAMETERS, REGIONAL_PARAMETERS, UN
 GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties", "china_prefectures", "china_counties")
 # Geographies derived from the census tables on first use and cached (2020 census only).
 DERIVED_ON_FIRST_USE = ("china_prefectures", "china_counties")
+# geographies whose inputs include the 2010 census (a 2010 start, a history to continue)
+WITH_HISTORY = ("guangxi_prefectures", "guangxi_counties")
+JUMP_OFF_CHOICES = ("auto", "continued", "census")
+# where jump_off = auto continues the history: the geographies whose regions are the same in both
+# censuses (Guangxi's counties changed between them, 109 -> 111: there auto is the census split)
+CONTINUED_BY_DEFAULT = ("guangxi_prefectures",)
 
 
 class ConfigError(ValueError):
@@ -49,8 +55,8 @@ class GeographyConfig:
 @dataclass
 class MortalityConfig:
     model: str = _f("siler", choices=model_names("mortality"))
-    e0_female: float = _f(81.0, 20.0, 110.0, doc="life expectancy at birth, women, jump-off year (years)")
-    e0_male: float = _f(75.5, 20.0, 110.0, doc="life expectancy at birth, men, jump-off year (years)")
+    e0_female: float = _f(81.0, 20.0, 110.0, doc="life expectancy at birth, women, in 2020 (years); a 2010 start goes back from it along the improvement path")
+    e0_male: float = _f(75.5, 20.0, 110.0, doc="life expectancy at birth, men, in 2020 (years); a 2010 start goes back from it along the improvement path")
     urban_advantage: float = _f(1.0, -10.0, 10.0, doc="e0 of urban states minus the mean (years)")
     rural_disadvantage: float = _f(1.0, -10.0, 10.0, doc="mean minus e0 of the rural state (years)")
     improvement: Dict[int, float] = _f({2020: 0.015}, -0.1, 0.1, doc="yearly decline of all hazards (1/year)")
@@ -256,6 +262,10 @@ class Config:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     scenario: str = "trend"
     start_year: int = _f(2020, choices=(2010, 2020), doc="jump-off census year")
+    jump_off: str = _f(
+        "auto", choices=JUMP_OFF_CHOICES,
+        doc="the 2020 state: continued (the fitted 2010-2020 history's state raked to the 2020 census margins), census (the census split alone), auto (continued for guangxi_prefectures, census elsewhere)",
+    )
     end_year: int = _f(2050, 2011, 2200)
     draws: DrawsConfig = field(default_factory=DrawsConfig)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
@@ -308,8 +318,10 @@ def _walk(obj: Any, path: str) -> None:
 def validate(cfg: Config) -> Config:
     """Check every field of ``cfg``; raise :class:`ConfigError` naming the first bad one."""
     _walk(cfg, "")
-    if cfg.geography.name in DERIVED_ON_FIRST_USE and cfg.start_year != 2020:
+    if cfg.geography.name not in WITH_HISTORY and cfg.start_year != 2020:
         raise ConfigError(f"start_year = {cfg.start_year}: geography {cfg.geography.name} has 2020 census inputs only; allowed: 2020")
+    if cfg.jump_off == "continued" and (cfg.start_year != 2020 or cfg.geography.name not in WITH_HISTORY):
+        raise ConfigError(f"jump_off = continued: needs start_year = 2020 and a geography with a 2010 census ({', '.join(WITH_HISTORY)}); allowed here: auto, census")
     if cfg.end_year <= cfg.start_year:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
     fig = cfg.figures

@@ -17,13 +17,28 @@ import xarray as xr
 from models import get_model
 from models.migration import RC_STANDARD, destination_utility
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
-from sim.config.parameters import CALIBRATED_PARAMETERS, FACTOR_FIELD, UNCERTAIN_PARAMETERS
+from sim.config.parameters import CALIBRATED_PARAMETERS, FACTOR_FIELD, PATH_END, PATH_KNOTS, UNCERTAIN_PARAMETERS
 from sim.config.schema import Config, ConfigError
 from sim.config.values import region_mask, year_map
 from sim.engine import levers
 from sim.engine.classic import survival_ratios
 from sim.engine.contract import TIMING_END, TIMING_EVEN, StepInputs
 from sim.paths import repo_path
+
+E0_YEAR = 2020  # the year of demography.mortality's e0 levels
+CHILD_COVERAGE_AGES = 10  # params.factors.child_coverage multiplies a 2010 jump-off's ages 0..9
+
+
+def path_factor(cfg: Config, name: str, year: int) -> float:
+    """The multiplier in ``year`` of the time path of parameter ``name`` (``tfr``, ``mortality``):
+    log-linear between its knots (``params.factors`` of the parameter table's knots of ``name``,
+    1 where not set) and 1 from PATH_END on; flat before the first knot."""
+    knots = PATH_KNOTS.get(name)
+    if not knots:
+        return 1.0
+    ys = sorted(knots) + [PATH_END]
+    logs = [np.log(float(cfg.params.factors.get(knots[k], 1.0))) for k in sorted(knots)] + [0.0]
+    return float(np.exp(np.interp(float(year), ys, logs)))
 
 
 def draw_factors(cfg: Config) -> dict[str, np.ndarray] | None:
@@ -88,6 +103,13 @@ class Model:
         ps = [central.step_inputs(int(y)) for y in years]
         return StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
 
+    def e0(self, year: int) -> np.ndarray:
+        """Life expectancy at birth (R, K, S) of the life tables the step of ``year`` uses."""
+        c = self.cfg
+        yrs = np.arange(c.start_year + 1, year + 1)
+        cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
+        return self.static["mortality"].life_table_Lx(self.levels * (np.exp(-cum) * path_factor(c, "mortality", year))).sum(axis=-1)
+
     @property
     def regions(self) -> list[str]:
         return [str(r) for r in self.inputs.region.values]
@@ -99,9 +121,9 @@ class Model:
         t0 = c.start_year
         yrs = np.arange(t0 + 1, year + 1)
         cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
-        Lx = self.static["mortality"].life_table_Lx(self.levels * np.exp(-cum))
+        Lx = self.static["mortality"].life_table_Lx(self.levels * (np.exp(-cum) * path_factor(c, "mortality", year)))
         sx, nb = survival_ratios(Lx)
-        tfr_mult = float(year_map(c.demography.fertility.tfr_multiplier, [year])[0])
+        tfr_mult = float(year_map(c.demography.fertility.tfr_multiplier, [year])[0]) * path_factor(c, "tfr", year)
         R = self.pop0.shape[0]
 
         def y(m):
@@ -213,6 +235,12 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     mortality = get_model("mortality", mort.model)
     uniq = {v: mortality.level_for_e0(v) for v in np.unique(e0)}
     levels = np.broadcast_to(np.vectorize(uniq.get)(e0), (R, N_STATES, N_SEXES)) * pf["mortality"][:, None, None]
+    if cfg.start_year < E0_YEAR:  # the e0 levels are 2020's: back along the improvement path
+        back = year_map(mort.improvement, np.arange(cfg.start_year + 1, E0_YEAR + 1)).sum()
+        levels = levels * np.exp(back)
+        # the census's coverage of young children (a parameter of the 2010 jump-off)
+        pop0 = pop0.copy()
+        pop0[..., :CHILD_COVERAGE_AGES] *= pf["child_coverage"][:, None, None, None]
 
     # fertility: census TFR (urban / rural) x gamma schedule
     fert_model = get_model("fertility", fert.model)
@@ -228,8 +256,19 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     srb = np.full(R, fert.srb) if fert.srb is not None else inputs.srb.values.astype(float)
 
     # migration (schedules x intensities; policy levers scale them per region)
-    shape = get_model("migration_schedule", mig.schedule)(**RC_STANDARD)
-    one = shape / shape.sum()  # gross migraproduction rate 1: rate = GMR x one
+    schedule = get_model("migration_schedule", mig.schedule)
+
+    def unit_schedule(peak_factor: float = 1.0) -> np.ndarray:
+        """The schedule at gross migraproduction rate 1 (rate = GMR x this), its labour-force
+        peak age (mu2) times ``peak_factor``."""
+        s = schedule(**{**RC_STANDARD, "mu2": RC_STANDARD["mu2"] * peak_factor})
+        return s / s.sum()
+
+    one = unit_schedule()
+    # departures to and returns from other provinces: their own peak ages (fitted to the census
+    # age structure: young adults leave younger and come back older than the standard schedule)
+    one_away = unit_schedule(float(pf["departure_age"][0]))
+    one_return = unit_schedule(float(pf["return_age"][0]))
     pol = cfg.policy
 
     def mask(names):
@@ -238,13 +277,14 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     ru_mult, ret_mult, bonus, dist = levers.regional(pol, mask, pf["rural_to_urban"], pf["from_away"], inputs.distance_km.values.astype(float))
     fam_age = levers.family_by_age(pol.services)
     ru_shape = ru_mult[:, None, None] * (one * fam_age)[None, None, :] * np.ones((1, N_SEXES, 1))
-    return_shape = ret_mult[:, None, None] * one[None, None, :] * np.ones((1, N_SEXES, 1))
+    child_return = np.where(np.arange(N_AGES)[None, :] < levers.CHILD_AGE_LIMIT, pf["child_return"][:, None], 1.0)  # (R, A)
+    return_shape = ret_mult[:, None, None] * (one_return[None, :] * child_return)[:, None, :] * np.ones((1, N_SEXES, 1))
     keep = levers.retention_keep(pol.services)
 
     m_away = np.zeros((R, N_STATES, N_SEXES, N_AGES))
     m_inter = np.zeros((R, N_STATES, N_SEXES, N_AGES))
     for name, gmr in mig.to_away.items():
-        m_away[:, STATES.index(name)] = gmr * pf["to_away"][:, None, None] * one
+        m_away[:, STATES.index(name)] = gmr * pf["to_away"][:, None, None] * one_away
     m_away[:, URBAN_MIGRANT] *= keep
     if R > 1:
         for name, gmr in mig.interregional.items():

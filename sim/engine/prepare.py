@@ -1,21 +1,124 @@
 """From a config to a built model: validate it against the schema and the inputs, load the
-inputs (restricted to ``geography.regions``) and build the model. Nothing is projected."""
+inputs (restricted to ``geography.regions``), continue the fitted history into the 2020 state
+(``jump_off``) and build the model."""
 
 from __future__ import annotations
 
-from sim.config.schema import Config, check_regions, validate
+import dataclasses
+import json
+
+import numpy as np
+import xarray as xr
+
+from sim.axes import AWAY, RESIDENT_STATES
+from sim.config.compose import CALIBRATED, calibrated_params
+from sim.config.schema import CONTINUED_BY_DEFAULT, Config, DrawsConfig, PolicyConfig, check_regions, validate
 from sim.config.values import region_mask
 from sim.engine.model import Model, build_model
-from sim.inputs.load import load_inputs
+from sim.engine.runner import steps
+from sim.inputs.load import HISTORY_START, history_inputs, load_inputs
+from sim.inputs.prep import ipf
+
+HISTORY_END = 2020  # the second census: where the history ends and a projection starts
 
 
 def prepare(cfg: Config) -> Model:
     """Validate the config against the schema and the inputs; build the model (no projecting)."""
     validate(cfg)
-    inputs = load_inputs(cfg.geography.name, cfg.start_year, census=cfg.geography.census_dir, cache=cfg.geography.cache_dir)
+    if cfg.start_year == HISTORY_START:
+        inputs = history_inputs(cfg.geography.name)
+    else:
+        inputs = load_inputs(cfg.geography.name, cfg.start_year, census=cfg.geography.census_dir, cache=cfg.geography.cache_dir)
     check_regions(cfg, [str(r) for r in inputs.region.values], [str(r) for r in inputs.prefecture.values])
+    if continues_history(cfg):
+        inputs = continued_inputs(cfg, inputs)
     if cfg.geography.regions:
         keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)
         names = [str(r) for r in inputs.region.values[keep]]
         inputs = inputs.sel(region=names, region_to=names)  # attributes (checksum) are kept
     return build_model(cfg, inputs)
+
+
+def history_policy() -> PolicyConfig:
+    """The levers of the fitted history 2011-2020: as of 2020 (the schema's defaults, which are the
+    baseline options of ``configs/policy``), with the land-capacity brake off: there are no urban
+    land data for 2010, and a brake fitted without them acts as a hidden time trend."""
+    p = PolicyConfig()
+    return dataclasses.replace(p, land=dataclasses.replace(p.land, brake_width=0.0))
+
+
+def continues_history(cfg: Config) -> bool:
+    """Whether the jump-off state continues the fitted history (``jump_off``: continued, or auto
+    with a 2020 start on a geography with a 2010 census)."""
+    if cfg.jump_off == "census" or cfg.start_year != HISTORY_END:
+        return False
+    return cfg.jump_off == "continued" or cfg.geography.name in CONTINUED_BY_DEFAULT
+
+
+def history_config(cfg: Config) -> Config:
+    """The config of the history 2010-2020 behind a 2020 jump-off: ``cfg``'s demography, one draw,
+    the whole geography, the history's levers (:func:`history_policy`) whatever the scenario, and
+    the central fit (``configs/params/calibrated.yaml``) for every calibrated parameter set
+    (``calibrated``, ``calibrated_ensemble`` and its draws: the 2020 state is one estimate, the
+    draws differ from 2021 on), else ``cfg``'s own parameters."""
+    params = dataclasses.replace(cfg.params, ensemble="")
+    if cfg.params.name.startswith(CALIBRATED):
+        params = calibrated_params() or params
+    return dataclasses.replace(
+        cfg, start_year=HISTORY_START, end_year=HISTORY_END, policy=history_policy(),
+        geography=dataclasses.replace(cfg.geography, regions=[]), draws=DrawsConfig(), uncertainty=dataclasses.replace(cfg.uncertainty, enabled=False),
+        params=params, od_flows=False, jump_off="census", backend=cfg.backend,
+    )
+
+
+_HISTORY_STATES: dict[str, np.ndarray] = {}  # per process: a sweep's jobs share their history
+
+
+def history_state(cfg: Config) -> np.ndarray:
+    """The 2020 state (R, K, S, A) of the history 2010-2020 of :func:`history_config`."""
+    hist = history_config(cfg)
+    key = json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str)
+    if key not in _HISTORY_STATES:
+        model = build_model(hist, history_inputs(hist.geography.name), factors=None)
+        last = None
+        for _, state, _, _ in steps(model, 1, hist.backend, False):
+            last = state
+        if len(_HISTORY_STATES) >= 8:
+            _HISTORY_STATES.pop(next(iter(_HISTORY_STATES)))
+        _HISTORY_STATES[key] = last[0].copy()
+    return _HISTORY_STATES[key].copy()
+
+
+def history_regions(cfg: Config) -> list[str]:
+    """The regions of the history (the 2010 census's), in the order of :func:`history_state`."""
+    return [str(r) for r in history_inputs(cfg.geography.name).region.values]
+
+
+def continued_inputs(cfg: Config, census: xr.Dataset) -> xr.Dataset:
+    """The 2020 inputs with the state split continuing the fitted history: in every region the
+    history's 2020 resident states (rural, urban_local, urban_migrant by sex and age) are the prior
+    of an iterative proportional fit to the census margins: residents by sex and age, and the
+    census split's resident state totals (urban and rural residents, the urban_migrant stock
+    from residents with hukou elsewhere). The ``away`` state, which no census counts, is the
+    history's. The census split (the derivation's) is kept as ``population_census``."""
+    hist_all = history_state(cfg)
+    hist_regions = history_regions(cfg)
+    pop = census.population.values.astype(float)
+    out = pop.copy()
+    unmatched = []
+    for r, name in enumerate(census.region.values.tolist()):
+        if name not in hist_regions:  # a region the 2010 census does not have: the census split
+            unmatched.append(name)
+            continue
+        hist = hist_all[hist_regions.index(name)]
+        seed = hist[list(RESIDENT_STATES)]
+        margins = {(0,): pop[r, RESIDENT_STATES].sum(axis=(1, 2)), (1, 2): pop[r, RESIDENT_STATES].sum(axis=0)}
+        out[r, RESIDENT_STATES] = ipf(np.maximum(seed, 1e-9), margins)
+        out[r, AWAY] = hist[AWAY]
+    ds = census.assign(population=(census.population.dims, out, census.population.attrs), population_census=census.population)
+    ds.attrs["jump_off"] = (
+        "continued: the fitted history 2010-2020's state raked to the 2020 census margins "
+        f"(params {cfg.params.name}; away state from the history: {out[:, AWAY].sum():.0f} persons, census split {pop[:, AWAY].sum():.0f})"
+        + (f"; the census split for the {len(unmatched)} region(s) the 2010 census does not have: {', '.join(unmatched)}" if unmatched else "")
+    )
+    return ds

@@ -528,29 +528,93 @@ def _itfr(groups: np.ndarray, extra_women=0.0) -> np.ndarray:
     return 7.0 * children / women
 
 
-OBSERVED_COLUMNS = ("year", "region", "variable", "value", "source")
+OBSERVED_COLUMNS = ("year", "region", "variable", "value", "grade", "basis", "source")
+ANNUAL_FILE = "guangxi_annual_2010_2020_extended.csv"
+ANNUAL_COLUMNS = ("year", "variable", "value", "unit", "basis", "grade", "source")
+ANNUAL_GRADES = ("A", "B", "C")
+ANNUAL_BASES = ("original", "census", "revised")
+LAST_RECORD_YEAR = 2020  # nothing published for a later year goes into the project
+# Guangxi rows of the annual file taken as targets: file variable -> (observed variable, unit
+# the file must give, factor to the observed variable's unit). Left out: the year-end residents
+# and urban residents on the original (pre-census) basis (the revised residents and the 2020
+# census are used), hukou population, migration and survey shares (no model counterpart yet).
+ANNUAL_TARGETS = {
+    "GX_births": ("births", "10k persons", 1e4),
+    "GX_deaths": ("deaths", "10k persons", 1e4),
+    "GX_birth_rate": ("birth_rate", "permille", 1e-3),
+    "GX_death_rate": ("death_rate", "permille", 1e-3),
+    "GX_life_expectancy": ("e0", "years", 1.0),
+    "GX_urbanization_rate_resident": ("urban_share_original", "percent", 1e-2),
+}
+
+
+def read_annual(path: Path) -> list[dict]:
+    """The rows of the annual file (``guangxi_annual_2010_2020_extended.csv``), checked: every
+    column present, ``year`` an integer no later than 2020, ``value`` a finite number, ``grade``
+    A/B/C, ``basis`` original/census/revised, and a target variable in the unit expected. A bad
+    row is refused with its line number, the column, the value and what is allowed."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        missing = [c for c in ANNUAL_COLUMNS if c not in header]
+        if missing:
+            raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}; required: {', '.join(ANNUAL_COLUMNS)}")
+        rows = []
+        for line, r in enumerate(reader, start=2):
+            where = f"{path.name}, line {line}"
+            try:
+                year = int(r["year"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}, column year: {r['year']!r} is not an integer year") from None
+            if not 1949 <= year <= LAST_RECORD_YEAR:
+                raise ValueError(f"{where}, column year: {year} is outside the record; allowed: 1949..{LAST_RECORD_YEAR} (no figure for a year after {LAST_RECORD_YEAR})")
+            try:
+                value = float(r["value"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}, column value: {r['value']!r} is not a number") from None
+            if not math.isfinite(value):
+                raise ValueError(f"{where}, column value: {r['value']!r} is not a finite number")
+            if r["grade"] not in ANNUAL_GRADES:
+                raise ValueError(f"{where}, column grade: {r['grade']!r}; allowed: {', '.join(ANNUAL_GRADES)}")
+            if r["basis"] not in ANNUAL_BASES:
+                raise ValueError(f"{where}, column basis: {r['basis']!r}; allowed: {', '.join(ANNUAL_BASES)}")
+            target = ANNUAL_TARGETS.get(r["variable"])
+            if target and r["unit"] != target[1]:
+                raise ValueError(f"{where}, column unit: {r['unit']!r} for {r['variable']}; allowed: {target[1]!r}")
+            rows.append({**r, "year": year, "value": value, "line": line})
+    return rows
 
 
 def observed_series(census_dir: Path) -> list[dict]:
-    """Observed values in the backtest's format (year, region, variable, value; plus source):
-    the 2010 and 2020 census residents and urban shares of Guangxi and its prefectures
-    (``prefectures_2010_2020.csv``), Guangxi's 2012 urban share and its 2015-2019 year-end
-    residents (``guangxi_annual_2010_2020.csv``). Left out: the 2018 urban share (on the
-    pre-census basis, later revised) and the year-end 2020 total (the census stands for 2020)."""
+    """Observed values in the backtest's format (year, region, variable, value; plus grade,
+    basis and source): the 2010 and 2020 census residents and urban shares of Guangxi and its
+    prefectures (``prefectures_2010_2020.csv``, grade A), Guangxi's 2012 urban share (grade B,
+    original basis: ``urban_share_original``) and its revised 2015-2019 year-end residents
+    (``guangxi_annual_2010_2020.csv``, grade B), and the annual file's Guangxi births, deaths,
+    birth and death rates, life expectancy and urban shares on the original basis
+    (:data:`ANNUAL_TARGETS`, with their grades). Left out: the year-end 2020 total (the census
+    stands for 2020)."""
     rows = []
     with open(census_dir / "prefectures_2010_2020.csv", encoding="utf-8") as f:
         for r in csv.DictReader(f):
             region = "Guangxi" if r["prefecture_en"].startswith("Guangxi") else r["prefecture_en"]
             for y in (2010, 2020):
                 src = f"{y} census ({'6th' if y == 2010 else '7th'}), prefectures_2010_2020.csv"
-                rows.append(dict(year=y, region=region, variable="population", value=float(r[f"pop_{y}"]), source=src))
-                rows.append(dict(year=y, region=region, variable="urban_share", value=round(float(r[f"urban_rate_{y}"]) / 100, 6), source=src))
+                rows.append(dict(year=y, region=region, variable="population", value=float(r[f"pop_{y}"]), grade="A", basis="census", source=src))
+                rows.append(dict(year=y, region=region, variable="urban_share", value=round(float(r[f"urban_rate_{y}"]) / 100, 6), grade="A", basis="census", source=src))
     with open(census_dir / "guangxi_annual_2010_2020.csv", encoding="utf-8") as f:
         annual = {int(r["year"]): r for r in csv.DictReader(f)}
     src = "Guangxi New Urbanization Plan 2014-2020 ch.1 (guangxi_annual_2010_2020.csv)"
-    rows.append(dict(year=2012, region="Guangxi", variable="urban_share", value=float(annual[2012]["urban_rate"]) / 100, source=src))
+    rows.append(dict(year=2012, region="Guangxi", variable="urban_share_original", value=float(annual[2012]["urban_rate"]) / 100, grade="B", basis="original", source=src))
     for y in range(2015, 2020):
-        rows.append(dict(year=y, region="Guangxi", variable="population", value=float(annual[y]["total_pop"]) * 1e4, source="NBS revised year-end residents (guangxi_annual_2010_2020.csv)"))
+        rows.append(dict(year=y, region="Guangxi", variable="population", value=float(annual[y]["total_pop"]) * 1e4, grade="B", basis="revised",
+                         source="NBS revised year-end residents (guangxi_annual_2010_2020.csv)"))
+    for r in read_annual(census_dir / ANNUAL_FILE):
+        if r["variable"] not in ANNUAL_TARGETS:
+            continue
+        name, _, factor = ANNUAL_TARGETS[r["variable"]]
+        rows.append(dict(year=r["year"], region="Guangxi", variable=name, value=round(r["value"] * factor, 10), grade=r["grade"], basis=r["basis"],
+                         source=f"{ANNUAL_FILE} line {r['line']}: {r['source'][:160]}"))
     return sorted(rows, key=lambda r: (r["year"], r["region"] != "Guangxi", r["region"], r["variable"]))
 
 

@@ -49,3 +49,21 @@ def load_inputs(geography: str, year: int, regions: list[str] | None = None, dat
     ds.attrs["input_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     ds.attrs["input_file"] = path.name
     return ds
+
+
+HISTORY_START = 2010  # the first census: the start of the fitted history 2010-2020
+FERTILITY_REFERENCE_YEAR = 2020
+FERTILITY_VARIABLES = ("tfr_urban", "tfr_rural", "itfr")
+
+
+def history_inputs(geography: str, data_dir: Path | None = None) -> xr.Dataset:
+    """The inputs of a 2010 start: the 2010 census state with the fertility levels (urban and
+    rural TFR by region) of the 2020 census, so that the history 2010-2020 and a projection from
+    2020 use one fertility reference, moved in time by the fitted path (the parameter table's
+    ``tfr_*`` knots, relative to the 2020 level). The 2010 census's own child-woman ratio is
+    held down by its under-count of young children (the ``child_coverage`` parameter)."""
+    start = load_inputs(geography, HISTORY_START, data_dir=data_dir)
+    ref = load_inputs(geography, FERTILITY_REFERENCE_YEAR, data_dir=data_dir)
+    out = start.assign({v: ref[v] for v in FERTILITY_VARIABLES})
+    out.attrs["fertility_reference"] = f"{ref.attrs['input_file']} (sha256 {ref.attrs['input_sha256'][:16]})"
+    return out

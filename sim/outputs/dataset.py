@@ -52,6 +52,7 @@ def _provenance(model: Model, scenario: str, title: str, source: str) -> dict:
         "code_version": code_version(),
         "input_file": inp.attrs.get("input_file", ""),
         "input_sha256": inp.attrs.get("input_sha256", ""),
+        "jump_off": inp.attrs.get("jump_off", "census: the census split of the inputs (python -m sim.derive)"),
     }
 
 
