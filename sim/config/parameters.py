@@ -35,6 +35,9 @@ class Parameter:
     path: str = ""
     year: int = 0
     observation: bool = False  # a term of the observation model only (the engine does not apply it)
+    # a time trend of parameter ``trend``'s intensity: log change per year (the factor is exp of
+    # it), anchored at PATH_END, damped after it (demography.migration.trend_damping)
+    trend: str = ""
 
 
 PARAMETERS = (
@@ -58,6 +61,9 @@ PARAMETERS = (
     Parameter("tfr_2014", "", False, True, False, 0.3, "births per woman", "fertility in 2014 relative to 2020 (path knot)", path="tfr", year=2014),
     Parameter("tfr_2017", "", False, True, False, 0.3, "births per woman", "fertility in 2017 relative to 2020 (path knot: the two-child peak)", path="tfr", year=2017),
     Parameter("mortality_2010", "", False, True, False, 0.2, "hazard (Siler level)", "hazard level in 2010 relative to the improvement path from 2020 back (path knot)", path="mortality", year=2010),
+    Parameter("rural_to_urban_trend", "", False, True, False, 0.05, "log change per year", "trend of rural -> urban moves (0 = 1.0: none)", trend="rural_to_urban"),
+    Parameter("to_away_trend", "", False, True, False, 0.05, "log change per year", "trend of departures to other provinces", trend="to_away"),
+    Parameter("from_away_trend", "", False, True, False, 0.05, "log change per year", "trend of returns from other provinces", trend="from_away"),
     Parameter("departure_age", "", False, True, False, 0.15, "years", "peak age of departures to other provinces relative to the standard schedule's 22"),
     Parameter("return_age", "", False, True, False, 0.15, "years", "peak age of returns from other provinces relative to the standard schedule's 22"),
     Parameter("child_return", "", False, True, False, 1.0, "moves per person-year", "returns from other provinces at ages 0-15 relative to the schedule (migrants' children coming back for school under hukou-based enrolment)"),
@@ -73,6 +79,8 @@ PATH_KNOTS = {}
 for _p in PARAMETERS:
     if _p.path:
         PATH_KNOTS.setdefault(_p.path, {})[_p.year] = _p.name
+# intensity -> its trend parameter
+TRENDS = {_p.trend: _p.name for _p in PARAMETERS if _p.trend}
 del _p
 
 # parameter -> the StepInputs field its per-draw factor multiplies (the kernel's factor order)

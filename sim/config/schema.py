@@ -84,6 +84,7 @@ class MigrationConfig:
     return_urban_share: float = _f(0.4, 0.0, 1.0, doc="share of returns that settle in towns (urban_migrant)")
     external_in: Dict[int, float] = _f({2020: 0.12}, 0.0, 5.0, doc="yearly in-migrants from other provinces / census stock of such residents")
     external_out: float = _f(9.0, 0.0, 50.0, doc="GMR of other-province migrants leaving again (applies to that share of urban_migrant)")
+    trend_damping: float = _f(0.8, 0.0, 1.0, doc="after 2020 the fitted intensity trends go on at this share of the year before's step (damped trend; 0: none after 2020, 1: undamped)")
     beta_distance: float = _f(1.5, 0.0, 10.0, doc="destination choice: weight on -log distance")
     beta_size: float = _f(1.0, 0.0, 10.0, doc="destination choice: weight on log urban residents")
 

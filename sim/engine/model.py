@@ -17,7 +17,7 @@ import xarray as xr
 from models import get_model
 from models.migration import RC_STANDARD, destination_utility
 from sim.axes import AWAY, N_AGES, N_SEXES, N_STATES, RURAL, STATES, URBAN_LOCAL, URBAN_MIGRANT
-from sim.config.parameters import CALIBRATED_PARAMETERS, FACTOR_FIELD, PATH_END, PATH_KNOTS, UNCERTAIN_PARAMETERS
+from sim.config.parameters import CALIBRATED_PARAMETERS, FACTOR_FIELD, PATH_END, PATH_KNOTS, TRENDS, UNCERTAIN_PARAMETERS
 from sim.config.schema import Config, ConfigError
 from sim.config.values import region_mask, year_map
 from sim.engine import levers
@@ -39,6 +39,22 @@ def path_factor(cfg: Config, name: str, year: int) -> float:
     ys = sorted(knots) + [PATH_END]
     logs = [np.log(float(cfg.params.factors.get(knots[k], 1.0))) for k in sorted(knots)] + [0.0]
     return float(np.exp(np.interp(float(year), ys, logs)))
+
+
+def trend_factor(cfg: Config, name: str, year: int) -> float:
+    """The multiplier in ``year`` of intensity ``name`` from its fitted trend (log change ``b`` a
+    year, ``params.factors`` of the trend parameter = exp(b)): ``exp(b (year - 2020))`` up to 2020,
+    and after it ``exp(b (phi + phi^2 + ... + phi^(year - 2020)))``, a damped trend (Gardner &
+    McKenzie 1985) with ``phi = demography.migration.trend_damping``: the history's slope goes on
+    and fades, to a total of ``b phi / (1 - phi)``."""
+    key = TRENDS.get(name)
+    b = np.log(float(cfg.params.factors.get(key, 1.0))) if key else 0.0
+    if b == 0.0:
+        return 1.0
+    if year <= PATH_END:
+        return float(np.exp(b * (year - PATH_END)))
+    phi = cfg.demography.migration.trend_damping
+    return float(np.exp(b * sum(phi**k for k in range(1, year - PATH_END + 1))))
 
 
 def draw_factors(cfg: Config) -> dict[str, np.ndarray] | None:
@@ -129,8 +145,11 @@ class Model:
         def y(m):
             return float(year_map(m, [year])[0])
 
-        m_ru = y(mig.rural_to_urban) * self.static["ru_shape"]
-        m_return = y(mig.from_away) * self.static["return_shape"]
+        m_ru = (y(mig.rural_to_urban) * trend_factor(c, "rural_to_urban", year)) * self.static["ru_shape"]
+        m_return = (y(mig.from_away) * trend_factor(c, "from_away", year)) * self.static["return_shape"]
+        m_away = self.static["m_away"]
+        if trend_factor(c, "to_away", year) != 1.0:
+            m_away = trend_factor(c, "to_away", year) * m_away
         h = y(c.policy.hukou.conversion_rate) * self.static["h_shape"]
         land_link = self.static["land_per_settled"]
         pol = c.policy
@@ -141,7 +160,7 @@ class Model:
             srb=self.static["srb"][None],
             m_ru=self._per_draw("rural_to_urban", m_ru),
             m_ur=self.static["m_ur"][None],
-            m_away=self._per_draw("to_away", self.static["m_away"]),
+            m_away=self._per_draw("to_away", m_away),
             m_return=self._per_draw("from_away", m_return),
             return_urban=np.full((1, R), mig.return_urban_share),
             m_inter=self._per_draw("interregional", self.static["m_inter"]),

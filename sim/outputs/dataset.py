@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from models import get_model
 from sim.axes import AGES, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
 from sim.engine.model import Model
 from sim.engine.runner import Projection
@@ -104,6 +105,14 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "total_hukou_urban_share": (Y + dd, s(tot[..., URBAN_LOCAL].sum(axis=-1) / all_states.sum(axis=-1)), "1", "hukou urbanization rate, all regions"),
         "total_settled": (Y + dd, s(proj.settled.sum(axis=-1)), P, "urban migrants granted local urban hukou, all regions"),
     }
+    # the land-capacity brake on urban inflows during each year, from the start-of-year urban
+    # residents and land (1: no damping; the jump-off year has none)
+    brake = np.full_like(proj.land, np.nan)
+    width = model.cfg.policy.land.brake_width
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = urban[:-1] * standard / (proj.land[:-1] * 1e6)
+    brake[1:] = np.asarray(get_model("capacity_brake", "logistic")(np.ascontiguousarray(ratio), width))
+    v["capacity_brake"] = (Y + dd + rg, s(brake), "1", "land-capacity brake on urban inflows in the year (1: none; 1/2 at capacity; policy.land.brake_width)")
     if proj.od is not None:
         v["migration_od"] = (Y + dd + rg + ("region_to",), s(proj.od), P, "moves from region to region_to in the year")
     data_vars = {k: xr.Variable(dims, np.ascontiguousarray(arr), {"units": u, "long_name": ln}) for k, (dims, arr, u, ln) in v.items()}

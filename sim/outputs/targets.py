@@ -130,6 +130,28 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+BRAKE_REPORTED = 0.98  # the report names the regions whose urban inflows the land brake cuts by more than 2 %
+
+
+def brake_lines(ds: xr.Dataset) -> list[str]:
+    """Where the land-capacity brake binds: each region whose brake falls below
+    :data:`BRAKE_REPORTED`, with the first such year and its lowest value (median over draws)."""
+    if "capacity_brake" not in ds:
+        return []
+    b = ds.capacity_brake
+    if "draw" in b.dims:
+        b = b.median("draw")
+    out = []
+    for region in b.region.values:
+        x = b.sel(region=region)
+        low = x.where(x < BRAKE_REPORTED, drop=True)
+        if low.size:
+            out.append(f"  {region}: from {int(low.year.values[0])}, lowest {float(x.min()):.2f} in {int(x.idxmin('year'))}")
+    if not out:
+        return ["", f"Land capacity brake: does not bind (urban inflows cut by less than {100 * (1 - BRAKE_REPORTED):.0f} % in every region and year)."]
+    return ["", f"Land capacity brake binds (urban inflows cut by more than {100 * (1 - BRAKE_REPORTED):.0f} %) in {len(out)} region(s):"] + out
+
+
 def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
     lines = [f"Target report: {ds.attrs.get('title', '')} (scenario {ds.attrs.get('scenario', '')})", ""]
     table = [("target", "year", "required", "projected", "gap", "met", "first year met")]
@@ -147,6 +169,7 @@ def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
     for row in table:
         cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:5])] + [row[5].ljust(widths[5]), row[6]]
         lines.append("  ".join(cells))
+    lines += brake_lines(ds)
     if targets.region_years:
         rows = region_rows(ds, list(targets.region_years))
         cols = [k for k in rows[0] if k != "region"]
