@@ -513,8 +513,9 @@ def summary_stats(rows: list[dict]) -> dict:
     for name in dict.fromkeys(r["target"] for r in rows):
         sel = [r for r in rows if r["target"] == name]
         rel = not np.isnan(sel[0]["relative_error"])
-        e = np.array([r["relative_error"] if rel else r["error"] for r in sel]) * 100
-        out[name] = dict(unit="%" if rel else "pp", rmse=float(np.sqrt(np.mean(e**2))), max_abs=float(np.abs(e).max()), n=len(sel))
+        years = name.endswith("_e0")  # life expectancy: in years
+        e = np.array([r["relative_error"] if rel else r["error"] for r in sel]) * (1.0 if years else 100.0)
+        out[name] = dict(unit="years" if years else "%" if rel else "pp", rmse=float(np.sqrt(np.mean(e**2))), max_abs=float(np.abs(e).max()), n=len(sel))
     return out
 
 

@@ -20,6 +20,7 @@ import xarray as xr
 from calibration.backtest import csv_table as _csv
 from calibration.backtest import read_observed
 from calibration.core import (
+    HELD_IN_DRAWS,
     Problem,
     Space,
     census_targets,
@@ -33,8 +34,8 @@ from calibration.core import (
 )
 from sim import files
 from sim.config.schema import Config, ConfigError, validate
-from sim.files import write_text
 from sim.engine.prepare import history_policy
+from sim.files import write_text
 from sim.inputs.load import history_inputs, load_inputs
 from sim.paths import CONFIG_DIR, repo_path
 
@@ -219,6 +220,30 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
     return {**meta, "fit": f, "posterior": post, "table": table, "parameters": ident, "written": written, "problem": problem}
 
 
+# why a fitted multiplier lies outside x1/3..x3 (a parameter a demographer would question)
+PLAUSIBLE = (1 / 3, 3.0)
+EXPLAIN = {
+    "child_return": "returns from other provinces at ages 0-15 relative to the standard schedule's small child component (a1 = 0.02): the 2020 census counts about 0.87 M a year aged 5-9 against 0.64-0.68 M births a year in the annual birth rates of 2011-2015; migrants' children born or raised in other provinces come back for school under hukou-based enrolment, and the schedule's child part is a small share of its total, so a large multiplier puts children's returns near the adults' rate",
+    "reclassification": "not identified: rural -> urban moves and reclassification are alternatives for the same urban share and the census cannot tell them apart; the prior decides (see the verdict)",
+    "rural_to_urban": "a prefecture's in-situ urbanization relative to the shared rate, identified by its census urban share and growth",
+    "to_away": "a prefecture's departures to other provinces relative to the shared rate: the large cities send few, the eastern and south-eastern prefectures next to Guangdong many; identified by each prefecture's growth 2010-2020",
+    "attractiveness": "a destination's weight in the choice among prefectures beyond its size and distance (the capital and the ports draw more)",
+}
+
+
+def _outside_lines(ident: list[dict]) -> list[str]:
+    lo, hi = PLAUSIBLE
+    out = [r for r in ident if not lo <= r["multiplier"] <= hi]
+    if not out:
+        return [f"Every fitted multiplier lies within x{lo:.2f}..x{hi:.0f}.", ""]
+    L = ["## Multipliers outside x1/3..x3", ""]
+    for name in dict.fromkeys(r["parameter"] for r in out):
+        rows = [r for r in out if r["parameter"] == name]
+        which = ", ".join(f"{r['region'] or 'shared'} x{r['multiplier']:.2f}" for r in rows)
+        L.append(f"- **{name}** ({which}): {EXPLAIN.get(name, 'see its verdict and its strongest correlation below')}.")
+    return L + [""]
+
+
 def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dict) -> str:
     L = [
         "# Calibration report",
@@ -227,13 +252,14 @@ def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dic
         f"Fit: {meta['fit_evaluations']} evaluations, cost {f.cost:.2f} ({f.message}); {meta['evaluations']} projections in all; {meta['seconds']:.1f} s.",
     ]
     if meta.get("sampler") == "laplace":
-        L.append("Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); mortality and destination-choice weights held at the optimum.")
+        L.append(f"Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); held at the optimum (the kernel cannot vary them per draw): {', '.join(HELD_IN_DRAWS)}.")
     elif meta.get("max_rhat") is not None:
         L.append(f"Posterior: {meta['chains']} Metropolis chains x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, largest split R-hat {meta['max_rhat']:.3f}.")
     L += ["", "## Errors by target (fitted - observed; counts in %, shares in percentage points)", "", "| target | n | RMSE | max abs | unit |", "|---|---:|---:|---:|---|"]
     for k, s in stats.items():
         L.append(f"| {k} | {s['n']} | {s['rmse']:.3f} | {s['max_abs']:.3f} | {s['unit']} |")
     L += ["", "Per target: `fitted.csv`. city_proper is reported, not fitted: the engine carries city-proper residents as the census share of urban residents.", ""]
+    L += _outside_lines(ident)
     L += ["## Parameters (multiplier on the guess; posterior s.d. of its log, Laplace)", "", "| parameter | region | multiplier | posterior s.d. | prior s.d. | ratio | verdict | most correlated (r) |", "|---|---|---:|---:|---:|---:|---|---|"]
     for r in ident:
         L.append(f"| {r['parameter']} | {r['region']} | {r['multiplier']:.3f} | {r['posterior_sd']:.3f} | {r['prior_sd']:.2f} | {r['sd_ratio']:.2f} | {r['verdict']} | {r['most_correlated']} ({r['correlation']:+.2f}) |")

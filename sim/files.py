@@ -39,6 +39,11 @@ CALIBRATION = "calibration.json"
 BACKTEST = "backtest.csv"
 BACKTEST_SUMMARY = "backtest_summary.csv"
 CONTINUITY = "continuity.csv"  # python -m calibration.continuity
+# python -m calibration.holdout
+HOLDOUT = "holdout.csv"
+HOLDOUT_SUMMARY = "holdout_summary.csv"
+HOLDOUT_FIGURE = "holdout.png"
+HOLDOUT_JSON = "holdout.json"
 # python -m experiments.sensitivity
 SOBOL_INDICES = "sobol_indices.csv"
 SENSITIVITY = "sensitivity.json"

@@ -8,15 +8,16 @@ from sim.config.schema import Config
 from sim.paths import CONFIG_DIR
 
 
-def compose_config(overrides=()) -> Config:
-    """The :class:`Config` of ``configs/config.yaml`` with Hydra ``overrides`` (not yet validated
-    against the inputs: :func:`sim.engine.prepare.prepare` does that)."""
+def compose_config(overrides=(), config_name: str = "config") -> Config:
+    """The :class:`Config` of ``configs/<config_name>.yaml`` (``config``: a projection,
+    ``calibration``: the fit) with Hydra ``overrides`` (not yet validated against the inputs:
+    :func:`sim.engine.prepare.prepare` does that)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name="config", overrides=list(overrides)))
+        return OmegaConf.to_object(compose(config_name=config_name, overrides=list(overrides)))
 
 
 def register_configs() -> None:

@@ -217,6 +217,15 @@ class UncertaintyConfig:
         2.0,
         doc="log-scale s.d. of each parameter's multiplier (median 1)",
     )
+    process: bool = _f(False, doc="process noise: each draw's rates move from year to year (an AR(1) path of each parameter of process_sd), on top of its parameters")
+    process_sd: Dict[str, float] = _f(
+        {"tfr": 0.02, "rural_to_urban": 0.06, "interregional": 0.04, "to_away": 0.04, "from_away": 0.04, "hukou_conversion": 0.05, "reclassification": 0.05},
+        0.0,
+        1.0,
+        doc="s.d. of the yearly innovation of each parameter's log multiplier, common to all regions (see calibration/README.md: sized by the backtests)",
+    )
+    process_region_share: float = _f(1.0, 0.0, 10.0, doc="s.d. of a region's own innovation relative to the common one")
+    process_rho: float = _f(1.0, 0.0, 1.0, doc="AR(1) coefficient of the process paths (1: a random walk)")
 
 
 @dataclass
@@ -334,9 +343,10 @@ def validate(cfg: Config) -> Config:
     bad = [f for f in cfg.figures.formats if f not in FIGURE_FORMATS]
     if bad:
         raise ConfigError(f"figures.formats: unknown format(s) {bad}; allowed values are {', '.join(FIGURE_FORMATS)}")
-    unknown = sorted(set(cfg.uncertainty.sd) - set(UNCERTAIN_PARAMETERS))
-    if unknown:
-        raise ConfigError(f"uncertainty.sd: unknown parameter(s) {unknown}; allowed: {', '.join(UNCERTAIN_PARAMETERS)}")
+    for key in ("sd", "process_sd"):
+        unknown = sorted(set(getattr(cfg.uncertainty, key)) - set(UNCERTAIN_PARAMETERS))
+        if unknown:
+            raise ConfigError(f"uncertainty.{key}: unknown parameter(s) {unknown}; allowed: {', '.join(UNCERTAIN_PARAMETERS)}")
     prm = cfg.params
     unknown = sorted(set(prm.factors) - set(CALIBRATED_PARAMETERS))
     if unknown:

@@ -762,11 +762,11 @@ def _summary(pop0, land0, P, factors, chunks, out):
             x[...] = pop0
             land[:] = land0
             sp[:] = 0.0
-            f = factors[d] if factors.shape[0] else no_factors
             births[...] = 0.0
             deaths[...] = 0.0
             _summarise(x, land, births, deaths, out[0, d])
             for y in range(Y1 - 1):
+                f = factors[d, y] if factors.shape[0] else no_factors
                 p = _year_inputs(P, y, f, buf)
                 _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
                 _summarise(x, land, births, deaths, out[y + 1, d])
@@ -775,8 +775,9 @@ def _summary(pop0, land0, P, factors, chunks, out):
 def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray) -> None:
     """Project ``out.shape[1]`` draws of the jump-off state ``pop0`` (R,K,S,A), ``land0`` (R,)
     through the years of ``P`` (StepInputs whose arrays have a leading year axis and a draw axis
-    of length 1), draw ``d``'s factored parameters multiplied by ``factors[d]`` (shape ``(N_FACTORS, R)``:
-    a row per field of :data:`FACTOR_FIELDS`, a multiplier per region; an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
+    of length 1), draw ``d``'s factored parameters in year ``y`` multiplied by ``factors[d, y]``
+    (shape ``(N_FACTORS, R)``: a row per field of :data:`FACTOR_FIELDS`, a multiplier per region;
+    an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
     D = out.shape[1]
     chunks = min(D, 8 * numba.get_num_threads())
     _summary(pop0, land0, P, factors, chunks, out)

@@ -68,6 +68,36 @@ def draw_factors(cfg: Config) -> dict[str, np.ndarray] | None:
     return {n: np.exp(float(u.sd.get(n, 0.0)) * z[:, j]) for j, n in enumerate(names)}
 
 
+def process_factors(cfg: Config, R: int) -> dict[str, np.ndarray] | None:
+    """Process noise (``uncertainty.process``): per draw, year and region the multiplier
+    ``exp(e)`` of each parameter of ``uncertainty.process_sd``, ``e`` an AR(1) path in the log
+    (``e_t = rho e_(t-1) + u_t``, ``e`` 0 before the first projected year; rho = 1: a random walk)
+    whose innovation ``u`` is a shock common to all regions (s.d. ``process_sd``) plus one of the
+    region's own (s.d. ``process_sd x process_region_share``). Draw ``i`` takes its innovations
+    from a generator seeded with ``(seed, i, 1)``, so that a draw is the same in any slice of an
+    ensemble and independent of its parameter draw."""
+    u = cfg.uncertainty
+    if not u.process:
+        return None
+    names = [n for n in UNCERTAIN_PARAMETERS if u.process_sd.get(n, 0.0) > 0]
+    if not names:
+        return None
+    Y = cfg.end_year - cfg.start_year
+    idx = range(cfg.draws.start, cfg.draws.start + cfg.draws.count)
+    out = {n: np.empty((cfg.draws.count, Y, R)) for n in names}
+    for d, i in enumerate(idx):
+        rng = np.random.default_rng([u.seed, i, 1])
+        z = rng.standard_normal((len(names), Y, 1 + R))
+        for j, n in enumerate(names):
+            sd = float(u.process_sd[n])
+            shocks = sd * (z[j, :, :1] + u.process_region_share * z[j, :, 1:])  # (Y, R)
+            e = np.zeros(R)
+            for t in range(Y):
+                e = u.process_rho * e + shocks[t]
+                out[n][d, t] = np.exp(e)
+    return out
+
+
 @dataclass
 class Model:
     """Everything a projection needs besides the time loop."""
@@ -82,40 +112,53 @@ class Model:
     # per-draw multipliers {name: (D,)}, None: shared parameters. draw_factors() fills the
     # UNCERTAIN_PARAMETERS; a study may also set "land_link" (m2 per settled migrant)
     factors: dict | None = None
+    # process noise: per-draw, per-year multipliers {name: (D, Y, R)} of the projected years
+    # (uncertainty.process), None: none
+    process: dict | None = None
 
     @property
     def draws(self) -> int:
         return self.cfg.draws.count
 
-    def _per_draw(self, name: str, a: np.ndarray, *, columns: bool = False) -> np.ndarray:
+    def _per_draw(self, name: str, a: np.ndarray, *, columns: bool = False, year: int | None = None) -> np.ndarray:
         """``a`` with a leading draw axis: length 1, or D when ``name`` varies across draws. A
-        factor (D,) or (D, R) multiplies ``a``'s region axis: its first, or with ``columns`` its
-        second (the destinations of ``a[i, j]``)."""
-        if self.factors is None or name not in self.factors:
+        factor (D,) or (D, R), times the process innovations of ``year`` (D, R) when there are
+        any, multiplies ``a``'s region axis: its first, or with ``columns`` its second (the
+        destinations of ``a[i, j]``)."""
+        f = None
+        if self.factors is not None and name in self.factors:
+            f = np.asarray(self.factors[name], dtype=float)  # (D,) or (D, R): a multiplier per region
+        if self.process is not None and name in self.process and year is not None:
+            p = self.process[name][:, year - self.cfg.start_year - 1]  # (D, R)
+            f = p if f is None else (f[:, None] if f.ndim == 1 else f) * p
+        if f is None:
             return np.ascontiguousarray(a)[None]
-        f = np.asarray(self.factors[name], dtype=float)  # (D,) or (D, R): a multiplier per region
         if columns:
             f = (f[:, None] if f.ndim == 1 else f)[:, None, :]
         f = f.reshape(f.shape + (1,) * (np.ndim(a) + 1 - f.ndim))
         return np.ascontiguousarray(f * a)
 
-    def factor_table(self) -> np.ndarray:
-        """The per-draw factors as a (D, len(FACTOR_FIELD), R) table (1 where a factor is not
-        drawn; a factor of shape (D,) applies to every region, one of shape (D, R) per region),
-        or an empty (0, 0, 0) table when nothing varies across draws."""
-        if self.factors is None:
-            return np.zeros((0, 0, 0))
+    def factor_table(self, years) -> np.ndarray:
+        """The per-draw factors of the steps of ``years`` as a (D, Y, len(FACTOR_FIELD), R) table
+        (1 where a factor is not drawn; a factor of shape (D,) applies to every region, one of
+        shape (D, R) per region; the process innovations of each year multiply it), or an empty
+        (0, 0, 0, 0) table when nothing varies across draws."""
+        if self.factors is None and self.process is None:
+            return np.zeros((0, 0, 0, 0))
         R = self.pop0.shape[0]
-        t = np.ones((self.draws, len(FACTOR_FIELD), R))
+        t = np.ones((self.draws, len(years), len(FACTOR_FIELD), R))
         for j, name in enumerate(FACTOR_FIELD):
-            if name in self.factors:
+            if self.factors is not None and name in self.factors:
                 f = np.asarray(self.factors[name], dtype=float)
-                t[:, j] = f[:, None] if f.ndim == 1 else f
+                t[:, :, j] = (f[:, None] if f.ndim == 1 else f)[:, None, :]
+            if self.process is not None and name in self.process:
+                idx = np.asarray(years) - self.cfg.start_year - 1
+                t[:, :, j] *= self.process[name][:, idx]
         return t
 
     def stacked_inputs(self, years) -> StepInputs:
         """The central (factor-free) StepInputs of ``years``, each array with a leading year axis."""
-        central = replace(self, factors=None)
+        central = replace(self, factors=None, process=None)
         ps = [central.step_inputs(int(y)) for y in years]
         return StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
 
@@ -156,20 +199,20 @@ class Model:
         return StepInputs(
             sx=sx[None],
             nb=nb[None],
-            asfr=self._per_draw("tfr", tfr_mult * self.asfr_shape),
+            asfr=self._per_draw("tfr", tfr_mult * self.asfr_shape, year=year),
             srb=self.static["srb"][None],
-            m_ru=self._per_draw("rural_to_urban", m_ru),
+            m_ru=self._per_draw("rural_to_urban", m_ru, year=year),
             m_ur=self.static["m_ur"][None],
-            m_away=self._per_draw("to_away", m_away),
-            m_return=self._per_draw("from_away", m_return),
+            m_away=self._per_draw("to_away", m_away, year=year),
+            m_return=self._per_draw("from_away", m_return, year=year),
             return_urban=np.full((1, R), mig.return_urban_share),
-            m_inter=self._per_draw("interregional", self.static["m_inter"]),
+            m_inter=self._per_draw("interregional", self.static["m_inter"], year=year),
             dest_weight=self._per_draw("attractiveness", self.static["dest_weight"], columns=True),
             beta_size=np.array([self.static["beta_size"]]),
             ext_in=(y(mig.external_in) * self.static["ext_in_stock"])[None],
             m_ext_out=self.static["m_ext_out"][None],
-            h_conv=self._per_draw("hukou_conversion", h),
-            reclass=self._per_draw("reclassification", y(pol.reclassification.rate) * self.static["reclass_factor"]),
+            h_conv=self._per_draw("hukou_conversion", h, year=year),
+            reclass=self._per_draw("reclassification", y(pol.reclassification.rate) * self.static["reclass_factor"], year=year),
             reclass_local=np.full((1, R), pol.reclassification.to_local_share),
             land_base=(y(pol.land.base_quota) * self.land0)[None],
             land_per_settled=self._per_draw("land_link", land_link),
@@ -338,4 +381,4 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     )
     if factors is None:
         factors = draw_factors(cfg) if cfg.params.ensemble == "" else ensemble_factors(cfg, regions, prefectures)
-    return Model(cfg, inputs, pop0, inputs.urban_land.values.astype(float), levels, asfr, static, factors)
+    return Model(cfg, inputs, pop0, inputs.urban_land.values.astype(float), levels, asfr, static, factors, process_factors(cfg, R))

@@ -60,7 +60,7 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
     region-to-region moves."""
     cfg = model.cfg
     draws = model.draws if draws is None else draws
-    if model.factors is not None and draws != model.draws:
+    if (model.factors is not None or model.process is not None) and draws != model.draws:
         raise ValueError(f"draws = {draws}: the model's per-draw parameters are for draws.count = {model.draws}")
     od = cfg.od_flows if od is None else od
     get_step(backend)  # an unknown backend fails before anything is allocated
@@ -125,7 +125,7 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
         from sim.engine.kernel import summary
 
         tot = np.zeros((len(years), D, R, n))
-        summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(), tot)
+        summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(years[1:]), tot)
         return Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(n)))
     res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(n)))
     for i, pop, land, out in steps(model, D, backend, False):

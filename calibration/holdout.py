@@ -1,0 +1,154 @@
+"""Backtests inside the record: fit with the data up to year T only, project to 2020, score.
+
+    python -m calibration.holdout [T=2015] [draws=200] [out=DIR] [Hydra overrides of the calibration]
+
+The calibration of ``configs/calibration.yaml`` is fitted with ``calibration.fit_until=T`` (the
+2010 census and the annual series up to T: no 2020 census). Its Laplace posterior (``draws``
+parameter draws) is projected 2010 -> 2020 with process noise (``uncertainty.process_sd``) from
+T + 1 on, the years the forecast does not see. Every held-back observation (the annual series
+after T and the 2020 census of Guangxi and of each prefecture: residents, urban shares; births
+and deaths where the series have them) is scored: error of the median, and whether it falls in
+the 50 % and 90 % central intervals of the draws. Writes ``holdout.csv`` (per observation),
+``holdout_summary.csv`` (per variable: n, MAE, bias, coverage), ``holdout.png`` (Guangxi's urban
+share and residents with their bands and the record; the prefectures' 2020 urban shares against
+the census) and ``holdout.json`` (config, code version, inputs) into ``out`` (default
+``outputs/holdout/T``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from calibration.backtest import csv_table, read_observed, score
+from calibration.core import fit, laplace_draws, simulate
+from calibration.run import setup
+from sim import files
+from sim.config.compose import compose_config
+from sim.config.schema import ConfigError
+from sim.engine.model import process_factors
+from sim.engine.runner import project
+from sim.files import write_text
+from sim.outputs.dataset import to_dataset
+from sim.paths import repo_path
+
+DEFAULTS = {"T": 2015, "draws": 200, "out": ""}
+
+
+def holdout(T: int = 2015, draws: int = 200, overrides=(), seed: int = 20151231) -> tuple[xr.Dataset, list[dict], list[dict], dict]:
+    """Fit to the record up to ``T``, project the posterior 2010 -> 2020 with process noise after
+    ``T``; return the projection (with ``draw``), the scored rows, the summary and a digest."""
+    cfg = compose_config([f"calibration.fit_until={T}", "calibration.write_params=false", f"calibration.draws={draws}", *overrides], config_name="calibration")
+    if not 2010 < T < 2020:
+        raise ConfigError(f"T = {T}: the holdout needs years to hold back; allowed: 2011..2019")
+    problem = setup(cfg)
+    f = fit(problem, max_iterations=cfg.calibration.max_evaluations)
+    post = laplace_draws(problem, f, draws=draws, seed=seed)
+    model = problem.model(f.theta, problem.space.draw_factors(post.thetas, f.theta))
+    # process noise only in the years after T: a draw's rates follow its parameters up to T
+    pcfg = dataclasses.replace(model.cfg, uncertainty=dataclasses.replace(model.cfg.uncertainty, process=True))
+    proc = process_factors(pcfg, model.pop0.shape[0])
+    k = T - cfg.start_year  # index of the first year after T among the projected years
+    for p in proc.values():
+        base = p[:, k - 1 : k].copy()
+        p[:, :k] = 1.0
+        p[:, k:] /= base
+    model = dataclasses.replace(model, process=proc)
+    ds = to_dataset(model, project(model, od=False), scenario=f"holdout_{T}")
+    rows = [r for r in read_observed(repo_path(cfg.calibration.observed)) if r["year"] > T]
+    per_row, summary = score(ds, rows)
+    gx = {r["variable"]: r for r in per_row if r["region"] == "Guangxi" and r["year"] == 2020}
+    pref = [r for r in per_row if r["region"] != "Guangxi" and r["variable"] == "urban_share" and r["year"] == 2020]
+    # the posterior mode's own path (the fit), beside the draws' median
+    mode = simulate(problem.model(f.theta))
+    end = mode.years.tolist().index(2020)
+    census = {r["region"]: r for r in rows if r["year"] == 2020 and r["variable"] == "urban_share"}
+    mode_share = mode.urban[0, end] / mode.residents[0, end]
+    regions = problem.space.regions
+    digest_mode = {
+        "mode_guangxi_urban_share_2020_error_pp": 100 * (mode.urban[0, end].sum() / mode.residents[0, end].sum() - census["Guangxi"]["value"]),
+        "mode_prefecture_urban_share_mae_pp": 100 * float(np.mean([abs(mode_share[i] - census[r]["value"]) for i, r in enumerate(regions) if r in census])),
+    }
+    digest = {**digest_mode,
+        "T": T, "draws": draws, "fit_cost": f.cost, "fit_evaluations": f.iterations,
+        "guangxi_urban_share_2020_error_pp": 100 * gx["urban_share"]["error"], "guangxi_urban_share_2020_in90": gx["urban_share"]["in90"],
+        "guangxi_residents_2020_error": gx["population"]["relative_error"],
+        "prefecture_urban_share_mae_pp": 100 * float(np.mean([abs(r["error"]) for r in pref])),
+        "coverage90": float(np.mean([r["in90"] for r in per_row])), "coverage50": float(np.mean([r["in50"] for r in per_row])), "n": len(per_row),
+    }
+    return ds, per_row, summary, digest
+
+
+def figure(ds: xr.Dataset, per_row: list[dict], T: int):
+    """Guangxi's urban share and residents (median, 50 % and 90 % bands, the held-back record)
+    and the prefectures' 2020 urban shares against the census."""
+    from sim.outputs.figures import _fresh
+
+    fig, axes = _fresh((1, 3), size=(13.5, 4.2))
+    axes = axes[0]
+    q = [0.05, 0.25, 0.5, 0.75, 0.95]
+    years = ds.year.values
+    for ax, var, scale, label in ((axes[0], "total_urban_share", 100, "urban share (%)"), (axes[1], "total_residents", 1e-6, "residents (million)")):
+        v = ds[var].quantile(q, "draw").values * scale
+        ax.fill_between(years, v[0], v[4], alpha=0.2, color="C0", label="90 %")
+        ax.fill_between(years, v[1], v[3], alpha=0.35, color="C0", label="50 %")
+        ax.plot(years, v[2], color="C0", label="median")
+        obs = [r for r in per_row if r["region"] == "Guangxi" and r["variable"] == ("urban_share" if "urban" in var else "population")]
+        ax.plot([r["year"] for r in obs], [r["observed"] * scale for r in obs], "o", color="k", label="held back")
+        ax.axvline(T, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"Guangxi: {label}, fitted to {T}")
+        ax.legend(fontsize=7)
+    pref = [r for r in per_row if r["region"] != "Guangxi" and r["variable"] == "urban_share"]
+    ax = axes[2]
+    x = np.arange(len(pref))
+    mid = np.array([r["projected"] for r in pref]) * 100
+    ax.errorbar(x, mid, yerr=[mid - np.array([r["lo90"] for r in pref]) * 100, np.array([r["hi90"] for r in pref]) * 100 - mid], fmt="s", color="C0", label="projected, 90 %")
+    ax.plot(x, [r["observed"] * 100 for r in pref], "o", color="k", label="2020 census")
+    ax.set_xticks(x, [r["region"] for r in pref], rotation=70, fontsize=7)
+    ax.set_title("prefectures: urban share 2020 (%)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def main(argv=None) -> int:
+    from sim.outputs.dataset import code_version
+    from sim.outputs.figures import save
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, rest = dict(DEFAULTS), []
+    for a in argv:
+        k, sep, v = a.partition("=")
+        if sep and k in own:
+            own[k] = v
+        else:
+            rest.append(a)
+    try:
+        T, draws = int(own["T"]), int(own["draws"])
+    except ValueError:
+        print(f"holdout: T and draws must be integers (T={own['T']!r}, draws={own['draws']!r})", file=sys.stderr)
+        return 2
+    try:
+        ds, per_row, summary, digest = holdout(T, draws, rest)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    out = Path(own["out"] or f"outputs/holdout/{T}")
+    write_text(csv_table(per_row), out / files.HOLDOUT)
+    write_text(csv_table(summary), out / files.HOLDOUT_SUMMARY)
+    save(figure(ds, per_row, T), out / files.HOLDOUT_FIGURE)
+    write_text(json.dumps({**digest, "overrides": rest, "code_version": code_version(), "input_sha256": ds.attrs.get("input_sha256", ""), "config_json": json.loads(ds.attrs["config_json"])}, indent=1, default=str) + "\n", out / files.HOLDOUT_JSON)
+    for s in summary:
+        cov = f"  inside 50 %: {s['coverage50']:.0%}  90 %: {s['coverage90']:.0%}" if "coverage50" in s else ""
+        print(f"{s['variable']:12s} n={s['n']:3d}  MAE {s['mae']:.5g}  bias {s['bias']:+.5g}{cov}")
+    print(json.dumps(digest, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
