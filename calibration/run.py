@@ -124,6 +124,8 @@ def _yaml_params(name: str, factors: dict, region_factors: dict, source: str, en
     lines += [f"{ind}ensemble: {json.dumps(ensemble)}", f"{ind}keep_draws: false"]
     if ensemble:
         lines += ["draws:", f"  count: {draws}", "  start: 0"]
+        # the posterior's parameter uncertainty plus year-to-year innovations in the rates
+        lines += ["uncertainty:", "  process: true"]
     return "\n".join(lines) + "\n"
 
 

@@ -140,7 +140,8 @@ def test_ensemble_run_gives_quantiles_in_one_call(tmp_path):
     from sim.engine.model import read_ensemble
     from sim.outputs.job import run
 
-    cfg = validate(compose_config(["params=calibrated_ensemble", "draws.count=20", "draws.start=5", "end_year=2030", "params.keep_draws=true", "quiet=true"]))
+    # parameter draws only (the process noise of the ensemble's config: tests/test_forecast.py)
+    cfg = validate(compose_config(["params=calibrated_ensemble", "draws.count=20", "draws.start=5", "end_year=2030", "params.keep_draws=true", "quiet=true", "uncertainty.process=false"]))
     ds = run(cfg, tmp_path)
     assert ds.urban_share.dims == ("quantile", "year", "region")
     np.testing.assert_allclose(ds["quantile"].values, [0.05, 0.25, 0.5, 0.75, 0.95])
