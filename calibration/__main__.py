@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -31,7 +33,10 @@ def main(cfg: DictConfig) -> None:
         print(f"  {k:20s} n={s['n']:4d}  RMSE {s['rmse']:.3f} {s['unit']}  max {s['max_abs']:.3f} {s['unit']}")
     if res["posterior"] is not None:
         post = res["posterior"]
-        how = "the Laplace approximation" if res["sampler"] == "laplace" else f"{post.chains} Metropolis chains x {post.iterations} iterations; acceptance {post.acceptance:.2f}, largest split R-hat {res['max_rhat']:.3f}"
+        kind = {"metropolis": "Metropolis chains", "emcee": "emcee walkers"}.get(res["sampler"], "")
+        how = "the Laplace approximation" if res["sampler"] == "laplace" else f"{post.chains} {kind} x {post.iterations} iterations; acceptance {post.acceptance:.2f}, largest split R-hat {res['max_rhat']:.3f}"
+        if post.ess is not None:
+            how += f", smallest bulk ESS {np.nanmin(post.ess):.0f}"
         print(f"  posterior: {len(post.thetas)} draws from {how}")
     print(f"report: {hc.runtime.output_dir}/fit_report.md")
     for p in res["written"]:

@@ -28,6 +28,7 @@ from calibration.core import (
     fitted_table,
     identifiability,
     laplace_draws,
+    emcee_draws,
     posterior_draws,
     simulate,
     summary_stats,
@@ -83,7 +84,7 @@ def _check(cfg: Config) -> None:
         raise ConfigError("policy: the calibration fits the history 2011-2020 with the levers as of 2020 (sim.engine.prepare.history_policy); allowed: no policy overrides")
     if cfg.geography.name != "guangxi_prefectures":
         raise ConfigError(f"geography = {cfg.geography.name}: the calibration fits Guangxi's prefectures (their parameters apply to its counties by prefecture); allowed: guangxi_prefectures")
-    if cfg.calibration.sampler == "metropolis":
+    if cfg.calibration.sampler in ("metropolis", "emcee"):
         kept = cfg.calibration.chains * (cfg.calibration.iterations - cfg.calibration.iterations // 2)
         if cfg.calibration.draws > kept:
             raise ConfigError(f"calibration.draws = {cfg.calibration.draws}: must be <= the states kept, chains x (iterations - burn-in) = {kept}")
@@ -181,13 +182,19 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
             bar = Progress(c.iterations, f"posterior ({c.chains} Metropolis chains)", c.progress)
             post = posterior_draws(problem, f, draws=c.draws, chains=c.chains, iterations=c.iterations, seed=c.seed, progress=bar)
             bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}")
+        elif c.sampler == "emcee":
+            bar = Progress(c.iterations, f"posterior (emcee, {c.chains} walkers)", c.progress)
+            post = emcee_draws(problem, f, draws=c.draws, walkers=c.chains, iterations=c.iterations, seed=c.seed, progress=bar)
+            bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}, smallest bulk ESS {np.nanmin(post.ess):.0f}")
         else:
             post = laplace_draws(problem, f, draws=c.draws, seed=c.seed)
             log.info("posterior: %d draws from the Laplace approximation", c.draws)
         sd_post = post.thetas.std(axis=0)
-        for r, s, rh in zip(ident, sd_post, post.rhat):
+        ess = post.ess if post.ess is not None else np.full(len(post.rhat), np.nan)
+        for r, s, rh, e in zip(ident, sd_post, post.rhat, ess):
             r["posterior_sd_mcmc"] = float(s)
             r["rhat"] = float(rh)
+            r["ess_bulk"] = float(e)
 
     factors, region_factors = problem.space.to_params(f.theta)
     digest = config_digest(cfg)
@@ -196,7 +203,8 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
         code_version=code_version(), config_sha256=digest, overrides=list(overrides), inputs_sha256=inputs_sha,
         observed=str(c.observed), fit_until=c.fit_until, start_year=cfg.start_year, seconds=0.0,
         evaluations=problem.evaluations, fit_seconds=f.seconds, cost=f.cost, fit_evaluations=f.iterations,
-        sampler=c.sampler, acceptance=post.acceptance if post else None, max_rhat=float(np.nanmax(post.rhat)) if post and c.sampler == "metropolis" else None, chains=c.chains, iterations=c.iterations,
+        sampler=c.sampler, acceptance=post.acceptance if post else None, max_rhat=float(np.nanmax(post.rhat)) if post and c.sampler != "laplace" else None,
+        min_ess=float(np.nanmin(post.ess)) if post and post.ess is not None else None, chains=c.chains, iterations=c.iterations,
         posterior_evaluations=post.evaluations if post else 0, posterior_seconds=post.seconds if post else 0.0,
         statistics=stats, factors=factors, region_factors=region_factors,
     )
@@ -206,6 +214,9 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
         ens = _ensemble_dataset(problem, post.thetas, {"source": source, "sampler": c.sampler, "code_version": meta["code_version"], "config_sha256": digest, "inputs_sha256": inputs_sha})
         written.append(_write_netcdf(ens, out_dir / files.POSTERIOR))
     meta["seconds"] = time.perf_counter() - t0
+    from sim.outputs.figures import save
+
+    written.append(save(fit_figure(problem, sim), out_dir / files.FIT_FIGURE))
     report = format_report(problem, f, stats, ident, meta)
     written.append(write_text(report, out_dir / files.FIT_REPORT))
     written.append(write_text(json.dumps({**meta, "config": dataclasses.asdict(cfg)}, indent=1, default=str) + "\n", out_dir / files.CALIBRATION))
@@ -246,6 +257,44 @@ def _outside_lines(ident: list[dict]) -> list[str]:
     return L + [""]
 
 
+FIT_SERIES = (
+    ("urban_share", "urban share (%)", 100.0),
+    ("urban_share_original", "urban share, pre-census basis (%)", 100.0),
+    ("population", "residents (million)", 1e-6),
+    ("births", "births (thousand)", 1e-3),
+    ("birth_rate", "crude birth rate (per 1000)", 1e3),
+    ("death_rate", "crude death rate (per 1000)", 1e3),
+    ("e0", "life expectancy at birth (years)", 1.0),
+)
+
+
+def fit_figure(problem: Problem, sim):
+    """Guangxi's fitted path 2011-2020 of every annual series against its observed points (the
+    targets' observed values, marked by their block; the 2020 census as the last urban share)."""
+    from calibration.core import _guangxi_getter
+    from sim.outputs.figures import _fresh
+
+    fig, axes = _fresh((2, 4), size=(15, 6.5))
+    axes = axes.ravel()
+    years = sim.years[1:]
+    for ax, (variable, label, scale) in zip(axes, FIT_SERIES):
+        ax.plot(years, _guangxi_getter(variable, years)(sim)[0] * scale, color="C0", label="fitted")
+        for b in problem.blocks:
+            if b.name == f"guangxi_{variable}" or (variable == "population" and b.name == "guangxi_residents"):
+                ys = [int(lab.split(":")[1]) for lab in b.labels]
+                ax.errorbar(ys, b.observed * scale, yerr=(b.sd * (b.observed if b.scale == "log" else 1.0)) * scale, fmt="o", color="black", ms=4, capsize=3, label="observed (1 s.d. of the target)")
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    census = [b for b in problem.blocks if b.name == "urban_share"]
+    if census:
+        res = problem.blocks[[b.name for b in problem.blocks].index("residents")].observed
+        share = float((census[0].observed * res).sum() / res.sum())
+        axes[0].plot([2020], [share * 100], "D", color="black", label="2020 census")
+    axes[0].legend(fontsize=7)
+    axes[-1].set_visible(False)
+    return fig
+
+
 def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dict) -> str:
     L = [
         "# Calibration report",
@@ -255,12 +304,15 @@ def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dic
     ]
     if meta.get("sampler") == "laplace":
         L.append(f"Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); held at the optimum (the kernel cannot vary them per draw): {', '.join(HELD_IN_DRAWS)}.")
+    elif meta.get("sampler") == "emcee":
+        L.append(f"Posterior: emcee, {meta['chains']} walkers x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, "
+                 f"largest split R-hat {meta['max_rhat']:.3f}, smallest bulk ESS {meta['min_ess']:.0f} (arviz; walkers as chains); held at the optimum: {', '.join(HELD_IN_DRAWS)}.")
     elif meta.get("max_rhat") is not None:
         L.append(f"Posterior: {meta['chains']} Metropolis chains x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, largest split R-hat {meta['max_rhat']:.3f}.")
     L += ["", "## Errors by target (fitted - observed; counts in %, shares in percentage points)", "", "| target | n | RMSE | max abs | unit |", "|---|---:|---:|---:|---|"]
     for k, s in stats.items():
         L.append(f"| {k} | {s['n']} | {s['rmse']:.3f} | {s['max_abs']:.3f} | {s['unit']} |")
-    L += ["", "Per target: `fitted.csv`. city_proper is reported, not fitted: the engine carries city-proper residents as the census share of urban residents.", ""]
+    L += ["", "Per target: `fitted.csv`; Guangxi's fitted series against the record: `fit.png`. city_proper is reported, not fitted: the engine carries city-proper residents as the census share of urban residents.", ""]
     L += _outside_lines(ident)
     L += ["## Parameters (multiplier on the guess; posterior s.d. of its log, Laplace)", "", "| parameter | region | multiplier | posterior s.d. | prior s.d. | ratio | verdict | most correlated (r) |", "|---|---|---:|---:|---:|---:|---|---|"]
     for r in ident:

@@ -130,6 +130,39 @@ def _runs(runs) -> dict[str, xr.Dataset]:
 
 
 # ---------------------------------------------------------------------------------- figures
+@lru_cache(maxsize=1)
+def observed_record() -> tuple[dict, ...]:
+    """Guangxi's rows of the shipped observed series (``sim/data/guangxi_observed.csv``)."""
+    import csv
+
+    path = DATA_DIR / files.OBSERVED
+    if not path.is_file():
+        return ()
+    with open(path, encoding="utf-8") as f:
+        return tuple(dict(r, year=int(r["year"]), value=float(r["value"])) for r in csv.DictReader(f) if r["region"] == "Guangxi")
+
+
+# how the record is drawn: the censuses filled, the annual series open, the pre-census basis grey
+_RECORD_STYLE = {"A": dict(marker="o", ms=5), "B": dict(marker="s", ms=4, mfc="none"), "C": dict(marker="^", ms=4, mfc="none")}
+
+
+def _plot_record(ax, ds: xr.Dataset, variable: str, scale: float) -> None:
+    """Guangxi's observed points of ``variable`` (and, for the urban share, the original
+    pre-census basis) over the years the axis shows, marked by grade. Only for runs of Guangxi's
+    own geographies (the record is Guangxi's)."""
+    if not str(ds.attrs.get("geography", "")).startswith("guangxi"):
+        return
+    names = {"urban_share": ("urban_share", "urban_share_original"), "population": ("population",), "births": ("births",)}[variable]
+    for name in names:
+        for grade, style in _RECORD_STYLE.items():
+            pts = [r for r in observed_record() if r["variable"] == name and r.get("grade", "A") == grade]
+            if not pts:
+                continue
+            colour = "0.55" if name.endswith("_original") else "black"
+            what = "pre-census basis" if name.endswith("_original") else ("census" if grade == "A" else "annual")
+            ax.plot([r["year"] for r in pts], [r["value"] * scale for r in pts], ls="none", color=colour, label=f"record, {what} (grade {grade})", **style)
+
+
 def urban_share_figure(runs) -> Figure:
     """All regions' resident urbanization rate over time, one line (fan) per run, with the
     plan's urban-share targets for all regions marked (``~`` targets with their tolerance)."""
@@ -153,6 +186,7 @@ def urban_share_figure(runs) -> Figure:
         left = t["year"] > first.year.values[-1] - 4  # near the right edge: label to the left
         ax.annotate(f"{t['op'].replace('>=', '≥').replace('<=', '≤')}{y:.0f}% ({t['year']})", (t["year"], y), textcoords="offset points", xytext=(-6 if left else 6, -14 if below else 8), ha="right" if left else "left", fontsize=8)
         marked = True
+    _plot_record(ax, first, "urban_share", 100)
     ax.set_xlabel("year")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(axis_label(first.total_urban_share))
