@@ -103,6 +103,9 @@ def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.D
     rows = observed_rows if observed_rows is not None else read_observed(repo_path(c.observed))
     blocks = census_targets(end, rows, start_year=cfg.start_year, fit_until=c.fit_until, census_year=cfg.end_year)
     space = Space([str(r) for r in inputs.region.values], region_sd=c.region_sd)
+    sampled = int((~space.held()).sum())
+    if c.sampler == "emcee" and c.draws > 0 and c.chains < 2 * sampled:
+        raise ConfigError(f"calibration.chains = {c.chains}: emcee needs at least twice the {sampled} sampled parameters as walkers; allowed: >= {2 * sampled}")
     return Problem(cfg, inputs, blocks, space, backend=cfg.backend)
 
 

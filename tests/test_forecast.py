@@ -231,3 +231,30 @@ def test_holdout_fits_to_2017_and_scores_the_held_back_record(tmp_path):
     assert min(years) > 2017 and max(years) == 2020
     assert (tmp_path / "holdout.png").stat().st_size > 10_000
     assert main(["T=2021"]) == 2  # nothing to hold back
+
+
+# ---- the ensemble sampler ----------------------------------------------------------------------
+def test_emcee_sampler_reports_rhat_and_ess_per_parameter(tmp_path):
+    """calibration.sampler=emcee (a tiny budget: the committed run's figures are in the fit
+    report): every sampled parameter gets a split R-hat and a bulk ESS, the held ones none; the
+    draws are written; too few walkers are refused before sampling."""
+    import csv
+
+    import xarray as xr
+
+    from calibration.run import run
+
+    cfg = validate(compose_config(["calibration.write_params=false", "calibration.sampler=emcee", "calibration.chains=128", "calibration.iterations=6",
+                                   "calibration.draws=60", "calibration.max_evaluations=4", "calibration.progress=false"], config_name="calibration"))
+    res = run(cfg, tmp_path)
+    with open(tmp_path / "parameters.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    sampled = [r for r in rows if r["rhat"] != "nan"]
+    assert len(sampled) == 63 and all(float(r["ess_bulk"]) > 0 for r in sampled)
+    assert {r["parameter"] for r in rows if r["rhat"] == "nan"} >= {"mortality", "tfr_2017", "child_return"}
+    assert "largest split R-hat" in (tmp_path / "fit_report.md").read_text() and res["min_ess"] > 0
+    with xr.open_dataset(tmp_path / "posterior.nc") as post:
+        assert post.sizes["draw"] == 60
+    few = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, chains=20))
+    with pytest.raises(ConfigError, match="calibration.chains = 20: emcee needs at least twice the 63 sampled parameters as walkers; allowed: >= 126"):
+        run(few, tmp_path / "few")

@@ -219,10 +219,10 @@ class UncertaintyConfig:
     )
     process: bool = _f(False, doc="process noise: each draw's rates move from year to year (an AR(1) path of each parameter of process_sd), on top of its parameters")
     process_sd: Dict[str, float] = _f(
-        {"tfr": 0.02, "rural_to_urban": 0.06, "interregional": 0.04, "to_away": 0.04, "from_away": 0.04, "hukou_conversion": 0.05, "reclassification": 0.05},
+        {"tfr": 0.03, "rural_to_urban": 0.25, "interregional": 0.05, "to_away": 0.05, "from_away": 0.05, "hukou_conversion": 0.05, "reclassification": 0.05},
         0.0,
         1.0,
-        doc="s.d. of the yearly innovation of each parameter's log multiplier, common to all regions (see calibration/README.md: sized by the backtests)",
+        doc="s.d. of the yearly innovation of each parameter's log multiplier, common to all regions; rural_to_urban is sized so that the innovations alone give Guangxi's urban share a s.d. of about 1 pp five years out, the error of the fit's own path in the backtests from 2015 and 2017 (calibration/README.md); the others are guesses",
     )
     process_region_share: float = _f(1.0, 0.0, 10.0, doc="s.d. of a region's own innovation relative to the common one")
     process_rho: float = _f(1.0, 0.0, 1.0, doc="AR(1) coefficient of the process paths (1: a random walk)")
