@@ -535,7 +535,9 @@ def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iteration
             progress(1)
         return out
 
-    sampler = emcee.EnsembleSampler(walkers, d, log_prob, vectorize=True)
+    # differential-evolution moves (ter Braak 2006; Nelson et al. 2014) with a share of stretch moves
+    moves = [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.1), (emcee.moves.StretchMove(), 0.1)]
+    sampler = emcee.EnsembleSampler(walkers, d, log_prob, vectorize=True, moves=moves)
     sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
     z0 = rng.standard_normal((walkers, d))  # the walkers start as draws of the Laplace approximation
     sampler.run_mcmc(z0, iterations, progress=False)
