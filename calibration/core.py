@@ -544,11 +544,13 @@ def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iteration
     burn = iterations // 2
     chain = sampler.get_chain(discard=burn)  # (T, W, d)
     thetas = to_theta(chain.reshape(-1, d)).reshape(chain.shape[0], walkers, -1)  # (T, W, n)
-    ds = az.convert_to_dataset({"theta": np.moveaxis(thetas[:, :, v], 0, 1)})  # (chain, draw, d)
     rhat = np.full(len(f.theta), np.nan)
     ess = np.full(len(f.theta), np.nan)
-    rhat[v] = az.rhat(ds, method="rank")["theta"].values
-    ess[v] = az.ess(ds, method="bulk")["theta"].values
+    with warnings.catch_warnings():  # arviz warns when there are more walkers than kept draws; the shape is (chain, draw, d)
+        warnings.simplefilter("ignore", UserWarning)
+        ds = az.convert_to_dataset({"theta": np.moveaxis(thetas[:, :, v], 0, 1)})
+        rhat[v] = az.rhat(ds, method="rank")["theta"].values
+        ess[v] = az.ess(ds, method="bulk")["theta"].values
     flat = thetas.reshape(-1, len(f.theta))
     idx = np.linspace(0, len(flat) - 1, min(draws, len(flat))).round().astype(int)
     post = Posterior(flat[idx], float(np.mean(sampler.acceptance_fraction)), rhat, walkers, iterations, (iterations + 1) * walkers, time.perf_counter() - t0)

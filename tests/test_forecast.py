@@ -244,8 +244,8 @@ def test_emcee_sampler_reports_rhat_and_ess_per_parameter(tmp_path):
 
     from calibration.run import run
 
-    cfg = validate(compose_config(["calibration.write_params=false", "calibration.sampler=emcee", "calibration.chains=128", "calibration.iterations=6",
-                                   "calibration.draws=60", "calibration.max_evaluations=4", "calibration.progress=false"], config_name="calibration"))
+    cfg = validate(compose_config(["calibration.write_params=false", "calibration.sampler=emcee", "calibration.chains=128", "calibration.iterations=20",
+                                   "calibration.draws=60", "calibration.max_evaluations=5", "calibration.progress=false"], config_name="calibration"))
     res = run(cfg, tmp_path)
     with open(tmp_path / "parameters.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
