@@ -14,6 +14,7 @@ gross moves across the region's boundary (in + out). Writes ``continuity.csv`` i
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import xarray as xr
@@ -31,8 +32,6 @@ _BOUNDARY_FLOWS = [f.name for f in FLOW_TABLE if f.net]
 
 
 def _runs(overrides=()) -> tuple[xr.Dataset, xr.Dataset]:
-    import dataclasses
-
     base = ["figures.enabled=false", f"end_year={FIRST_YEAR}", *overrides]
     cfg_hist = compose_config([*base, "start_year=2010"])
     cfg_hist = dataclasses.replace(cfg_hist, policy=history_policy())

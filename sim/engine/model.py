@@ -162,12 +162,17 @@ class Model:
         ps = [central.step_inputs(int(y)) for y in years]
         return StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
 
-    def e0(self, year: int) -> np.ndarray:
-        """Life expectancy at birth (R, K, S) of the life tables the step of ``year`` uses."""
+    def life_table_Lx(self, year: int) -> np.ndarray:
+        """Person-years L(x) (R, K, S, A) of the life tables the step of ``year`` uses: the levels,
+        the improvement since the jump-off and the mortality path of ``year``."""
         c = self.cfg
         yrs = np.arange(c.start_year + 1, year + 1)
         cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
-        return self.static["mortality"].life_table_Lx(self.levels * (np.exp(-cum) * path_factor(c, "mortality", year))).sum(axis=-1)
+        return self.static["mortality"].life_table_Lx(self.levels * (np.exp(-cum) * path_factor(c, "mortality", year)))
+
+    def e0(self, year: int) -> np.ndarray:
+        """Life expectancy at birth (R, K, S) of the life tables the step of ``year`` uses."""
+        return self.life_table_Lx(year).sum(axis=-1)
 
     @property
     def regions(self) -> list[str]:
@@ -177,11 +182,7 @@ class Model:
         """Rates for the step that ends on 31 Dec of ``year``."""
         c = self.cfg
         mig = c.demography.migration
-        t0 = c.start_year
-        yrs = np.arange(t0 + 1, year + 1)
-        cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
-        Lx = self.static["mortality"].life_table_Lx(self.levels * (np.exp(-cum) * path_factor(c, "mortality", year)))
-        sx, nb = survival_ratios(Lx)
+        sx, nb = survival_ratios(self.life_table_Lx(year))
         tfr_mult = float(year_map(c.demography.fertility.tfr_multiplier, [year])[0]) * path_factor(c, "tfr", year)
         R = self.pop0.shape[0]
 
@@ -190,9 +191,7 @@ class Model:
 
         m_ru = (y(mig.rural_to_urban) * trend_factor(c, "rural_to_urban", year)) * self.static["ru_shape"]
         m_return = (y(mig.from_away) * trend_factor(c, "from_away", year)) * self.static["return_shape"]
-        m_away = self.static["m_away"]
-        if trend_factor(c, "to_away", year) != 1.0:
-            m_away = trend_factor(c, "to_away", year) * m_away
+        m_away = trend_factor(c, "to_away", year) * self.static["m_away"]
         h = y(c.policy.hukou.conversion_rate) * self.static["h_shape"]
         land_link = self.static["land_per_settled"]
         pol = c.policy

@@ -71,27 +71,34 @@ def history_config(cfg: Config) -> Config:
     )
 
 
-_HISTORY_STATES: dict[str, np.ndarray] = {}  # per process: a sweep's jobs share their history
+_HISTORIES: dict[str, tuple[list[str], np.ndarray]] = {}  # per process: a sweep's jobs share their history
+
+
+def _history(cfg: Config) -> tuple[list[str], np.ndarray]:
+    """The regions and the 2020 state (R, K, S, A) of the history of :func:`history_config`,
+    projected once per process and config."""
+    hist = history_config(cfg)
+    key = json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str)
+    if key not in _HISTORIES:
+        inputs = history_inputs(hist.geography.name)
+        model = build_model(hist, inputs, factors=None)
+        last = None
+        for _, state, _, _ in steps(model, 1, hist.backend, False):
+            last = state
+        if len(_HISTORIES) >= 8:
+            _HISTORIES.pop(next(iter(_HISTORIES)))
+        _HISTORIES[key] = ([str(r) for r in inputs.region.values], last[0].copy())
+    return _HISTORIES[key]
 
 
 def history_state(cfg: Config) -> np.ndarray:
     """The 2020 state (R, K, S, A) of the history 2010-2020 of :func:`history_config`."""
-    hist = history_config(cfg)
-    key = json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str)
-    if key not in _HISTORY_STATES:
-        model = build_model(hist, history_inputs(hist.geography.name), factors=None)
-        last = None
-        for _, state, _, _ in steps(model, 1, hist.backend, False):
-            last = state
-        if len(_HISTORY_STATES) >= 8:
-            _HISTORY_STATES.pop(next(iter(_HISTORY_STATES)))
-        _HISTORY_STATES[key] = last[0].copy()
-    return _HISTORY_STATES[key].copy()
+    return _history(cfg)[1].copy()
 
 
 def history_regions(cfg: Config) -> list[str]:
     """The regions of the history (the 2010 census's), in the order of :func:`history_state`."""
-    return [str(r) for r in history_inputs(cfg.geography.name).region.values]
+    return list(_history(cfg)[0])
 
 
 def continued_inputs(cfg: Config, census: xr.Dataset) -> xr.Dataset:
