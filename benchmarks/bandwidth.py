@@ -23,7 +23,7 @@ import time
 import numpy as np
 from numba import njit
 
-from sim.axes import N_AGES, N_FLOWS, N_SEXES, N_STATES, URBAN_MIGRANT
+from sim.axes import N_AGES, N_CAPS, N_FLOWS, N_SEXES, N_STATES, URBAN_MIGRANT
 from sim.engine import kernel
 from sim.engine.contract import StepInputs
 
@@ -109,11 +109,12 @@ def _moves_in_l1(n, x0, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in
     that region at full rates; the region's data stays in L1."""
     x = x0.copy()
     scratch = np.empty((0, x0.shape[1], x0.shape[2]))
+    capped = np.zeros(N_CAPS)
     left = 0.0
     for _ in range(n):
         x[...] = x0
         if moves:
-            left += kernel._local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, 1.0, 1.0, flows, o_int, False, False, scratch)[1]
+            left += kernel._local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, 1.0, 1.0, flows, o_int, False, False, scratch, capped)
     return left
 
 

@@ -34,14 +34,24 @@ COUNTS = ("population", "births", "deaths")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def read_observed(path: str | Path, *, regions: list[str] | None = None) -> list[dict]:
+GUANGXI_ZH = ("广西", "广西壮族自治区")
+# variables whose values cannot be negative (counts, rates, years of life)
+NON_NEGATIVE = ("population", "births", "deaths", "birth_rate", "death_rate", "e0")
+
+
+def read_observed(path: str | Path, *, regions: list[str] | None = None, aliases: dict[str, str] | None = None) -> list[dict]:
     """The rows of an observed file, checked: every required column present, ``year`` an
-    integer, ``value`` a finite number, ``variable`` known, ``region`` known (when ``regions``
-    is given). Errors name the row (1 = the first data row), the line and the column."""
+    integer, ``value`` a finite number (a fraction for shares, not negative for counts and
+    rates), ``variable`` known, ``region`` known (when ``regions`` is given; a name in
+    ``aliases``, e.g. a Chinese one, stands for its region), no (year, region, variable) twice.
+    A UTF-8 byte-order mark (Excel's "CSV UTF-8") is allowed. Errors name the row (1 = the
+    first data row), the line and the column."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"observed = {str(path)!r}: no such file")
-    with open(path, encoding="utf-8", newline="") as f:
+    aliases = {**{z: "Guangxi" for z in GUANGXI_ZH}, **(aliases or {})}
+    seen: dict[tuple, int] = {}
+    with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in COLUMNS if c not in header]
@@ -63,10 +73,17 @@ def read_observed(path: str | Path, *, regions: list[str] | None = None) -> list
                 raise ConfigError(f"{where}, column value: {r['value']!r} is not a finite number")
             if r["variable"] not in VARIABLES:
                 raise ConfigError(f"{where}, column variable: unknown variable {r['variable']!r}; known: {', '.join(VARIABLES)}")
+            r["region"] = aliases.get(r["region"], r["region"])
             if regions is not None and r["region"] not in regions:
                 raise ConfigError(f"{where}, column region: unknown region {r['region']!r}; known: {', '.join(regions)}")
             if r["variable"] in ("urban_share", "urban_share_original") and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{where}, column value: urban_share {value} must be a fraction between 0 and 1")
+            if r["variable"] in NON_NEGATIVE and value < 0:
+                raise ConfigError(f"{where}, column value: {r['variable']} {value} must not be negative")
+            key = (year, r["region"], r["variable"])
+            if key in seen:
+                raise ConfigError(f"{where}: {r['variable']} of {r['region']} in {year} is already given in row {seen[key]}; each (year, region, variable) once")
+            seen[key] = i
             rows.append({**r, "year": year, "value": value, "row": i})
     if not rows:
         raise ConfigError(f"{path.name}: no data rows")
@@ -79,6 +96,13 @@ def known_regions(ds: xr.Dataset) -> list[str]:
     if "prefecture" in ds.coords:
         names += [str(p) for p in dict.fromkeys(ds.prefecture.values.tolist()) if str(p) not in names]
     return names
+
+
+def region_aliases(ds: xr.Dataset) -> dict[str, str]:
+    """Other names ``region`` may use in an observed file: each region's Chinese name."""
+    if "name_zh" not in ds.coords:
+        return {}
+    return {str(z): str(r) for z, r in zip(ds.name_zh.values, ds.region.values) if str(z)}
 
 
 def _selection(ds: xr.Dataset, region: str) -> np.ndarray:
@@ -174,12 +198,16 @@ def backtest(projection: str | Path, observed: str | Path, out: str | Path | Non
     (default: beside the projection)."""
     from sim.files import write_text
 
+    from sim.outputs.runs import RunFileError, open_run
+
     projection = Path(projection)
     if not projection.is_file():
         raise ConfigError(f"projection = {str(projection)!r}: no such file")
-    with xr.open_dataset(projection) as ds:
-        ds = ds.load()
-    rows = read_observed(observed, regions=known_regions(ds))
+    try:
+        ds = open_run(projection)
+    except RunFileError as e:
+        raise ConfigError(f"projection = {e}") from None
+    rows = read_observed(observed, regions=known_regions(ds), aliases=region_aliases(ds))
     per_row, summary = score(ds, rows)
     if not per_row:
         raise ConfigError(f"{Path(observed).name}: no row falls in the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])}")

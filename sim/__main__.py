@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from sim.config.cli import run_app
 from sim.config.compose import register_configs
 from sim.config.schema import ConfigError
 
@@ -48,7 +49,7 @@ def _set_threads(n: int | None) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from sim.outputs.job import run
+    from sim.outputs.job import RunDirBusy, run
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -61,7 +62,12 @@ def main(cfg: DictConfig) -> None:
             raise
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunDirBusy as e:
+        if multirun:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)

@@ -66,6 +66,14 @@ F_EXT_OUT = FLOWS.index("external_out")
 NET_MIGRATION = tuple((i, f.net) for i, f in enumerate(FLOW_TABLE) if f.net)
 
 
+# Rates bounded where they are applied: the out-moves of each state (all its out-rates of a
+# cell together, scaled to sum 1 when they exceed it), hukou conversion and reclassification
+# (each at most 1). A step counts, per region and group, the (sex, age) cells it bounded.
+CAP_GROUPS = ("rural_moves", "urban_local_moves", "urban_migrant_moves", "away_moves", "hukou_conversion", "reclassification")
+N_CAPS = len(CAP_GROUPS)
+C_RURAL, C_LOCAL, C_MIGRANT, C_AWAY, C_CONVERSION, C_RECLASS = range(N_CAPS)
+
+
 def net_migration(flows: np.ndarray, axis: int) -> np.ndarray:
     """Persons entering the region's four states from outside them minus those leaving: the
     signed sum of ``flows`` along the flow ``axis`` (added in flow order)."""

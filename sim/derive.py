@@ -12,19 +12,25 @@ sources are in ``sim/data/PROVENANCE.md``. Only this script (and tests) read the
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from sim.inputs.derive import derive_all
+from sim.inputs.derive import DerivationError, derive_all
 from sim.paths import DATA_DIR, DEFAULT_CENSUS_DIR
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--census", type=Path, default=DEFAULT_CENSUS_DIR)
     ap.add_argument("--out", type=Path, default=DATA_DIR)
     args = ap.parse_args(argv)
-    derive_all(args.census, args.out)
+    try:
+        derive_all(args.census, args.out)
+    except DerivationError as e:
+        print(f"derive error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -18,7 +18,11 @@ PROJECTION = "projection.nc"  # the projection (the default of the config's `out
 TARGETS = "targets.csv"  # each target: met or not, first year met, land needed
 REGIONS = "regions.csv"  # every region's urban share in targets.region_years
 REPORT = "report.txt"  # the target report as text
+RUN_CONFIG = "config.yaml"  # the run's command-line overrides and its resolved config
 STATUS = "status.json"  # running / ok (with every file's SHA-256) / failed
+FAILURE = "last_failure.json"  # a run that failed in a directory holding a complete result: its error (the result stays)
+LOCK = ".lock"  # held (flock) by the run writing into the directory
+STAGING = ".staging"  # a run's files before they are published into the directory as one set
 FIGURES = "figures"  # folder of the run's figures
 REPORT_HTML = "report.html"  # python -m sim.report
 # A sweep directory (python -m sim.collect)

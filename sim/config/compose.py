@@ -11,13 +11,22 @@ from sim.paths import CONFIG_DIR
 def compose_config(overrides=(), config_name: str = "config") -> Config:
     """The :class:`Config` of ``configs/<config_name>.yaml`` (``config``: a projection,
     ``calibration``: the fit) with Hydra ``overrides`` (not yet validated against the inputs:
-    :func:`sim.engine.prepare.prepare` does that)."""
+    :func:`sim.engine.prepare.prepare` does that). Every error in the overrides is a
+    :class:`sim.config.schema.ConfigError` naming the field."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from sim.config.cli import _config_exceptions, describe, rewrite_overrides
+    from sim.config.schema import ConfigError
+
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return OmegaConf.to_object(compose(config_name=config_name, overrides=list(overrides)))
+        try:
+            return OmegaConf.to_object(compose(config_name=config_name, overrides=rewrite_overrides(list(overrides))))
+        except ConfigError:
+            raise
+        except _config_exceptions() as e:  # Hydra's and OmegaConf's, in the schema's words
+            raise ConfigError(describe(e)) from e
 
 
 def register_configs() -> None:

@@ -3,8 +3,9 @@
 The dataclasses live here, in an importable module, so that launchers that pickle the
 ConfigStore work. :func:`validate` checks every value against the bounds declared in the field
 metadata (``lo``, ``hi``, ``choices``) and raises :class:`ConfigError` naming the field and the
-allowed values, before anything is computed. Year-keyed maps (``{2020: 0.02, 2030: 0.04}``) are
-interpolated linearly between the years given and held flat outside them.
+allowed values, before anything is computed. Year-keyed values (:data:`YearKeyed`) are a
+number (a constant path) or a map ``{2020: 0.02, 2030: 0.04}``, interpolated linearly between
+the years given and held flat outside them (:func:`sim.config.values.year_map`).
 """
 
 from __future__ import annotations
@@ -34,13 +35,26 @@ class ConfigError(ValueError):
     """A config value is out of its allowed range; the message names the field."""
 
 
-def _f(default, lo=None, hi=None, choices=None, doc="", regions=False):
+# A value that may change with the year: a number (the same every year) or a map {year: value}.
+# Typed Any for OmegaConf, so that a number, a map and any set of years are accepted on the
+# command line; :func:`validate` checks the years and each value against the field's range.
+YearKeyed = Any
+YEARS_ALLOWED = (1950, 2300)  # the keys of a year-keyed map
+
+
+def _f(default, lo=None, hi=None, choices=None, doc="", regions=False, years=False):
     """A field with its allowed values; ``regions``: its items (a list) or keys (a map) name
-    regions or prefectures, which :func:`check_regions` checks against the geography."""
-    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc, "regions": regions}
+    regions or prefectures, which :func:`check_regions` checks against the geography;
+    ``years``: a :data:`YearKeyed` value."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc, "regions": regions, "years": years}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _years(default, lo, hi, doc=""):
+    """A :data:`YearKeyed` field in the range ``lo..hi``."""
+    return _f(default, lo, hi, doc=doc, years=True)
 
 
 @dataclass
@@ -59,13 +73,13 @@ class MortalityConfig:
     e0_male: float = _f(75.5, 20.0, 110.0, doc="life expectancy at birth, men, in 2020 (years); a 2010 start goes back from it along the improvement path")
     urban_advantage: float = _f(1.0, -10.0, 10.0, doc="e0 of urban states minus the mean (years)")
     rural_disadvantage: float = _f(1.0, -10.0, 10.0, doc="mean minus e0 of the rural state (years)")
-    improvement: Dict[int, float] = _f({2020: 0.015}, -0.1, 0.1, doc="yearly decline of all hazards (1/year)")
+    improvement: YearKeyed = _years({2020: 0.015}, -0.1, 0.1, doc="yearly decline of all hazards (1/year)")
 
 
 @dataclass
 class FertilityConfig:
     model: str = _f("gamma", choices=model_names("fertility"))
-    tfr_multiplier: Dict[int, float] = _f({2020: 1.0, 2023: 0.8}, 0.0, 5.0, doc="multiplier on the census TFR levels")
+    tfr_multiplier: YearKeyed = _years({2020: 1.0, 2023: 0.8}, 0.0, 5.0, doc="multiplier on the census TFR levels")
     mean_age_urban: float = _f(29.0, 15.0, 45.0, doc="mean age at childbearing, urban (years)")
     mean_age_rural: float = _f(27.0, 15.0, 45.0, doc="mean age at childbearing, rural (years)")
     sd_age: float = _f(5.8, 1.0, 15.0, doc="s.d. of age at childbearing (years)")
@@ -76,13 +90,13 @@ class FertilityConfig:
 class MigrationConfig:
     schedule: str = _f("rogers_castro", choices=model_names("migration_schedule"))
     timing: str = _f("end", choices=("end", "even"), doc="end: all moves after survival; even: half before, half after")
-    rural_to_urban: Dict[int, float] = _f({2020: 1.6}, 0.0, 50.0, doc="GMR rural -> urban_migrant, same region")
+    rural_to_urban: YearKeyed = _years({2020: 1.6}, 0.0, 50.0, doc="GMR rural -> urban_migrant, same region")
     urban_to_rural: float = _f(0.3, 0.0, 50.0, doc="GMR urban_migrant -> rural, same region")
     interregional: Dict[str, float] = _f({"rural": 0.6, "urban_local": 0.2, "urban_migrant": 1.0}, 0.0, 50.0, doc="GMR of leaving for another region, by state")
     to_away: Dict[str, float] = _f({"rural": 0.9, "urban_local": 0.2, "urban_migrant": 0.8}, 0.0, 50.0, doc="GMR of leaving for another province, by state")
-    from_away: Dict[int, float] = _f({2020: 3.0}, 0.0, 50.0, doc="GMR of returning from another province")
+    from_away: YearKeyed = _years({2020: 3.0}, 0.0, 50.0, doc="GMR of returning from another province")
     return_urban_share: float = _f(0.4, 0.0, 1.0, doc="share of returns that settle in towns (urban_migrant)")
-    external_in: Dict[int, float] = _f({2020: 0.12}, 0.0, 5.0, doc="yearly in-migrants from other provinces / census stock of such residents")
+    external_in: YearKeyed = _years({2020: 0.12}, 0.0, 5.0, doc="yearly in-migrants from other provinces / census stock of such residents")
     external_out: float = _f(9.0, 0.0, 50.0, doc="GMR of other-province migrants leaving again (applies to that share of urban_migrant)")
     trend_damping: float = _f(0.8, 0.0, 1.0, doc="after 2020 the fitted intensity trends go on at this share of the year before's step (damped trend; 0: none after 2020, 1: undamped)")
     beta_distance: float = _f(1.5, 0.0, 10.0, doc="destination choice: weight on -log distance")
@@ -99,7 +113,7 @@ class DemographyConfig:
 @dataclass
 class HukouConfig:
     name: str = _f("baseline")
-    conversion_rate: Dict[int, float] = _f({2020: 0.05}, 0.0, 1.0, doc="yearly rate urban_migrant -> urban_local, ages 16-59")
+    conversion_rate: YearKeyed = _years({2020: 0.05}, 0.0, 1.0, doc="yearly rate urban_migrant -> urban_local, ages 16-59")
     old_age_factor: float = _f(0.3, 0.0, 1.0, doc="conversion rate at 60+ relative to 16-59")
     child_factor: float = _f(1.0, 0.0, 1.0, doc="conversion rate at 0-15 relative to 16-59 (children follow parents)")
     big_cities: List[str] = _f(["Nanning"], doc="regions (or prefectures) treated as big cities", regions=True)
@@ -129,10 +143,10 @@ class PullConfig:
 @dataclass
 class LandConfig:
     name: str = _f("off")
-    base_quota: Dict[int, float] = _f({2020: 0.015}, 0.0, 1.0, doc="yearly new urban land as a share of the region's 2020 land")
+    base_quota: YearKeyed = _years({2020: 0.015}, 0.0, 1.0, doc="yearly new urban land as a share of the region's 2020 land")
     m2_per_settled: float = _f(0.0, 0.0, 1000.0, doc="人地挂钩: m2 of new land per migrant settled the year before")
     exempt_regions: List[str] = _f([], doc="regions whose settled migrants earn no land (core of largest cities)", regions=True)
-    release_km2: Dict[int, float] = _f({2020: 0.0}, 0.0, 1000.0, doc="增减挂钩: rural land released into urban quota, km2/year for the whole area (spread by rural residents)")
+    release_km2: YearKeyed = _years({2020: 0.0}, 0.0, 1000.0, doc="增减挂钩: rural land released into urban quota, km2/year for the whole area (spread by rural residents)")
     release_m2_per_leaver: float = _f(0.0, 0.0, 1000.0, doc="增减挂钩: m2 of rural land turned into urban quota per rural resident who left in the year")
     capacity_m2_per_person: float = _f(70.0, 1.0, 1000.0, doc="per-capita land standard used for capacity (m2/person)")
     brake_width: float = _f(0.05, 0.0, 1.0, doc="softness of the capacity brake; 0 switches the brake off")
@@ -141,7 +155,7 @@ class LandConfig:
 @dataclass
 class ReclassificationConfig:
     name: str = _f("baseline")
-    rate: Dict[int, float] = _f({2020: 0.004}, 0.0, 1.0, doc="yearly share of rural residents reclassified urban in place")
+    rate: YearKeyed = _years({2020: 0.004}, 0.0, 1.0, doc="yearly share of rural residents reclassified urban in place")
     to_local_share: float = _f(0.3, 0.0, 1.0, doc="share of the reclassified who get local urban hukou (征地农转非)")
 
 
@@ -184,11 +198,22 @@ class FiguresConfig:
     enabled: bool = _f(True, doc="write figures beside the projection")
     formats: List[str] = _f(["png"], doc="file formats (png, pdf, svg)")
     dpi: int = _f(110, 50, 600, doc="resolution of raster figures (dots per inch)")
-    map_year: int = _f(2035, 1900, 2200, doc="year of the map (clipped to the projection's years)")
+    map_year: Optional[int] = _f(None, 1900, 2200, doc="year of the map (null: 2035, or the nearest projected year); given, it must be a projected year")
     map_variable: str = _f("urban_share", choices=("urban_share", "target_gap"), doc="map colour: urban share, or its gap to the urban-share target of map_year")
     pyramid_region: str = _f("", doc="region of the population pyramid (empty: the most populous)")
-    pyramid_year: int = _f(2035, 1900, 2200, doc="year of the population pyramid (clipped)")
-    flows_year: int = _f(2025, 1900, 2200, doc="year of the region-to-region flow matrix (clipped)")
+    pyramid_year: Optional[int] = _f(None, 1900, 2200, doc="year of the population pyramid (null: 2035, or the nearest projected year); given, it must be a projected year")
+    flows_year: Optional[int] = _f(None, 1900, 2200, doc="year of the region-to-region flow matrix (null: 2025, or the nearest year with flows); given, a year after start_year")
+
+
+# the figures' years when the config leaves them null (moved to the nearest projected year)
+FIGURE_YEAR_DEFAULTS = {"map_year": 2035, "pyramid_year": 2035, "flows_year": 2025}
+
+
+def figure_year(fig: "FiguresConfig", key: str, first: int, last: int) -> int:
+    """The year of figure setting ``key`` (``map_year``, ``pyramid_year``, ``flows_year``): as
+    given, or its default moved into ``first..last``."""
+    v = getattr(fig, key)
+    return int(v) if v is not None else int(min(max(FIGURE_YEAR_DEFAULTS[key], first), last))
 
 
 FIGURE_FORMATS = ("png", "pdf", "svg")
@@ -303,15 +328,43 @@ def _check_value(path: str, v: Any, meta: dict) -> None:
             raise ConfigError(f"{path} = {v!r}: must be <= {hi} (allowed range {lo}..{hi})")
 
 
+def check_year_keyed(path: str, v: Any, meta: dict) -> Any:
+    """A :data:`YearKeyed` value: a number, or a non-empty map of years to numbers, each in the
+    field's range; a string (a map the command line passed quoted) is parsed as YAML first.
+    Returns the value (parsed)."""
+    lo, hi = YEARS_ALLOWED
+    if isinstance(v, str):
+        import yaml
+
+        try:
+            v = yaml.safe_load(v)
+        except yaml.YAMLError:
+            raise ConfigError(f"{path} = {v!r}: not a number or a map {{year: value}}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float, dict)):
+        raise ConfigError(f"{path} = {v!r}: must be a number (the same every year) or a map {{year: value}}, each value in {meta.get('lo')}..{meta.get('hi')}")
+    if not isinstance(v, dict):
+        _check_value(path, v, meta)
+        return v
+    if not v:
+        raise ConfigError(f"{path} = {{}}: a year-keyed map needs at least one year; or give a number (the same every year)")
+    for k, x in v.items():
+        if isinstance(k, bool) or not isinstance(k, int) or not lo <= k <= hi:
+            raise ConfigError(f"{path}: key {k!r} is not a year; allowed: integers {lo}..{hi}")
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ConfigError(f"{path}[{k}] = {x!r}: must be a number in {meta.get('lo')}..{meta.get('hi')}")
+        _check_value(f"{path}[{k}]", x, meta)
+    return {int(k): float(x) for k, x in sorted(v.items())}
+
+
 def _walk(obj: Any, path: str) -> None:
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         p = f"{path}.{f.name}" if path else f.name
         if dataclasses.is_dataclass(v):
             _walk(v, p)
+        elif f.metadata.get("years"):
+            setattr(obj, f.name, check_year_keyed(p, v, f.metadata))
         elif isinstance(v, dict):
-            if not v and f.type.startswith("Dict[int"):
-                raise ConfigError(f"{p}: a year-keyed map needs at least one year")
             for k, x in v.items():
                 if not isinstance(x, list):
                     _check_value(f"{p}[{k}]", x, f.metadata)
@@ -335,8 +388,14 @@ def validate(cfg: Config) -> Config:
     if cfg.end_year <= cfg.start_year:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
     fig = cfg.figures
+    if fig.enabled:
+        for key in FIGURE_YEAR_DEFAULTS:
+            first = cfg.start_year + 1 if key == "flows_year" else cfg.start_year
+            v = getattr(fig, key)
+            if v is not None and not first <= v <= cfg.end_year:
+                raise ConfigError(f"figures.{key} = {v}: not a year of the projection{' with flows' if key == 'flows_year' else ''}; allowed: {first}..{cfg.end_year} (or null: the default)")
     if fig.enabled and fig.map_variable == "target_gap":
-        year = min(max(fig.map_year, cfg.start_year), cfg.end_year)
+        year = figure_year(fig, "map_year", cfg.start_year, cfg.end_year)
         years = sorted({t.year for t in cfg.targets.targets if t.region == "Guangxi" and t.variable == "urban_share"})
         if year not in years:
             raise ConfigError(f"figures.map_variable = target_gap needs an urban_share target for Guangxi in figures.map_year = {year}; target years: {years}")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Union
 
 import numpy as np
 
 
-def year_map(m: Dict[int, float], years) -> np.ndarray:
-    """Interpolate a year-keyed map at ``years`` (linear between keys, flat outside)."""
+def year_map(m: Union[float, Dict[int, float]], years) -> np.ndarray:
+    """A year-keyed value at ``years``: a number is the same every year; a map is interpolated
+    linearly between its years (in any order) and held flat outside them."""
+    if not isinstance(m, dict):
+        return np.full(np.shape(np.asarray(years, dtype=float)), float(m))
     ks = sorted(int(k) for k in m)
     return np.interp(np.asarray(years, dtype=float), ks, [float(m[k]) for k in ks])
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sim.axes import N_FLOWS
+from sim.axes import N_CAPS, N_FLOWS
 
 TIMING_END, TIMING_EVEN = 0, 1
 
@@ -52,7 +52,7 @@ class StepOutputs(NamedTuple):
     flows: np.ndarray  # (D,R,F,S,A)
     settled: np.ndarray  # (D,R)
     reclassified: np.ndarray  # (D,R)
-    capped: np.ndarray  # (D,R) number of cells whose out-rates were capped
+    capped: np.ndarray  # (D,R,C) cells whose rates were bounded, per group of sim.axes.CAP_GROUPS
     od: np.ndarray  # (D,R,R) moves from region i to region j; (D,0,0) when not asked for
 
 
@@ -60,4 +60,4 @@ def new_outputs(D: int, R: int, K: int, S: int, A: int, *, od: bool = True) -> S
     """Zeroed outputs; ``od=False`` skips the origin-destination matrix (R^2 per draw)."""
     z = np.zeros
     n = R if od else 0
-    return StepOutputs(z((D, R, K, S)), z((D, R, K, S, A)), z((D, R, N_FLOWS, S, A)), z((D, R)), z((D, R)), z((D, R)), z((D, n, n)))
+    return StepOutputs(z((D, R, K, S)), z((D, R, K, S, A)), z((D, R, N_FLOWS, S, A)), z((D, R)), z((D, R)), z((D, R, N_CAPS)), z((D, n, n)))

@@ -35,6 +35,12 @@ from numba import njit, prange
 from models import get_model
 from sim.axes import (
     AWAY,
+    C_AWAY,
+    C_CONVERSION,
+    C_LOCAL,
+    C_MIGRANT,
+    C_RECLASS,
+    C_RURAL,
     F_EXT_IN,
     F_EXT_OUT,
     F_FROM_AWAY,
@@ -44,6 +50,7 @@ from sim.axes import (
     F_TO_AWAY,
     F_URBAN_TO_RURAL,
     FEMALE,
+    N_CAPS,
     N_FLOWS,
     RURAL,
     URBAN_LOCAL,
@@ -110,11 +117,15 @@ def _moves_cells(
     (leaving the model), ``ei_`` (in-migrants from other provinces, persons), ``a*_`` (-> away)
     and ``i*_`` (-> other regions) of the rural, urban_local and urban_migrant states. Flows go
     to the rows ``f_*`` (added when ``add``, else overwritten), departures to other regions to
-    ``oi_``. Returns the number of capped cells and the rural residents who left.
+    ``oi_``. Returns the number of capped cells of each state (rural, urban_local,
+    urban_migrant, away) and the rural residents who left.
 
     Branch-free so that LLVM vectorises it: a cell's rates are scaled by ``1 / max(total, 1)``,
     which is exactly 1 when they do not exceed 1."""
-    n_capped = 0
+    n_r = 0
+    n_l = 0
+    n_m = 0
+    n_a = 0
     left = 0.0
     b_ru = frac * gr
     b_ret_r = frac * (1.0 - ru_share)
@@ -124,25 +135,25 @@ def _moves_cells(
         # rural
         r1, r2, r3 = b_ru * ru_[a], frac * ar_[a], frac * ir_[a]
         t = r1 + r2 + r3
-        n_capped += t > 1.0
+        n_r += t > 1.0
         c = xr_[a] / max(t, 1.0)
         o_ru, o_r_away, o_r_int = r1 * c, r2 * c, r3 * c
         # urban_local
         l1, l2 = frac * al_[a], frac * il_[a]
         t = l1 + l2
-        n_capped += t > 1.0
+        n_l += t > 1.0
         c = xl_[a] / max(t, 1.0)
         o_l_away, o_l_int = l1 * c, l2 * c
         # urban_migrant
         m1, m2, m3, m4 = frac * ur_[a], frac * am_[a], frac * im_[a], frac * eo_[a]
         t = m1 + m2 + m3 + m4
-        n_capped += t > 1.0
+        n_m += t > 1.0
         c = xm_[a] / max(t, 1.0)
         o_ur, o_m_away, o_m_int, o_ext = m1 * c, m2 * c, m3 * c, m4 * c
         # away
         a1, a2 = b_ret_r * ret_[a], b_ret_u * ret_[a]
         t = a1 + a2
-        n_capped += t > 1.0
+        n_a += t > 1.0
         c = xa_[a] / max(t, 1.0)
         o_a_rur, o_a_urb = a1 * c, a2 * c
         e_in = b_in * ei_[a]
@@ -173,7 +184,7 @@ def _moves_cells(
             f_io[a] = oi
             f_ei[a] = e_in
             f_eo[a] = o_ext
-    return n_capped, left
+    return n_r, n_l, n_m, n_a, left
 
 
 @njit(**ROW)
@@ -203,19 +214,18 @@ def _shift_row(dst, src):
 
 
 @njit(**VIEW)
-def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, gr, frac, flows, o_int, shift, add, scratch):
+def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru_share, gr, frac, flows, o_int, shift, add, scratch, capped):
     """Stage-3 moves of one region at ``frac`` of their rates, applied to ``x[K, S, A]`` in
     place; flows go to ``flows[F, S, A]`` (added when ``add``, else overwritten; when ``shift``,
     overwritten one age up: the moves before survival are recorded at the age reached at the
     year end; ``scratch`` has the shape of ``flows`` then, else it is not used), departures to
-    other regions to ``o_int[S, A]``. Rate arrays are the region's.
-    Returns the number of capped cells and the number of rural residents who left."""
+    other regions to ``o_int[S, A]``. Rate arrays are the region's. The capped cells are added
+    to ``capped[N_CAPS]`` (the region's row, by group). Returns the rural residents who left."""
     K, S, A = x.shape
-    n_capped = 0
     left = 0.0
     fl = scratch if shift else flows
     for s in range(S):
-        nc, lv = _moves_row(
+        n_r, n_l, n_m, n_a, lv = _moves_row(
             x[RURAL, s], x[URBAN_LOCAL, s], x[URBAN_MIGRANT, s], x[AWAY, s],
             m_ru[s], m_ur[s], m_return[s], m_ext_out[s], ext_in[s],
             m_away[RURAL, s], m_away[URBAN_LOCAL, s], m_away[URBAN_MIGRANT, s],
@@ -223,13 +233,16 @@ def _local_moves(x, m_ru, m_away, m_inter, m_ur, m_ext_out, m_return, ext_in, ru
             fl[F_RURAL_TO_URBAN, s], fl[F_URBAN_TO_RURAL, s], fl[F_TO_AWAY, s], fl[F_FROM_AWAY, s],
             fl[F_INTER_OUT, s], fl[F_EXT_IN, s], fl[F_EXT_OUT, s], o_int[s], frac, gr, ru_share, add and not shift,
         )
-        n_capped += nc
+        capped[C_RURAL] += n_r
+        capped[C_LOCAL] += n_l
+        capped[C_MIGRANT] += n_m
+        capped[C_AWAY] += n_a
         left += lv
     if shift:
         for f in _MOVE_FLOWS:
             for s in range(S):
                 _shift_row(flows[f, s], fl[f, s])
-    return n_capped, left
+    return left
 
 
 @njit(**ROW)
@@ -400,10 +413,11 @@ def _add_arrivals_shifted(x, in_int, flows):
 def _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
     """Stage C for one (region, sex) row: ``arrived`` into urban_migrant (and the flow row
     ``f_in``, added to when ``add``, else overwritten), then hukou conversion at rates ``h``,
-    then reclassification at ``rc_rate``, a share ``loc`` to urban_local. Returns (settled,
-    reclassified)."""
+    then reclassification at ``rc_rate`` (at most 1), a share ``loc`` to urban_local; each
+    conversion rate is bounded at 1. Returns (settled, reclassified, conversion rates bounded)."""
     conv = 0.0
     rcl = 0.0
+    n_h = 0
     for a in range(xr.shape[0]):
         v = arrived[a]
         if add:
@@ -411,7 +425,8 @@ def _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
         else:
             f_in[a] = v
         m = xm[a] + v
-        c = h[a] * m
+        n_h += h[a] > 1.0
+        c = min(h[a], 1.0) * m
         m -= c
         rc = rc_rate * xr[a]
         xr[a] -= rc
@@ -419,7 +434,7 @@ def _finish_cells(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
         xm[a] = m + (1.0 - loc) * rc
         conv += c
         rcl += rc
-    return conv, rcl
+    return conv, rcl, n_h
 
 
 @njit(**ROW)
@@ -431,16 +446,21 @@ def _finish_row(xr, xl, xm, arrived, f_in, h, rc_rate, loc, add):
 
 
 @njit(**VIEW)
-def _finish_region(x, in_int, flows, h, rc_rate, loc, add):
+def _finish_region(x, in_int, flows, h, rc_rate, loc, add, capped):
     """Stage C for one region: arrivals ``in_int[S, A]``, then hukou conversion at rates
-    ``h[S, A]``, then reclassification; returns (settled, reclassified)."""
+    ``h[S, A]`` (each at most 1), then reclassification at ``rc_rate`` (at most 1); the bounded
+    cells are added to ``capped[N_CAPS]``. Returns (settled, reclassified)."""
     K, S, A = x.shape
     conv = 0.0
     rcl = 0.0
+    if rc_rate > 1.0:
+        capped[C_RECLASS] += S * A
+        rc_rate = 1.0
     for s in range(S):
-        c, r = _finish_row(x[RURAL, s], x[URBAN_LOCAL, s], x[URBAN_MIGRANT, s], in_int[s], flows[F_INTER_IN, s], h[s], rc_rate, loc, add)
+        c, r, n_h = _finish_row(x[RURAL, s], x[URBAN_LOCAL, s], x[URBAN_MIGRANT, s], in_int[s], flows[F_INTER_IN, s], h[s], rc_rate, loc, add)
         conv += c
         rcl += r
+        capped[C_CONVERSION] += n_h
     return conv, rcl
 
 
@@ -475,20 +495,18 @@ def _moves_all(pop, p, d, g, frac, flows, o_int, shift, add, urban, capped, left
         if survive:
             _survive_and_bear(pop[r], sx[r], asfr[r], nb[r], srb[r], births[r], deaths[r])
         urban[r] = _urban(pop[r])
-        nc, lv = _local_moves(pop[r], m_ru[r], m_away[r], m_inter[r], m_ur[r], m_ext_out[r], m_return[r], ext_in[r], ru[r], g[r], frac, flows[r], o_int[r], shift, add, scratch)
-        capped[r] += nc
-        left[r] += lv
+        left[r] += _local_moves(pop[r], m_ru[r], m_away[r], m_inter[r], m_ur[r], m_ext_out[r], m_return[r], ext_in[r], ru[r], g[r], frac, flows[r], o_int[r], shift, add, scratch, capped[r])
 
 
 @njit(**VIEW)
-def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, add):
+def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, add, capped):
     """Stage C of every region of draw ``d``: arrivals (their flow added when ``add``, else
     overwritten), hukou conversion, reclassification, land."""
     h, rc, loc = _at(p.h_conv, d), _at(p.reclass, d), _at(p.reclass_local, d)
     base, per_settled = _at(p.land_base, d), _at(p.land_per_settled, d)
     release, per_leaver = _at(p.land_release, d), _at(p.land_per_leaver, d)
     for r in range(pop.shape[0]):
-        conv, rcl = _finish_region(pop[r], in_int[r], flows[r], h[r], rc[r] * g[r], loc[r], add)
+        conv, rcl = _finish_region(pop[r], in_int[r], flows[r], h[r], rc[r] * g[r], loc[r], add, capped[r])
         settled[r] = conv
         reclassified[r] = rcl
         land[r] += _land_gain(base[r], per_settled[r], settled_prev[r], release[r], per_leaver[r], left[r])
@@ -530,7 +548,7 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     else:
         _moves_all(pop, p, d, g, 1.0, flows, o_int, False, False, urban, capped, left, scratch, True, births, deaths)
     _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out)
-    _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, even)
+    _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, even, capped)
 
 
 # The three layouts take the StepInputs as a plain tuple ``pt`` and rebuild the named tuple
@@ -590,12 +608,11 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
             if not shift:  # survival and births first
                 _survive_and_bear(x, _at(p.sx, d)[r], _at(p.asfr, d)[r], _at(p.nb, d)[r], _at(p.srb, d)[r], births[d, r], deaths[d, r])
             urban[d, r] = _urban(x)
-            nc, lv = _local_moves(
+            left[d, r] += _local_moves(
                 x, _at(p.m_ru, d)[r], _at(p.m_away, d)[r], _at(p.m_inter, d)[r], _at(p.m_ur, d)[r], _at(p.m_ext_out, d)[r],
                 _at(p.m_return, d)[r], _at(p.ext_in, d)[r], _at(p.return_urban, d)[r], g[d, r], frac, flows[d, r], o_int[d, r], shift, even, scratch[d, r],
+                capped[d, r],
             )
-            capped[d, r] += nc
-            left[d, r] += lv
         # arrivals: per draw the pull and origin totals, then blocks of destinations in parallel
         if R < 2:
             in_int[...] = 0.0
@@ -608,7 +625,7 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
                 _dest_block(b * _DEST_BLOCK, min((b + 1) * _DEST_BLOCK, R), pull[d], inv[d], tot_out[d], o_int[d], in_int[d], _at(p.dest_weight, d), od[d])
     for u in prange(n):
         d, r = u // R, u % R
-        conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r], even)
+        conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r], even, capped[d, r])
         settled[d, r] = conv
         reclassified[d, r] = rcl
         land[d, r] += _land_gain(
@@ -655,8 +672,9 @@ if set(FACTOR_FIELDS) != set(_KERNEL_FACTORS):  # a new per-draw field needs its
     raise ImportError(f"the parameter table's per-draw fields {FACTOR_FIELDS} differ from those the kernel multiplies {_KERNEL_FACTORS}")
 _F_ASFR, _F_RU, _F_AWAY, _F_RETURN, _F_INTER, _F_HCONV, _F_RECLASS, _F_LPS, _F_DEST = (FACTOR_FIELDS.index(n) for n in _KERNEL_FACTORS)
 # Totals kept per (year, draw, region): residents, urban, urban_local, all states, land (km2),
-# and the year's births and deaths of the resident states (zero in the jump-off row).
-N_SUMMARY = 7
+# the year's births and deaths of the resident states (zero in the jump-off row), and the cells
+# whose rates the year's step bounded (all groups of sim.axes.CAP_GROUPS).
+N_SUMMARY = 8
 
 
 @njit(**VIEW)
@@ -709,9 +727,10 @@ def _year_inputs(P, y, f, buf):
 
 
 @njit(**VIEW_SUM)
-def _summarise(x, land, births, deaths, out):
-    """``out[R, N_SUMMARY]`` from one draw's stock ``x[R, K, S, A]``, land ``land[R]`` and the
-    year's ``births[R, K, S]`` and ``deaths[R, K, S, A]`` (by the state of mother / of the dead)."""
+def _summarise(x, land, births, deaths, capped, out):
+    """``out[R, N_SUMMARY]`` from one draw's stock ``x[R, K, S, A]``, land ``land[R]``, the
+    year's ``births[R, K, S]`` and ``deaths[R, K, S, A]`` (by the state of mother / of the dead)
+    and its bounded cells ``capped[R, N_CAPS]``."""
     R, K, S, A = x.shape
     for r in range(R):
         # residents: every state but away (sim.axes.residents, summed here state by state)
@@ -730,6 +749,10 @@ def _summarise(x, land, births, deaths, out):
                 dd += _total(deaths[r, k])
         out[r, 5] = b
         out[r, 6] = dd
+        n = 0.0
+        for c in range(capped.shape[1]):
+            n += capped[r, c]
+        out[r, 7] = n
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
@@ -749,7 +772,7 @@ def _summary(pop0, land0, P, factors, chunks, out):
         flows = np.empty((R, N_FLOWS, S, A))
         settled = np.empty(R)
         reclassified = np.empty(R)
-        capped = np.empty(R)
+        capped = np.zeros((R, N_CAPS))
         od = np.empty((0, 0))
         no_factors = np.empty((0, R))
         per_region, cells, scratch = _draw_scratch(R, S, A, P.timing == TIMING_EVEN)
@@ -764,12 +787,13 @@ def _summary(pop0, land0, P, factors, chunks, out):
             sp[:] = 0.0
             births[...] = 0.0
             deaths[...] = 0.0
-            _summarise(x, land, births, deaths, out[0, d])
+            capped[...] = 0.0
+            _summarise(x, land, births, deaths, capped, out[0, d])
             for y in range(Y1 - 1):
                 f = factors[d, y] if factors.shape[0] else no_factors
                 p = _year_inputs(P, y, f, buf)
                 _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
-                _summarise(x, land, births, deaths, out[y + 1, d])
+                _summarise(x, land, births, deaths, capped, out[y + 1, d])
 
 
 def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray) -> None:

@@ -14,6 +14,7 @@ from sim.axes import AWAY, RESIDENT_STATES
 from sim.config.compose import CALIBRATED, calibrated_params
 from sim.config.schema import CONTINUED_BY_DEFAULT, Config, DrawsConfig, PolicyConfig, check_regions, validate
 from sim.config.values import region_mask
+from sim.engine.memory import check_memory
 from sim.engine.model import Model, build_model
 from sim.engine.runner import steps
 from sim.inputs.load import HISTORY_START, history_inputs, load_inputs
@@ -23,7 +24,8 @@ HISTORY_END = 2020  # the second census: where the history ends and a projection
 
 
 def prepare(cfg: Config) -> Model:
-    """Validate the config against the schema and the inputs; build the model (no projecting)."""
+    """Validate the config against the schema and the inputs (and the run's memory estimate
+    against the memory there is); build the model (no projecting)."""
     validate(cfg)
     if cfg.start_year == HISTORY_START:
         inputs = history_inputs(cfg.geography.name)
@@ -36,6 +38,7 @@ def prepare(cfg: Config) -> Model:
         keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)
         names = [str(r) for r in inputs.region.values[keep]]
         inputs = inputs.sel(region=names, region_to=names)  # attributes (checksum) are kept
+    check_memory(cfg, inputs.sizes["region"])  # before the model's per-draw arrays are built
     return build_model(cfg, inputs)
 
 

@@ -18,9 +18,10 @@ a count of persons and is recorded by the age the cohort reaches at the end of y
    ``V[i, j] + beta_size * log(urban_j) + log(g_j)``, i.e. weights
    ``exp(V[i, j]) * urban_j ** beta_size * g_j`` (``exp(V)`` is precomputed once per run); in-migrants from other provinces (counts)
    into urban_migrant, braked. When a cell's total out-rate exceeds 1 every rate is scaled
-   to sum 1 and the event is counted in ``capped``.
-4. Hukou conversion (市民化): urban_migrant -> urban_local at rate ``h[r, s, a]``.
-5. Reclassification: rural -> urban at rate ``reclass * g``, a share to urban_local.
+   to sum 1 and the cell is counted in ``capped`` (its state's group of ``CAP_GROUPS``).
+4. Hukou conversion (市民化): urban_migrant -> urban_local at rate ``min(h[r, s, a], 1)``.
+5. Reclassification: rural -> urban at rate ``min(reclass * g, 1)``, a share to urban_local.
+   A rate bounded at 1 counts its cells in ``capped`` too.
 6. Land: ``land += base + m2_per_settled * settled_last_year / 1e6 + release
    + m2_per_leaver * rural_leavers_this_year / 1e6`` (rural leavers: rural -> urban, away and
    other regions).
@@ -35,6 +36,12 @@ import numpy as np
 from models import get_model
 from sim.axes import (
     AWAY,
+    C_AWAY,
+    C_CONVERSION,
+    C_LOCAL,
+    C_MIGRANT,
+    C_RECLASS,
+    C_RURAL,
     F_EXT_IN,
     F_EXT_OUT,
     F_FROM_AWAY,
@@ -81,17 +88,17 @@ def _migrate(x, p: StepInputs, g, frac, flows, capped, shift, leavers, od):
     r_a_rur = frac * p.m_return * (1 - ret_u)
     r_a_urb = frac * p.m_return * ret_u * gb
 
-    def cap(*rates):
-        tot = sum(rates)
+    def cap(group, *rates):
+        tot = sum(np.broadcast_arrays(*rates))
         over = tot > 1.0
-        capped[...] += over.sum(axis=(2, 3))
+        capped[:, :, group] += over.sum(axis=(2, 3))
         scale = np.where(over, 1.0 / np.where(over, tot, 1.0), 1.0)
         return [r * scale for r in rates]
 
-    r_ru, r_r_away, r_r_int = cap(r_ru, r_r_away, r_r_int)
-    r_l_away, r_l_int = cap(r_l_away, r_l_int)
-    r_ur, r_m_away, r_m_int, r_ext = cap(r_ur, r_m_away, r_m_int, r_ext)
-    r_a_rur, r_a_urb = cap(r_a_rur, r_a_urb)
+    r_ru, r_r_away, r_r_int = cap(C_RURAL, r_ru, r_r_away, r_r_int)
+    r_l_away, r_l_int = cap(C_LOCAL, r_l_away, r_l_int)
+    r_ur, r_m_away, r_m_int, r_ext = cap(C_MIGRANT, r_ur, r_m_away, r_m_int, r_ext)
+    r_a_rur, r_a_urb = cap(C_AWAY, r_a_rur, r_a_urb)
 
     o_ru, o_r_away, o_r_int = r_ru * xr_, r_r_away * xr_, r_r_int * xr_
     o_l_away, o_l_int = r_l_away * xl, r_l_int * xl
@@ -161,13 +168,17 @@ def step(pop: np.ndarray, land: np.ndarray, settled_prev: np.ndarray, p: StepInp
     _migrate(new, p, g, 0.5 if even else 1.0, out.flows, out.capped, False, leavers, out.od)
 
     # 4. hukou conversion
-    conv = p.h_conv * new[:, :, URBAN_MIGRANT]
+    h = np.broadcast_to(p.h_conv, new[:, :, URBAN_MIGRANT].shape)
+    out.capped[:, :, C_CONVERSION] += (h > 1.0).sum(axis=(2, 3))
+    conv = np.minimum(h, 1.0) * new[:, :, URBAN_MIGRANT]
     new[:, :, URBAN_MIGRANT] -= conv
     new[:, :, URBAN_LOCAL] += conv
     out.settled[...] = conv.sum(axis=(2, 3))
 
     # 5. reclassification
-    rc = (p.reclass * g)[:, :, None, None] * new[:, :, RURAL]
+    rc_rate = np.broadcast_to(p.reclass * g, (D, R))
+    out.capped[:, :, C_RECLASS] += (rc_rate > 1.0) * S * A
+    rc = np.minimum(rc_rate, 1.0)[:, :, None, None] * new[:, :, RURAL]
     new[:, :, RURAL] -= rc
     new[:, :, URBAN_LOCAL] += p.reclass_local[:, :, None, None] * rc
     new[:, :, URBAN_MIGRANT] += (1.0 - p.reclass_local[:, :, None, None]) * rc

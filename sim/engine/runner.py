@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.axes import N_FLOWS, RESIDENT_STATES, URBAN_LOCAL, URBAN_MIGRANT, residents
+from sim.axes import N_CAPS, N_FLOWS, RESIDENT_STATES, URBAN_LOCAL, URBAN_MIGRANT, residents
 from sim.engine.contract import new_outputs
+from sim.engine.invariants import check_projection, check_summary
 from sim.engine.model import Model
 
 
@@ -23,7 +24,7 @@ class Projection:
     flows: np.ndarray  # (Y,D,R,F,S,A)
     settled: np.ndarray  # (Y,D,R)
     reclassified: np.ndarray  # (Y,D,R)
-    capped: np.ndarray  # (Y,D,R)
+    capped: np.ndarray  # (Y,D,R,C) cells whose rates were bounded, per sim.axes.CAP_GROUPS
     land: np.ndarray  # (Y,D,R)
     od: np.ndarray | None = None  # (Y,D,R,R) moves from region to region_to, when asked for
 
@@ -76,7 +77,7 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
         np.zeros((Y, D, R, N_FLOWS, S, A)),
         np.zeros((Y, D, R)),
         np.zeros((Y, D, R)),
-        np.zeros((Y, D, R)),
+        np.zeros((Y, D, R, N_CAPS)),
         np.zeros((Y, D, R)),
         np.zeros((Y, D, R, R)) if od else None,
     )
@@ -89,6 +90,7 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
         res.settled[i], res.reclassified[i], res.capped[i] = out.settled, out.reclassified, out.capped
         if od:
             res.od[i] = out.od
+    check_projection(res, model.inputs.region.values)
     return res
 
 
@@ -105,6 +107,7 @@ class Summary:
     land: np.ndarray  # km2
     births: np.ndarray  # in the year, to mothers of the resident states (0 in the jump-off year)
     deaths: np.ndarray  # in the year, of the resident states
+    capped: np.ndarray  # cells whose rates the year's step bounded (all of sim.axes.CAP_GROUPS)
 
     @property
     def urban_share(self) -> np.ndarray:
@@ -126,7 +129,9 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
 
         tot = np.zeros((len(years), D, R, n))
         summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(years[1:]), tot)
-        return Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(n)))
+        res = Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(n)))
+        check_summary(res, model.inputs.region.values)
+        return res
     res = Summary(years, *(np.zeros((len(years), D, R)) for _ in range(n)))
     for i, pop, land, out in steps(model, D, backend, False):
         tot = pop.sum(axis=(3, 4))  # (D,R,K)
@@ -138,4 +143,6 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
         if out is not None:
             res.births[i] = out.births[:, :, RESIDENT_STATES].sum(axis=(2, 3))
             res.deaths[i] = out.deaths[:, :, RESIDENT_STATES].sum(axis=(2, 3, 4))
+            res.capped[i] = out.capped.sum(axis=-1)
+    check_summary(res, model.inputs.region.values)
     return res

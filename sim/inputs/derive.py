@@ -89,6 +89,77 @@ def _columns(year: int):
     return names, mig, "户籍人口"
 
 
+class DerivationError(ValueError):
+    """A census table cannot be used: the message names the file, the line and the column."""
+
+
+# The columns each table must have (besides a county table's age groups, checked by count).
+_TABLE_COLUMNS = {
+    "prefectures_2010_2020.csv": ("prefecture_zh", "prefecture_en", "pop_2010", "pop_2020", "urban_rate_2010", "urban_rate_2020"),
+    "guangxi_annual_2010_2020.csv": ("year", "urban_rate", "total_pop"),
+    "census_city_2010_2020.csv": ("province_code", "city_code", "province", "city", "coord"),
+}
+
+
+def _header(path: Path, encoding: str = "utf-8-sig") -> list[str]:
+    if not path.is_file():
+        raise DerivationError(f"{path}: no such file")
+    with open(path, encoding=encoding, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _need(path: Path, head: list[str], columns) -> None:
+    missing = [c for c in columns if c and c not in head]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing)
+        raise DerivationError(f"{path}: missing column(s) {shown}; the table has {len(head)} columns: {', '.join(head[:12])}{' ...' if len(head) > 12 else ''}")
+
+
+def check_county_table(path: Path, year: int) -> None:
+    """Every column the derivation reads is there, and every count of Guangxi's rows (province
+    code 45) is blank or a non-negative number: :class:`DerivationError` naming the file, the
+    line and the column otherwise."""
+    head = _header(path)
+    (name_c, tot_c, urb_c, rur_c, cp_c, age0_c), mig, hukou = _columns(year)
+    _need(path, head, ("区划代码", name_c, tot_c, urb_c, rur_c, cp_c, age0_c, *mig, hukou))
+    col = {c: i for i, c in enumerate(head)}
+    a0 = col[age0_c]
+    if len(head) < a0 + 2 * N_GROUPS:
+        raise DerivationError(f"{path}: {len(head) - a0} age-group columns from {age0_c!r}; the derivation needs {2 * N_GROUPS} (19 groups by sex)")
+    numeric = [tot_c, urb_c, rur_c, cp_c, *mig, hukou] + head[a0 : a0 + 2 * N_GROUPS]
+    idx = [(c, col[c]) for c in numeric if c]
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        for line, x in enumerate(csv.reader(f), start=1):
+            if line == 1 or not x:
+                continue
+            if len(x) != len(head):
+                raise DerivationError(f"{path} line {line}: {len(x)} cells, the header has {len(head)}")
+            if not x[col["区划代码"]].startswith("45"):
+                continue
+            for c, i in idx:
+                v = x[i].strip()
+                if v in ("", "NA"):
+                    continue
+                try:
+                    n = float(v)
+                except ValueError:
+                    raise DerivationError(f"{path} line {line}, column {c!r}: {v!r} is not a number") from None
+                if not math.isfinite(n) or n < 0:
+                    raise DerivationError(f"{path} line {line}, column {c!r}: {v!r}: counts must be finite and non-negative")
+
+
+def check_tables(census_dir: Path) -> None:
+    """Check every table the derivation reads before anything is derived or written."""
+    census_dir = Path(census_dir)
+    if not census_dir.is_dir():
+        raise DerivationError(f"--census {census_dir}: no such folder")
+    for year in YEARS:
+        check_county_table(census_dir / f"census_county_{year}.csv", year)
+    for name, columns in _TABLE_COLUMNS.items():
+        _need(census_dir / name, _header(census_dir / name), columns)
+    read_annual(census_dir / ANNUAL_FILE)  # checks each row, naming its line
+
+
 def read_records(path: Path, year: int, keep, dropped: list | None = None) -> list[dict]:
     """The rows of a county census table for which ``keep(code, row_dict)`` is true, as dicts of
     numbers (a blank urban or rural cell means none: e.g. a district that is all urban).
@@ -558,29 +629,29 @@ def read_annual(path: Path) -> list[dict]:
         header = list(reader.fieldnames or [])
         missing = [c for c in ANNUAL_COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}; required: {', '.join(ANNUAL_COLUMNS)}")
+            raise DerivationError(f"{path.name}: missing column(s) {', '.join(missing)}; required: {', '.join(ANNUAL_COLUMNS)}")
         rows = []
         for line, r in enumerate(reader, start=2):
             where = f"{path.name}, line {line}"
             try:
                 year = int(r["year"])
             except (TypeError, ValueError):
-                raise ValueError(f"{where}, column year: {r['year']!r} is not an integer year") from None
+                raise DerivationError(f"{where}, column year: {r['year']!r} is not an integer year") from None
             if not 1949 <= year <= LAST_RECORD_YEAR:
-                raise ValueError(f"{where}, column year: {year} is outside the record; allowed: 1949..{LAST_RECORD_YEAR} (no figure for a year after {LAST_RECORD_YEAR})")
+                raise DerivationError(f"{where}, column year: {year} is outside the record; allowed: 1949..{LAST_RECORD_YEAR} (no figure for a year after {LAST_RECORD_YEAR})")
             try:
                 value = float(r["value"])
             except (TypeError, ValueError):
-                raise ValueError(f"{where}, column value: {r['value']!r} is not a number") from None
+                raise DerivationError(f"{where}, column value: {r['value']!r} is not a number") from None
             if not math.isfinite(value):
-                raise ValueError(f"{where}, column value: {r['value']!r} is not a finite number")
+                raise DerivationError(f"{where}, column value: {r['value']!r} is not a finite number")
             if r["grade"] not in ANNUAL_GRADES:
-                raise ValueError(f"{where}, column grade: {r['grade']!r}; allowed: {', '.join(ANNUAL_GRADES)}")
+                raise DerivationError(f"{where}, column grade: {r['grade']!r}; allowed: {', '.join(ANNUAL_GRADES)}")
             if r["basis"] not in ANNUAL_BASES:
-                raise ValueError(f"{where}, column basis: {r['basis']!r}; allowed: {', '.join(ANNUAL_BASES)}")
+                raise DerivationError(f"{where}, column basis: {r['basis']!r}; allowed: {', '.join(ANNUAL_BASES)}")
             target = ANNUAL_TARGETS.get(r["variable"])
             if target and r["unit"] != target[1]:
-                raise ValueError(f"{where}, column unit: {r['unit']!r} for {r['variable']}; allowed: {target[1]!r}")
+                raise DerivationError(f"{where}, column unit: {r['unit']!r} for {r['variable']}; allowed: {target[1]!r}")
             rows.append({**r, "year": year, "value": value, "line": line})
     return rows
 
@@ -618,33 +689,58 @@ def observed_series(census_dir: Path) -> list[dict]:
     return sorted(rows, key=lambda r: (r["year"], r["region"] != "Guangxi", r["region"], r["variable"]))
 
 
-def write_observed(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=OBSERVED_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
+def observed_csv(rows: list[dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=OBSERVED_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def write(ds: xr.Dataset, path: Path) -> None:
     """Write ``ds`` to ``path`` through a temporary file of this process, renamed at the end."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.nc")
-    enc = {v: {"zlib": True, "complevel": 6} for v in ds.data_vars}
-    ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
+    _netcdf_bytes(ds, tmp)
     tmp.replace(path)
+
+
+def _netcdf_bytes(ds: xr.Dataset, path: Path) -> None:
+    enc = {v: {"zlib": True, "complevel": 6} for v in ds.data_vars}
+    ds.to_netcdf(path, encoding=enc, engine="netcdf4")
 
 
 def derive_all(census: Path, out: Path, echo=print) -> None:
     """Write every shipped input into ``out``: each geography and census, the observed series and
-    the prefecture outlines."""
+    the prefecture outlines. The tables are checked first (:func:`check_tables`); everything is
+    derived before anything is written; the files are written as temporary files and renamed
+    into place together, so that ``out`` holds the old set or the new one."""
+    out = Path(out)
+    if not out.is_dir():
+        raise DerivationError(f"--out {out}: no such folder (create it first)")
+    check_tables(census)
+    built = {}
     for geo in GEOGRAPHIES:
         for year in YEARS:
-            ds = build(census, geo, year)
-            write(ds, out / files.inputs_name(geo, year))
-            echo(f"wrote {files.inputs_name(geo, year)}: {ds.sizes['region']} regions, migrant factor {ds.attrs['migrant_factor']:.3f}")
-    write_observed(observed_series(census), out / files.OBSERVED)
+            built[files.inputs_name(geo, year)] = build(census, geo, year)
+    observed = observed_csv(observed_series(census))
+    outlines = json.dumps(boundaries_geojson(census), ensure_ascii=False, separators=(",", ":")) + "\n"
+    tmp = {}
+    try:
+        for name, ds in built.items():
+            tmp[name] = out / f".{name}.{os.getpid()}.tmp"
+            _netcdf_bytes(ds, tmp[name])
+        for name, text in ((files.OBSERVED, observed), (files.BOUNDARIES, outlines)):
+            tmp[name] = out / f".{name}.{os.getpid()}.tmp"
+            tmp[name].write_text(text, encoding="utf-8")
+    except BaseException:
+        for t in tmp.values():
+            t.unlink(missing_ok=True)
+        raise
+    for name, t in tmp.items():
+        files.publish(t, out / name)
+    for name, ds in built.items():
+        echo(f"wrote {name}: {ds.sizes['region']} regions, migrant factor {ds.attrs['migrant_factor']:.3f}")
     echo(f"wrote {files.OBSERVED}")
-    path = out / files.BOUNDARIES
-    path.write_text(json.dumps(boundaries_geojson(census), ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
-    echo(f"wrote {path.name}")
+    echo(f"wrote {files.BOUNDARIES}")

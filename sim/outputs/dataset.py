@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from models import get_model
-from sim.axes import AGES, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
+from sim.axes import AGES, CAP_GROUPS, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
 from sim.engine.model import Model
 from sim.engine.runner import Projection
 
@@ -91,7 +91,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "net_migration": (Y + dd + rg + ("sex", "age"), s(net), P, "persons entering the region's four states from outside them minus persons leaving"),
         "settled": (Y + dd + rg, s(proj.settled), P, "urban migrants granted local urban hukou in the year (市民化)"),
         "reclassified": (Y + dd + rg, s(proj.reclassified), P, "rural residents reclassified urban in place in the year"),
-        "capped_cells": (Y + dd + rg, s(proj.capped), "1", "cells whose out-migration rates summed above 1 and were scaled down"),
+        "capped_cells": (Y + dd + rg + ("cap",), s(proj.capped), "1", "(sex, age) cells whose rates were bounded in the year: a state's out-moves summing above 1 (scaled to 1), a hukou conversion or reclassification rate above 1 (set to 1)"),
         "urban_land": (Y + dd + rg, s(proj.land), "km2", "urban construction land at the year end"),
         "land_per_urban_resident": (Y + dd + rg, s(proj.land * 1e6 / urban), "m2 person-1", "urban land per urban resident"),
         "residents": (Y + dd + rg, s(resident), P, "resident population (all states but away)"),
@@ -125,6 +125,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
         "sex": ("sex", list(SEXES)),
         "age": ("age", AGES, {"units": "years", "long_name": "age in completed years (100 = 100+)"}),
         "flow": ("flow", list(FLOWS)),
+        "cap": ("cap", list(CAP_GROUPS), {"long_name": "the rates a step bounds (sim.axes.CAP_GROUPS)"}),
     }
     for c in ("province_code", "province_zh"):  # geographies covering all of China
         if c in inp.coords:
@@ -180,6 +181,7 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
         "total_urban_share": (("quantile", "year"), qd(tot_urb / tot_res), "1", "resident urbanization rate, all regions"),
         "total_births": (("quantile", "year"), qd(summ.births.sum(axis=-1)), P, "live births, all regions"),
         "total_deaths": (("quantile", "year"), qd(summ.deaths.sum(axis=-1)), P, "deaths, all regions"),
+        "capped_cells": (("year", "region"), summ.capped.sum(axis=1), "1", "(sex, age) cells whose rates the year's step bounded (sim.axes.CAP_GROUPS), summed over the draws"),
     }
     start = model.cfg.draws.start
     D = res.shape[1]
@@ -203,6 +205,7 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
                           f"multistate cohort-component projection, {D} draws of {model.cfg.params.name} ({model.cfg.params.ensemble})"),
             "draws": D,
             "first_draw": start,
+            "capped_cells_total": float(summ.capped.sum()),
         }
     )
     return ds

@@ -436,15 +436,18 @@ def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
 
 def run_figures(ds: xr.Dataset, fcfg) -> dict[str, Figure]:
     """The standard set for one run, by file stem (``fcfg``: :class:`sim.config.schema.FiguresConfig`)."""
+    from sim.config.schema import figure_year
+
+    first, last = int(ds.year.values[0]), int(ds.year.values[-1])
     figs = {
         "urban_share": urban_share_figure(ds),
         "regions": regions_figure(ds),
-        "map": map_figure(ds, fcfg.map_year, fcfg.map_variable),
-        "pyramid": pyramid_figure(ds, fcfg.pyramid_region or None, fcfg.pyramid_year),
+        "map": map_figure(ds, figure_year(fcfg, "map_year", first, last), fcfg.map_variable),
+        "pyramid": pyramid_figure(ds, fcfg.pyramid_region or None, figure_year(fcfg, "pyramid_year", first, last)),
         "land": land_figure(ds),
     }
     if "migration_od" in ds and ds.sizes["region"] > 1:
-        figs["flows"] = flows_figure(ds, fcfg.flows_year)
+        figs["flows"] = flows_figure(ds, figure_year(fcfg, "flows_year", first + 1, last))
     return figs
 
 

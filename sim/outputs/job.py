@@ -9,12 +9,28 @@ when it starts; ``ok`` with the SHA-256 of every file it wrote once they are all
 directory holds an ``ok`` status for the same config, with every listed file present and
 unchanged, is skipped; anything less (a job killed midway, a file missing or altered, another
 config) runs again.
+
+A directory holds one run's files, as one set:
+- the config is validated and the model built (:func:`sim.engine.prepare.prepare`) before the
+  directory is touched;
+- the run holds an exclusive lock on the directory (``flock`` on ``.lock``, released by the
+  system if the process dies): a second run into it is refused with :class:`RunDirBusy`;
+- its files are written into ``.staging/`` and moved into place together when all are written;
+  the files of the run before it that the new set does not have (figures of other formats, an
+  old ``report.html``) are removed;
+- a failure never disowns a complete result already there: its status stays ``ok`` and the
+  error goes to ``last_failure.json``; elsewhere the status says ``failed``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+import shutil
+import socket
 import time
 import traceback
 from datetime import datetime, timezone
@@ -23,12 +39,12 @@ from pathlib import Path
 import xarray as xr
 
 from sim import files
-from sim.config.schema import Config
+from sim.config.schema import Config, ConfigError
 from sim.engine.prepare import prepare
 from sim.engine.runner import project
 from sim.files import write_netcdf, write_text
 from sim.outputs.dataset import to_dataset
-from sim.outputs.runs import config_digest, file_sha256, is_complete, job_info, write_status
+from sim.outputs.runs import config_digest, file_sha256, is_complete, job_info, read_status, write_status
 from sim.outputs.targets import format_report, region_rows, target_rows, to_csv
 
 log = logging.getLogger("sim")
@@ -47,32 +63,93 @@ def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[
             print(f"{out_dir}: complete, skipped (resume=true)")
         with xr.open_dataset(out_dir / cfg.output) as ds:
             return ds.load()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".*.tmp"):  # left by a job killed while writing
-        stale.unlink(missing_ok=True)
+    had_result = is_complete(out_dir)
     job = {"overrides": list(overrides), "config_sha256": digest, **job_info()}
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_status(out_dir, status="running", started=started, **job)
     t0 = time.perf_counter()
+
+    def failed(e: BaseException) -> None:
+        info = dict(status="failed", error=type(e).__name__, message=str(e), traceback=traceback.format_exc(),
+                    started=started, seconds=round(time.perf_counter() - t0, 3), **job)
+        if had_result:  # the complete result stays the directory's; the error is kept beside it
+            write_text(json.dumps(info, indent=1, default=str) + "\n", out_dir / files.FAILURE)
+        else:
+            write_status(out_dir, **info)
+
     try:
-        ds, written, report = _run(cfg, out_dir, overrides)
-    except BaseException as e:
-        write_status(
-            out_dir,
-            status="failed",
-            error=type(e).__name__,
-            message=str(e),
-            traceback=traceback.format_exc(),
-            started=started,
-            seconds=round(time.perf_counter() - t0, 3),
-            **job,
-        )
+        model = prepare(cfg)  # validates the config against the schema and the inputs
+    except ConfigError as e:
+        if not had_result:  # a sweep's job directory records why it did not run
+            out_dir.mkdir(parents=True, exist_ok=True)
+            failed(e)
         raise
-    files = {str(p.relative_to(out_dir)): file_sha256(p) for p in written}
-    write_status(out_dir, status="ok", started=started, seconds=round(time.perf_counter() - t0, 3), files=files, **job)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(out_dir):
+        for stale in out_dir.glob(".*.tmp"):  # left by a job killed while writing
+            stale.unlink(missing_ok=True)
+        stage = out_dir / files.STAGING
+        shutil.rmtree(stage, ignore_errors=True)  # left by a job killed before publishing
+        if not had_result:
+            write_status(out_dir, status="running", started=started, **job)
+        try:
+            ds, staged, report = _run(cfg, model, stage, overrides)
+            written = _publish(stage, out_dir, staged)
+        except BaseException as e:
+            shutil.rmtree(stage, ignore_errors=True)
+            failed(e)
+            raise
+        listed = {str(p.relative_to(out_dir)): file_sha256(p) for p in written}
+        write_status(out_dir, status="ok", started=started, seconds=round(time.perf_counter() - t0, 3), files=listed, **job)
+        (out_dir / files.FAILURE).unlink(missing_ok=True)
     if echo and not cfg.quiet:
         _echo(ds, cfg, out_dir, written, report, time.perf_counter() - t0)
     return ds
+
+
+class RunDirBusy(RuntimeError):
+    """Another run is writing into the directory."""
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path):
+    """Hold an exclusive lock on ``out_dir`` (``flock`` on its ``.lock``) for the block, or
+    raise :class:`RunDirBusy` naming the run that holds it."""
+    path = out_dir / files.LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise RunDirBusy(f"{out_dir}: another run is writing into this directory ({holder}); wait for it to end or choose another output directory (hydra.run.dir=...)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _publish(stage: Path, out_dir: Path, staged: list[Path]) -> list[Path]:
+    """Move the staged files into ``out_dir`` (same relative paths) and remove the files of the
+    run before that the new set does not have; returns the published paths."""
+    rel = [p.relative_to(stage) for p in staged]
+    new = {str(r) for r in rel}
+    old = set((read_status(out_dir).get("files") or {}))
+    fig_dir = out_dir / files.FIGURES
+    if fig_dir.is_dir():
+        old |= {str(p.relative_to(out_dir)) for p in fig_dir.rglob("*") if p.is_file()}
+    old.add(files.REPORT_HTML)  # written later by python -m sim.report, from the run before
+    out = []
+    for r in rel:
+        dst = out_dir / r
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / r, dst)
+        out.append(dst)
+    for name in sorted(old - new):
+        if name != files.STATUS:
+            (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(stage, ignore_errors=True)
+    return out
 
 
 def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path], str]:
@@ -93,11 +170,12 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
             lines.append(f"  {t.year}: {' / '.join(f'{x:.2f}' for x in v)} %   (target {t.op} {t.value * 100:.1f} %)")
     report = "\n".join(lines)
     written.append(write_text(report + "\n", out_dir / files.REPORT))
+    written.append(_write_config(cfg, overrides, out_dir))
     return ds, written, report
 
 
-def _run(cfg: Config, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path], str]:
-    model = prepare(cfg)
+def _run(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path], str]:
+    """Project ``model`` and write its files into ``out_dir`` (the staging folder)."""
     if cfg.params.ensemble:
         return _run_ensemble(cfg, model, out_dir, overrides)
     proj = project(model, backend=cfg.backend)
@@ -111,11 +189,22 @@ def _run(cfg: Config, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path],
         written.append(write_text(to_csv(region_rows(ds, list(cfg.targets.region_years))), out_dir / files.REGIONS))
     report = format_report(ds, cfg.targets)
     written.append(write_text(report + "\n", out_dir / files.REPORT))
+    written.append(_write_config(cfg, overrides, out_dir))
     if cfg.figures.enabled:
         from sim.outputs.figures import write_figures  # matplotlib only when figures are asked for
 
         written += [Path(p) for p in write_figures(ds, out_dir / files.FIGURES, cfg.figures)]
     return ds, written, report
+
+
+def _write_config(cfg: Config, overrides, out_dir: Path) -> Path:
+    """``config.yaml``: the overrides that reproduce the run and its resolved config."""
+    import dataclasses
+
+    import yaml
+
+    text = yaml.safe_dump({"overrides": list(overrides), "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}, sort_keys=False, allow_unicode=True)
+    return write_text(text, out_dir / files.RUN_CONFIG)
 
 
 def _echo(ds: xr.Dataset, cfg: Config, out_dir: Path, written: list[Path], report: str, seconds: float) -> None:

@@ -67,10 +67,33 @@ def job_info() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), **({"slurm": env} if env else {})}
 
 
+class RunFileError(ValueError):
+    """A run's file is missing, altered or unreadable; the message names it."""
+
+
+def check_recorded(path: Path) -> None:
+    """Where the run beside ``path`` recorded the file's SHA-256 (its ``status.json``), the file
+    must still have it: raise :class:`RunFileError` if it differs."""
+    path = Path(path)
+    listed = (read_status(path.parent).get("files") or {}) if path.parent.is_dir() else {}
+    sha = listed.get(path.name)
+    if sha and file_sha256(path) != sha:
+        raise RunFileError(f"{path}: its SHA-256 differs from the one its run recorded in {path.parent / files.STATUS} (the file was changed or cut short); run it again")
+
+
 def open_run(path: Path) -> xr.Dataset:
-    """A finished netCDF file, read into memory and closed."""
-    with xr.open_dataset(path) as ds:
-        return ds.load()
+    """A finished netCDF file, checked against its run's recorded SHA-256, read into memory and
+    closed; :class:`RunFileError` (one line naming the file) when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such file")
+    check_recorded(path)
+    try:
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+    except (OSError, ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise RunFileError(f"{path}: not a readable netCDF file (truncated or of another format): {reason}") from None
 
 
 def find_runs(path: str | Path) -> list[Path]:

@@ -152,16 +152,52 @@ def brake_lines(ds: xr.Dataset) -> list[str]:
     return ["", f"Land capacity brake binds (urban inflows cut by more than {100 * (1 - BRAKE_REPORTED):.0f} %) in {len(out)} region(s):"] + out
 
 
+CAP_REGIONS_LISTED = 8  # the report names at most this many regions per group of bounded rates
+
+
+def cap_lines(ds: xr.Dataset) -> list[str]:
+    """Where the step bounded a rate at 1 (``capped_cells``): per group of rates and region, the
+    years and the number of (sex, age) cells (summed over draws)."""
+    if "capped_cells" not in ds or float(ds.capped_cells.sum()) == 0:
+        return ["", "Rates bounded: none (every rate applied as set)."]
+    c = ds.capped_cells
+    if "draw" in c.dims:
+        c = c.sum("draw")
+    groups = [str(g) for g in c.cap.values] if "cap" in c.dims else ["all rates"]
+    out = []
+    for g in groups:
+        cg = c.sel(cap=g) if "cap" in c.dims else c
+        by_region = cg.sum("year")
+        hit = [str(r) for r, v in zip(cg.region.values, by_region.values) if v > 0]
+        if not hit:
+            continue
+        yrs = cg.year.values[cg.sum("region").values > 0]
+        names = ", ".join(hit[:CAP_REGIONS_LISTED]) + (f" and {len(hit) - CAP_REGIONS_LISTED} more" if len(hit) > CAP_REGIONS_LISTED else "")
+        out.append(f"  {g}: {float(cg.sum()):,.0f} cells in {len(hit)} region(s), years {int(yrs[0])}-{int(yrs[-1])}: {names}")
+    return ["", "Rates bounded at 1 (a state's out-moves scaled to sum 1, or a conversion or reclassification rate set to 1; capped_cells):"] + out
+
+
+def _met_word(r: dict) -> str:
+    """yes / no, or for a target band (``~``) which side of it the projection falls."""
+    if r["met"] is True or r["op"] != "~" or r["met"] is not False:
+        return {True: "yes", False: "no"}.get(r["met"], r["met"])
+    return "above the band" if r["gap"] > 0 else "below the band"
+
+
 def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
     lines = [f"Target report: {ds.attrs.get('title', '')} (scenario {ds.attrs.get('scenario', '')})", ""]
     table = [("target", "year", "required", "projected", "gap", "met", "first year met")]
+    tolerance = {t.name: t.tolerance for t in targets.targets}
     for r in target_rows(ds, targets):
         pct = r["variable"] not in ("population", "city_proper_population")
         f = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:,.0f}")
         req = {">=": "≥", "<=": "≤", "~": "~"}[r["op"]] + f(r["required"])
+        if r["op"] == "~":
+            tol = tolerance[r["target"]]
+            req += f" ±{100 * tol:.2f}pt" if pct else f" ±{tol:,.0f}"
         proj = f(r["projected"]) if np.isfinite(r["projected"]) else "-"
         gap = (f"{100 * r['gap']:+.2f}pt" if pct else f"{r['gap']:+,.0f}") if np.isfinite(r["gap"]) else "-"
-        met = {True: "yes", False: "no"}.get(r["met"], r["met"])
+        met = _met_word(r)
         if "probability" in r:
             met = f"p={r['probability']:.2f}"
         table.append((r["target"], str(r["year"]), req, proj, gap, met, str(r["first_year_met"])))
@@ -170,6 +206,7 @@ def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
         cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:5])] + [row[5].ljust(widths[5]), row[6]]
         lines.append("  ".join(cells))
     lines += brake_lines(ds)
+    lines += cap_lines(ds)
     if targets.region_years:
         rows = region_rows(ds, list(targets.region_years))
         cols = [k for k in rows[0] if k != "region"]

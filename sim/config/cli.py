@@ -1,0 +1,135 @@
+"""The command line of the Hydra apps (``python -m sim``, ``python -m calibration``): overrides
+of year-keyed values, and one style for every bad value.
+
+- A map given for a year-keyed field (``policy.reclassification.rate={2020: 0.004, 2030: 0.008}``)
+  replaces the field's path: Hydra would merge it into the default map and, in a structured
+  config, refuse a year the default does not have ("Key '2030' is not in struct").
+  :func:`rewrite_overrides` passes such a map as a quoted string, which replaces the value
+  whole, and :func:`sim.config.schema.validate` parses it back (YAML) and checks it. A number
+  (``...rate=0.006``, ``range(...)`` in a sweep) needs no rewrite: it means the same value
+  every year.
+- Every error in the config (Hydra's and OmegaConf's as well as the schema's range checks)
+  reads ``config error: <field> ...`` on one line and exits with code 2 (:func:`run_app`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from typing import Callable
+
+from sim.config.schema import Config, ConfigError
+
+_OVERRIDE = re.compile(r"^(?P<prefix>\+{0,2})(?P<key>[A-Za-z_][\w.]*)=(?P<value>.*)$", re.S)
+
+
+def year_keyed_fields(obj=Config, path: str = "") -> set[str]:
+    """Dotted paths of every year-keyed field of the schema."""
+    out = set()
+    for f in dataclasses.fields(obj):
+        p = f"{path}.{f.name}" if path else f.name
+        if f.metadata.get("years"):
+            out.add(p)
+        elif f.default_factory is not dataclasses.MISSING:
+            sub = f.default_factory()
+            if dataclasses.is_dataclass(sub):
+                out |= year_keyed_fields(type(sub), p)
+    return out
+
+
+def _quoted(v) -> str:
+    """A map as a quoted string of the override grammar (the schema parses it back); other
+    values as they were written."""
+    if isinstance(v, dict):
+        text = "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+        return f"'{text}'"
+    return str(v)
+
+
+def rewrite_overrides(args: list[str]) -> list[str]:
+    """``args`` with each map given to a year-keyed field (also in a choice sweep) passed as a
+    quoted string, which replaces the field's value whole (see the module); every other
+    argument unchanged, in order."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.errors import OverrideParseException
+
+    fields = year_keyed_fields()
+    parser = None
+    out = []
+    for a in args:
+        m = _OVERRIDE.match(a)
+        if not (m and m["key"] in fields and "{" in m["value"]):
+            out.append(a)
+            continue
+        parser = parser or OverridesParser.create()
+        try:
+            o = parser.parse_override(a)
+        except OverrideParseException:
+            out.append(a)  # Hydra reports it
+            continue
+        if o.value_type == ValueType.ELEMENT and isinstance(o.value(), dict):
+            out.append(f"{m['key']}={_quoted(o.value())}")
+        elif o.value_type == ValueType.SIMPLE_CHOICE_SWEEP:
+            out.append(f"{m['key']}=" + ",".join(_quoted(v) for v in o.value().list))
+        else:
+            out.append(a)
+    return out
+
+
+def _schema_keys(path: str) -> list[str] | None:
+    """The keys the schema allows under the dotted ``path`` ("" for the top), or None."""
+    obj = Config
+    for part in [p for p in path.split(".") if p]:
+        f = {f.name: f for f in dataclasses.fields(obj)}.get(part)
+        if f is None or f.default_factory is dataclasses.MISSING:
+            return None
+        sub = f.default_factory()
+        if not dataclasses.is_dataclass(sub):
+            return None
+        obj = type(sub)
+    return [f.name for f in dataclasses.fields(obj)]
+
+
+def describe(ex: BaseException) -> str:
+    """One line for a config error of Hydra, OmegaConf or the schema: the field, the value and
+    what is allowed."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(ex, ConfigError):
+        return str(ex)
+    cause = ex if isinstance(ex, OmegaConfBaseException) else ex.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None) or ""
+        msg = (getattr(cause, "msg", None) or str(cause)).splitlines()[0]
+        if "not in struct" in msg or "Could not override" in str(ex):
+            parent = key.rpartition(".")[0]
+            allowed = _schema_keys(parent)
+            hint = f"; allowed keys{' of ' + parent if parent else ''}: {', '.join(allowed)}" if allowed else ""
+            return f"{key or '?'}: no such field{hint}"
+        value = getattr(cause, "value", None)
+        return f"{key} = {value!r}: {msg}" if key else msg
+    lines = [ln for ln in str(ex).splitlines() if ln.strip()]
+    return " ".join(lines[:2]) if lines else type(ex).__name__
+
+
+def _config_exceptions() -> tuple:
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return (ConfigError, ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException)
+
+
+def run_app(main: Callable[[], None], prog: str = "") -> None:
+    """Run the ``@hydra.main`` function ``main`` on ``sys.argv`` with year-keyed overrides
+    rewritten; a config error prints one line and exits 2 (Hydra's own report is turned off
+    with ``HYDRA_FULL_ERROR`` so that the error reaches this handler)."""
+    sys.argv = [sys.argv[0]] + rewrite_overrides(sys.argv[1:])
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        main()
+    except _config_exceptions() as e:
+        print(f"config error: {describe(e)}", file=sys.stderr)
+        sys.exit(2)
