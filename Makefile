@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= outputs/baseline
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: setup run test bench derive clean fonts browser warmup
+.PHONY: setup run test test-props bench derive clean fonts browser warmup
 
 # Debian packages, installed only where apt-get can run (root); without them the figures use
 # English place names and the HTML report's screenshot test skips.
@@ -39,6 +39,11 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The property suite (tests/properties) with the larger hypothesis profile; `make test` runs it
+# with the small fixed-seed one.
+test-props: $(STAMP)
+	HYPOTHESIS_PROFILE=full $(PY) -m pytest -q tests/properties
 
 # Compile the kernel into the numba cache (NUMBA_CACHE_DIR) once, before submitting a SLURM array.
 warmup: $(STAMP)

@@ -53,13 +53,41 @@ class Space:
     None for a shared one."""
 
     regions: list[str]
-    region_sd: float = 1.0
+    region_sd: float | dict = 1.0  # prior s.d. of the prefecture deviations: one for all, or per regional parameter
+    # per regional parameter, each prefecture's weight in the province's total (sums to 1; None:
+    # equal weights): a prefecture's multiplier is relative to the shared value, normalised so
+    # that the weighted mean of the prefectures' multipliers is 1 (see relative_logs)
+    weights: dict[str, np.ndarray] | None = None
     names: list[tuple[str, str | None]] = field(init=False)
     prior_sd: np.ndarray = field(init=False)
 
     def __post_init__(self):
         self.names = [(p, None) for p in SHARED] + [(p, r) for p in REGIONAL for r in self.regions]
-        self.prior_sd = np.array([PRIOR_SD[p] if r is None else self.region_sd for p, r in self.names])
+        rsd = self.region_sd if isinstance(self.region_sd, dict) else {p: self.region_sd for p in REGIONAL}
+        self.prior_sd = np.array([PRIOR_SD[p] if r is None else float(rsd[p]) for p, r in self.names])
+        R = len(self.regions)
+        w = {p: np.full(R, 1.0 / R) for p in REGIONAL}
+        for p, v in (self.weights or {}).items():
+            v = np.asarray(v, dtype=float)
+            w[p] = v / v.sum()
+        self.weights = w
+        self._cols = {p: np.array([self.names.index((p, r)) for r in self.regions]) for p in REGIONAL}
+
+    def relative_logs(self, thetas: np.ndarray) -> np.ndarray:
+        """The log multipliers the engine applies, ``(D, n)`` (or ``(n,)``) for ``thetas``:
+        shared values as they are; a prefecture's ``z_r - log(sum_j w_j exp(z_j))``, so that
+        the deviations redistribute a parameter's province-wide total among the prefectures
+        (weights: their shares of the 2010 rates' base) and the shared value alone sets the total.
+        Without it the province's total of ``exp(z_r)`` grows with the spread of the deviations
+        (Jensen), and draws of deviations the data do not pin (a backtest without the 2020
+        census) push every draw of the province's urban share up."""
+        t = np.asarray(thetas, dtype=float)
+        out = t.copy()
+        for p, cols in self._cols.items():
+            z = t[..., cols]
+            m = z.max(axis=-1, keepdims=True)
+            out[..., cols] = z - (m + np.log((self.weights[p] * np.exp(z - m)).sum(axis=-1, keepdims=True)))
+        return out
 
     def __len__(self) -> int:
         return len(self.names)
@@ -71,7 +99,7 @@ class Space:
     def to_params(self, theta: np.ndarray) -> tuple[dict, dict]:
         """``(params.factors, params.region_factors)`` of ``theta``."""
         factors, region = {}, {}
-        for (p, r), t in zip(self.names, np.asarray(theta, dtype=float)):
+        for (p, r), t in zip(self.names, self.relative_logs(theta)):
             if r is None:
                 factors[p] = float(np.exp(t))
             else:
@@ -85,9 +113,9 @@ class Space:
     def draw_factors(self, thetas: np.ndarray, theta_ref: np.ndarray) -> dict[str, np.ndarray]:
         """Per-draw, per-region multipliers ``{name: (D, R)}`` of ``thetas (D, n)`` relative to the
         model built at ``theta_ref`` (the held parameters must equal ``theta_ref``'s)."""
-        d = np.atleast_2d(thetas) - theta_ref
-        if np.abs(d[:, self.held()]).max(initial=0.0) > 0:
+        if np.abs((np.atleast_2d(thetas) - theta_ref)[:, self.held()]).max(initial=0.0) > 0:
             raise ValueError(f"draws vary {', '.join(HELD_IN_DRAWS)}, which the kernel cannot vary per draw")
+        d = self.relative_logs(np.atleast_2d(thetas)) - self.relative_logs(theta_ref)
         R = len(self.regions)
         logf = {}
         for j, (p, r) in enumerate(self.names):
@@ -369,15 +397,16 @@ class Fit:
     message: str
 
 
-def fit(problem: Problem, *, max_iterations: int = 40, progress=None) -> Fit:
-    """MAP estimate by trust-region least squares, the Jacobian by :meth:`Problem.jacobian`."""
+def fit(problem: Problem, *, max_iterations: int = 40, progress=None, x0: np.ndarray | None = None) -> Fit:
+    """MAP estimate by trust-region least squares, the Jacobian by :meth:`Problem.jacobian`
+    (from ``x0``, default the guesses)."""
     from scipy.optimize import least_squares
 
     t0 = time.perf_counter()
     n = len(problem.space)
     r = least_squares(
         problem.residuals,
-        np.zeros(n),
+        np.zeros(n) if x0 is None else np.asarray(x0, dtype=float),
         jac=lambda th: problem.jacobian(th, progress=progress),
         bounds=(np.full(n, -5.0), np.full(n, 5.0)),
         method="trf",
@@ -391,6 +420,54 @@ def fit(problem: Problem, *, max_iterations: int = 40, progress=None) -> Fit:
     return Fit(r.x, cov, J, float(r.cost), int(r.nfev), time.perf_counter() - t0, str(r.message))
 
 
+REGION_SD_BOUNDS = (0.05, 3.0)  # the estimated spreads are kept inside (a spread of 0 would be a degenerate mode)
+# the spreads' prior: log-normal around calibration.region_sd with this s.d. of the log (a spread
+# the data do not inform stays near its start instead of drifting, as plain EM lets it)
+REGION_SD_HYPER_SD = 0.5
+
+
+def region_spreads(space: Space, f: Fit, centre: float = 1.0) -> dict[str, float]:
+    """One EM step of the spread of each regional parameter's prefecture deviations: with
+    ``S`` the sum over the R prefectures of ``z_r^2 + var(z_r)`` at the fit (the E step, the
+    Laplace posterior), the spread maximises ``-R log s - S / (2 s^2)`` plus the log-normal
+    prior ``-(log(s / centre))^2 / (2 x REGION_SD_HYPER_SD^2)`` (the M step; a 1-D root), within
+    :data:`REGION_SD_BOUNDS`."""
+    from scipy.optimize import brentq
+
+    var = np.diag(f.cov)
+    lo, hi = np.log(REGION_SD_BOUNDS[0]), np.log(REGION_SD_BOUNDS[1])
+    out = {}
+    for p in REGIONAL:
+        cols = [space.names.index((p, r)) for r in space.regions]
+        S, R = float(np.sum(f.theta[cols] ** 2 + var[cols])), len(cols)
+
+        def grad(u, S=S, R=R):
+            return R - S * np.exp(-2 * u) + (u - np.log(centre)) / REGION_SD_HYPER_SD**2
+
+        u = lo if grad(lo) > 0 else hi if grad(hi) < 0 else brentq(grad, lo, hi, xtol=1e-10)
+        out[p] = float(np.exp(u))
+    return out
+
+
+def fit_hierarchical(problem: Problem, *, rounds: int, max_iterations: int, progress=None, tol: float = 0.01, centre: float = 1.0) -> tuple[Fit, dict[str, float], list[dict]]:
+    """The MAP fit with the spread of each regional parameter's prefecture deviations estimated
+    (empirical Bayes by EM, :func:`region_spreads`): fit, update the spreads, refit from the last
+    optimum, until the spreads change by less than ``tol`` (relative) or after ``rounds``
+    updates. ``problem.space`` ends with the estimated spreads; returns the fit, the spreads and
+    each round's spreads and cost."""
+    f = fit(problem, max_iterations=max_iterations, progress=progress)
+    history = [dict(round=0, cost=f.cost, **{p: float(problem.space.prior_sd[problem.space.names.index((p, problem.space.regions[0]))]) for p in REGIONAL})]
+    for k in range(1, rounds + 1):
+        new = region_spreads(problem.space, f, centre)
+        old = {p: history[-1][p] for p in REGIONAL}
+        problem.space = Space(problem.space.regions, region_sd=new, weights=problem.space.weights)
+        f = fit(problem, max_iterations=max_iterations, progress=progress, x0=f.theta)
+        history.append(dict(round=k, cost=f.cost, **new))
+        if max(abs(new[p] - old[p]) / old[p] for p in REGIONAL) < tol:
+            break
+    return f, {p: history[-1][p] for p in REGIONAL}, history
+
+
 def identifiability(space: Space, f: Fit, n_data: int) -> list[dict]:
     """Per parameter: optimum, posterior s.d. (Laplace), prior s.d., their ratio, the largest
     posterior correlation with another parameter, and a verdict: ``well identified`` (the data
@@ -399,6 +476,7 @@ def identifiability(space: Space, f: Fit, n_data: int) -> list[dict]:
     sd = np.sqrt(np.diag(f.cov))
     corr = f.cov / np.outer(sd, sd)
     np.fill_diagonal(corr, 0.0)
+    applied = space.relative_logs(f.theta)  # the multipliers the engine applies
     rows = []
     for j in range(len(space)):
         p, r = space.names[j]
@@ -406,7 +484,7 @@ def identifiability(space: Space, f: Fit, n_data: int) -> list[dict]:
         ratio = sd[j] / space.prior_sd[j]
         rows.append(
             dict(
-                parameter=p, region=r or "", multiplier=float(np.exp(f.theta[j])), log_multiplier=float(f.theta[j]), posterior_sd=float(sd[j]),
+                parameter=p, region=r or "", multiplier=float(np.exp(applied[j])), log_multiplier=float(applied[j]), posterior_sd=float(sd[j]),
                 prior_sd=float(space.prior_sd[j]), sd_ratio=float(ratio), most_correlated=space.label(k), correlation=float(corr[j, k]),
                 verdict="well identified" if ratio < 0.5 else ("weakly identified" if ratio < 0.9 else "not identified (prior)"),
             )

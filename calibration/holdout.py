@@ -26,8 +26,8 @@ import numpy as np
 import xarray as xr
 
 from calibration.backtest import csv_table, read_observed, score
-from calibration.core import fit, laplace_draws, simulate
-from calibration.run import setup
+from calibration.core import laplace_draws, simulate
+from calibration.run import fit_with_spreads, setup
 from sim import files
 from sim.config.compose import compose_config
 from sim.config.schema import ConfigError
@@ -47,7 +47,7 @@ def holdout(T: int = 2015, draws: int = 200, overrides=(), seed: int = 20151231)
     if not 2010 < T < 2020:
         raise ConfigError(f"T = {T}: the holdout needs years to hold back; allowed: 2011..2019")
     problem = setup(cfg)
-    f = fit(problem, max_iterations=cfg.calibration.max_evaluations)
+    f, _, _ = fit_with_spreads(problem, cfg.calibration)
     post = laplace_draws(problem, f, draws=draws, seed=seed)
     model = problem.model(f.theta, problem.space.draw_factors(post.thetas, f.theta))
     # process noise only in the years after T: a draw's rates follow its parameters up to T

@@ -21,10 +21,12 @@ from calibration.backtest import csv_table as _csv
 from calibration.backtest import read_observed
 from calibration.core import (
     HELD_IN_DRAWS,
+    REGIONAL,
     Problem,
     Space,
     census_targets,
     fit,
+    fit_hierarchical,
     fitted_table,
     identifiability,
     laplace_draws,
@@ -34,6 +36,7 @@ from calibration.core import (
     summary_stats,
 )
 from sim import files
+from sim.axes import residents
 from sim.config.schema import Config, ConfigError, validate
 from sim.engine.prepare import history_policy
 from sim.files import write_text
@@ -90,6 +93,24 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"calibration.draws = {cfg.calibration.draws}: must be <= the states kept, chains x (iterations - burn-in) = {kept}")
 
 
+# what each regional parameter's rate applies to, whose 2010 shares weight the prefectures'
+# deviations (calibration.core.Space.relative_logs)
+DEVIATION_BASE = {"rural_to_urban": "rural", "reclassification": "rural", "to_away": "residents", "attractiveness": "urban"}
+
+
+def deviation_weights(inputs: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per regional parameter, the prefectures' shares of its base at the start (2010 census):
+    rural residents for in-situ moves and reclassification, residents for departures, urban
+    residents for a destination's attractiveness."""
+    by_state = inputs.population.sum(("sex", "age"))
+    base = {
+        "rural": by_state.sel(state="rural").values,
+        "residents": residents(by_state.values, axis=-1),
+        "urban": by_state.sel(state=["urban_local", "urban_migrant"]).sum("state").values,
+    }
+    return {p: base[DEVIATION_BASE[p]] for p in REGIONAL}
+
+
 def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.Dataset | None = None) -> Problem:
     """The calibration problem of ``cfg``: the start year's inputs, the targets up to
     ``calibration.fit_until`` (observed series from ``calibration.observed`` unless given, the
@@ -102,7 +123,7 @@ def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.D
     end = end_inputs if end_inputs is not None else load_inputs(cfg.geography.name, cfg.end_year)
     rows = observed_rows if observed_rows is not None else read_observed(repo_path(c.observed))
     blocks = census_targets(end, rows, start_year=cfg.start_year, fit_until=c.fit_until, census_year=cfg.end_year)
-    space = Space([str(r) for r in inputs.region.values], region_sd=c.region_sd)
+    space = Space([str(r) for r in inputs.region.values], region_sd=c.region_sd, weights=deviation_weights(inputs))
     sampled = int((~space.held()).sum())
     if c.sampler == "emcee" and c.draws > 0 and c.chains < 2 * sampled:
         raise ConfigError(f"calibration.chains = {c.chains}: emcee needs at least twice the {sampled} sampled parameters as walkers; allowed: >= {2 * sampled}")
@@ -137,7 +158,7 @@ def _ensemble_dataset(problem: Problem, thetas: np.ndarray, attrs: dict) -> xr.D
     sp = problem.space
     shared = [p for p, r in sp.names if r is None]
     regional = list(dict.fromkeys(p for p, r in sp.names if r is not None))
-    F = np.exp(thetas)
+    F = np.exp(sp.relative_logs(thetas))
     fac = np.stack([F[:, sp.names.index((p, None))] for p in shared], axis=1)
     reg = np.stack([np.stack([F[:, sp.names.index((p, r))] for r in sp.regions], axis=1) for p in regional], axis=1)
     return xr.Dataset(
@@ -171,7 +192,7 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
     log.info("calibration: %d parameters, %d fitted targets, fit until %d", n, sum(len(b.observed) for b in problem.blocks if b.weight > 0), c.fit_until)
 
     bar = Progress(c.max_evaluations, "fit (Jacobians)", c.progress)
-    f = fit(problem, max_iterations=c.max_evaluations, progress=bar)
+    f, spreads, rounds = fit_with_spreads(problem, c, progress=bar)
     bar.close(f"{f.iterations} evaluations, cost {f.cost:.2f}: {f.message}")
 
     sim = simulate(problem.model(f.theta), backend=cfg.backend)
@@ -209,7 +230,7 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
         sampler=c.sampler, acceptance=post.acceptance if post else None, max_rhat=float(np.nanmax(post.rhat)) if post and c.sampler != "laplace" else None,
         min_ess=float(np.nanmin(post.ess)) if post and post.ess is not None else None, chains=c.chains, iterations=c.iterations,
         posterior_evaluations=post.evaluations if post else 0, posterior_seconds=post.seconds if post else 0.0,
-        statistics=stats, factors=factors, region_factors=region_factors,
+        statistics=stats, factors=factors, region_factors=region_factors, region_sd=spreads, region_sd_rounds=rounds,
     )
     written = [write_text(_csv(table), out_dir / files.FITTED), write_text(_csv(ident), out_dir / files.PARAMETERS)]
     source = f"python -m calibration, fit until {c.fit_until}, code {meta['code_version']}, config {digest[:12]}"
@@ -298,6 +319,28 @@ def fit_figure(problem: Problem, sim):
     return fig
 
 
+def fit_with_spreads(problem: Problem, c, progress=None):
+    """The MAP fit; with ``calibration.region_sd_rounds`` > 0 the spreads of the prefecture
+    deviations are estimated (:func:`calibration.core.fit_hierarchical`). Returns the fit, the
+    spreads (per regional parameter) and the rounds' record."""
+    if c.region_sd_rounds > 0:
+        return fit_hierarchical(problem, rounds=c.region_sd_rounds, max_iterations=c.max_evaluations, progress=progress, centre=c.region_sd)
+    f = fit(problem, max_iterations=c.max_evaluations, progress=progress)
+    return f, {p: float(c.region_sd) for p in REGIONAL}, []
+
+
+def _spread_lines(meta: dict) -> list[str]:
+    rounds = meta.get("region_sd_rounds") or []
+    if not rounds:
+        return [f"Prefecture deviations: prior s.d. fixed at {', '.join(f'{p} {v:.2f}' for p, v in meta['region_sd'].items())} (calibration.region_sd_rounds = 0).", ""]
+    L = ["## Spread of the prefecture deviations (estimated)", "",
+         "Each regional parameter's prefecture deviations are normal with a spread estimated by empirical Bayes (EM: the M step from the prefectures' squared deviations plus their posterior variances, with a log-normal prior around calibration.region_sd, s.d. of the log 0.5; then a refit); the deviations are relative (a prefecture's multiplier over the weighted mean of all, so that the shared value alone sets the province's total).", "",
+         "| round | cost | " + " | ".join(REGIONAL) + " |", "|---:|---:|" + "---:|" * len(REGIONAL)]
+    for r in rounds:
+        L.append(f"| {r['round']} | {r['cost']:.2f} | " + " | ".join(f"{r[p]:.3f}" for p in REGIONAL) + " |")
+    return L + [""]
+
+
 def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dict) -> str:
     L = [
         "# Calibration report",
@@ -317,6 +360,7 @@ def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dic
         L.append(f"| {k} | {s['n']} | {s['rmse']:.3f} | {s['max_abs']:.3f} | {s['unit']} |")
     L += ["", "Per target: `fitted.csv`; Guangxi's fitted series against the record: `fit.png`. city_proper is reported, not fitted: the engine carries city-proper residents as the census share of urban residents.", ""]
     L += _outside_lines(ident)
+    L += _spread_lines(meta)
     L += ["## Parameters (multiplier on the guess; posterior s.d. of its log, Laplace)", "", "| parameter | region | multiplier | posterior s.d. | prior s.d. | ratio | verdict | most correlated (r) |", "|---|---|---:|---:|---:|---:|---|---|"]
     for r in ident:
         L.append(f"| {r['parameter']} | {r['region']} | {r['multiplier']:.3f} | {r['posterior_sd']:.3f} | {r['prior_sd']:.2f} | {r['sd_ratio']:.2f} | {r['verdict']} | {r['most_correlated']} ({r['correlation']:+.2f}) |")

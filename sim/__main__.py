@@ -56,7 +56,7 @@ def main(cfg: DictConfig) -> None:
     _set_threads(job_threads(hc.launcher))
     try:
         obj = OmegaConf.to_object(cfg)
-        run(obj, hc.runtime.output_dir, overrides=list(hc.overrides.task))
+        run(obj, hc.runtime.output_dir, overrides=list(hc.overrides.task), record_refusal=multirun)
     except ConfigError as e:
         if multirun:  # recorded in the job's status.json; Hydra reports it after the sweep
             raise

@@ -200,6 +200,9 @@ def test_process_noise_is_the_same_in_every_slice_and_the_kernel_equals_the_refe
     for name in a:
         np.testing.assert_array_equal(a[name][5:], b[name])
         assert a[name].shape == (10, 10, 14) and (a[name] > 0).all()
+    # the multipliers have mean 1 (the rates' expected values stay the fitted ones)
+    many = process_factors(validate(compose_config([*over, "draws.count=4000"])), 2)["rural_to_urban"]
+    assert abs(many[:, -1].mean() - 1.0) < 0.05 and np.median(many[:, -1]) < 0.8
     m = prepare(whole)
     x, y = project_summary(m, backend="numba"), project_summary(m, backend="numpy")
     np.testing.assert_allclose(x.residents, y.residents, rtol=1e-12)

@@ -73,7 +73,10 @@ def test_status_and_resume_in_process(tmp_path):
 def test_failed_job_records_its_error(tmp_path):
     cfg = compose_cfg([*QUICK, "end_year=2019"])
     with pytest.raises(ConfigError):
-        run(cfg, tmp_path)
+        run(cfg, tmp_path / "single")
+    assert not (tmp_path / "single").exists()  # a single run refused writes nothing
+    with pytest.raises(ConfigError):
+        run(cfg, tmp_path, record_refusal=True)  # a sweep's job says why it did not run
     st = read_status(tmp_path)
     assert st["status"] == "failed" and st["error"] == "ConfigError" and "end_year = 2019" in st["message"]
     assert "Traceback" in st["traceback"] and not is_complete(tmp_path)

@@ -69,10 +69,12 @@ class GeographyConfig:
 @dataclass
 class MortalityConfig:
     model: str = _f("siler", choices=model_names("mortality"))
-    e0_female: float = _f(81.0, 20.0, 110.0, doc="life expectancy at birth, women, in 2020 (years); a 2010 start goes back from it along the improvement path")
-    e0_male: float = _f(75.5, 20.0, 110.0, doc="life expectancy at birth, men, in 2020 (years); a 2010 start goes back from it along the improvement path")
-    urban_advantage: float = _f(1.0, -10.0, 10.0, doc="e0 of urban states minus the mean (years)")
-    rural_disadvantage: float = _f(1.0, -10.0, 10.0, doc="mean minus e0 of the rural state (years)")
+    # the ranges keep every state's e0 (e0 + urban_advantage, e0 - rural_disadvantage) inside the
+    # 20..110 years the Siler shape supports (models.mortality.level_for_e0)
+    e0_female: float = _f(81.0, 30.0, 100.0, doc="life expectancy at birth, women, in 2020 (years); a 2010 start goes back from it along the improvement path")
+    e0_male: float = _f(75.5, 30.0, 100.0, doc="life expectancy at birth, men, in 2020 (years); a 2010 start goes back from it along the improvement path")
+    urban_advantage: float = _f(1.0, -5.0, 5.0, doc="e0 of urban states minus the mean (years)")
+    rural_disadvantage: float = _f(1.0, -5.0, 5.0, doc="mean minus e0 of the rural state (years)")
     improvement: YearKeyed = _years({2020: 0.015}, -0.1, 0.1, doc="yearly decline of all hazards (1/year)")
 
 
@@ -276,7 +278,8 @@ class CalibrationConfig:
 
     fit_until: int = _f(2020, 1900, 2200, doc="last year whose observations are fitted (2019: the 2020 census is left out, to score against)")
     observed: str = _f("sim/data/guangxi_observed.csv", doc="observed series (year, region, variable, value), relative to the repository")
-    region_sd: float = _f(1.0, 0.01, 10.0, doc="prior s.d. of a prefecture's log deviation from the shared value")
+    region_sd: float = _f(1.0, 0.01, 10.0, doc="prior s.d. of a prefecture's log deviation from the shared value (with region_sd_rounds > 0: the start of its estimate)")
+    region_sd_rounds: int = _f(10, 0, 50, doc="EM updates of each regional parameter's spread of prefecture deviations (empirical Bayes; 0: fixed at region_sd)")
     max_evaluations: int = _f(300, 5, 100000, doc="at most this many fit evaluations")
     draws: int = _f(1000, 0, 1_000_000, doc="posterior draws kept (0: no ensemble)")
     sampler: str = _f("laplace", choices=("laplace", "metropolis", "emcee"), doc="posterior draws: the Laplace approximation, random-walk Metropolis chains, or emcee's affine-invariant ensemble (see calibration/README.md)")

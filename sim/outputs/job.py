@@ -50,11 +50,12 @@ from sim.outputs.targets import format_report, region_rows, target_rows, to_csv
 log = logging.getLogger("sim")
 
 
-def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[str] | tuple = ()) -> xr.Dataset:
+def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[str] | tuple = (), record_refusal: bool = False) -> xr.Dataset:
     """Project ``cfg`` and write ``projection.nc``, ``targets.csv``, the report, the figures and
     ``status.json`` into ``out_dir``; ``overrides`` (the command line's) are recorded. With
     ``cfg.resume`` and a complete result already there, nothing is computed and the stored
-    projection is returned."""
+    projection is returned. A config error writes nothing, unless ``record_refusal`` (a sweep's
+    job, whose directory then says why it did not run: ``status.json`` failed)."""
     out_dir = Path(out_dir)
     digest = config_digest(cfg)
     if cfg.resume and is_complete(out_dir, digest):
@@ -79,7 +80,7 @@ def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[
     try:
         model = prepare(cfg)  # validates the config against the schema and the inputs
     except ConfigError as e:
-        if not had_result:  # a sweep's job directory records why it did not run
+        if record_refusal and not had_result:  # a sweep's job directory records why it did not run
             out_dir.mkdir(parents=True, exist_ok=True)
             failed(e)
         raise
