@@ -71,8 +71,8 @@ class MortalityConfig:
     model: str = _f("siler", choices=model_names("mortality"))
     # the ranges keep every state's e0 (e0 + urban_advantage, e0 - rural_disadvantage) inside the
     # 20..110 years the Siler shape supports (models.mortality.level_for_e0)
-    e0_female: float = _f(81.0, 30.0, 100.0, doc="life expectancy at birth, women, in 2020 (years); a 2010 start goes back from it along the improvement path")
-    e0_male: float = _f(75.5, 30.0, 100.0, doc="life expectancy at birth, men, in 2020 (years); a 2010 start goes back from it along the improvement path")
+    e0_female: float = _f(80.27, 30.0, 100.0, doc="life expectancy at birth, women, in 2020 (years); a 2010 start goes back from it along the improvement path")
+    e0_male: float = _f(74.77, 30.0, 100.0, doc="life expectancy at birth, men, in 2020 (years); a 2010 start goes back from it along the improvement path")
     urban_advantage: float = _f(1.0, -5.0, 5.0, doc="e0 of urban states minus the mean (years)")
     rural_disadvantage: float = _f(1.0, -5.0, 5.0, doc="mean minus e0 of the rural state (years)")
     improvement: YearKeyed = _years({2020: 0.015}, -0.1, 0.1, doc="yearly decline of all hazards (1/year)")
