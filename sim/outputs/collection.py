@@ -114,26 +114,10 @@ def collect(sweep_dir: str | Path) -> tuple[xr.Dataset, list[Job], list[dict]]:
     keys = list(dict.fromkeys(k for s in settings.values() for k in s))
     swept = [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
 
-    per = []
-    with_draws = any("draw" in ds.dims for parts in groups.values() for _, ds in parts)
-    residual = 0.0
-    for lab, parts in groups.items():
-        ds = _join_slices(lab, parts)
-        residual = max([residual] + [float(d.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, d in parts])
-        if with_draws and "draw" not in ds.dims:
-            ds = ds.expand_dims(draw=[0])
-        ds = ds.rename({"scenario": "scenario_name"}) if "scenario" in ds.coords else ds
-        first = parts[0][1]
-        ds = ds.assign_coords(
-            config_json=first.attrs.get("config_json", ""),
-            job_dirs=",".join(str(j.path.relative_to(sweep_dir)) for j, _ in parts),
-            **{_coord(k): settings[lab].get(k, "") for k in swept},
-        )
-        per.append(ds)
-    out = xr.concat(per, dim="scenario", data_vars="all", coords="different", compat="equals", join="outer", combine_attrs="drop_conflicts")
-    out = out.assign_coords(scenario=("scenario", list(groups)))
-    for k in ("config_json", "overrides", "accounting_max_abs_residual_persons", "capped_cells_total", "scenario"):
-        out.attrs.pop(k, None)
+    joined = {lab: _join_slices(lab, parts) for lab, parts in groups.items()}
+    residual = max(float(d.attrs.get("accounting_max_abs_residual_persons", 0.0)) for parts in groups.values() for _, d in parts)
+    dirs = {lab: ",".join(str(j.path.relative_to(sweep_dir)) for j, _ in parts) for lab, parts in groups.items()}
+    out = _stack(joined, settings, swept, dirs)
     out.attrs.update(
         {
             "title": f"Collected sweep: {len(groups)} scenario(s) from {sweep_dir}",
@@ -145,9 +129,65 @@ def collect(sweep_dir: str | Path) -> tuple[xr.Dataset, list[Job], list[dict]]:
             "jobs_not_collected": json.dumps([{"dir": str(j.path.relative_to(sweep_dir)), "status": j.status, "message": j.message} for j in jobs if j.status != "ok"]),
         }
     )
+    return out, jobs, _target_rows(sweep_dir, jobs, swept)
+
+
+def _stack(joined: dict[str, xr.Dataset], settings: dict[str, dict], swept: list[str], dirs: dict[str, str]) -> xr.Dataset:
+    """The scenarios ``joined`` (label -> dataset) along a ``scenario`` dimension, each with its
+    config, its job directories and the swept keys as coordinates."""
+    per = []
+    with_draws = any("draw" in ds.dims for ds in joined.values())
+    for lab, ds in joined.items():
+        if with_draws and "draw" not in ds.dims:
+            ds = ds.expand_dims(draw=[0])
+        config_json = ds.attrs.get("config_json", "")
+        ds = ds.rename({"scenario": "scenario_name"}) if "scenario" in ds.coords else ds
+        ds = ds.assign_coords(config_json=config_json, job_dirs=dirs[lab], **{_coord(k): settings[lab].get(k, "") for k in swept})
+        per.append(ds)
+    out = xr.concat(per, dim="scenario", data_vars="all", coords="different", compat="equals", join="outer", combine_attrs="drop_conflicts")
+    out = out.assign_coords(scenario=("scenario", list(joined)))
+    for k in ("config_json", "overrides", "accounting_max_abs_residual_persons", "capped_cells_total", "scenario"):
+        out.attrs.pop(k, None)
     for name in out.data_vars:  # per-job attributes were identical, keep units and long_name
         out[name].attrs = per[0][name].attrs
-    return out, jobs, _target_rows(sweep_dir, jobs, swept)
+    return out
+
+
+def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tuple[int, list[str], str]], *, cfgs_by_job: dict, sweep_dir) -> tuple[xr.Dataset, list[dict]]:
+    """What :func:`collect` gives for a sweep run in one process (the batched launcher): the
+    jobs' datasets ``(job number, overrides, dataset)`` in memory, the refused jobs ``(job
+    number, overrides, message)``. Returns the dataset and the target rows."""
+    from sim.outputs.targets import target_rows
+
+    jobs = {i: Job(Path(sweep_dir) / str(i), "ok", "", list(ovs)) for i, ovs, _ in labelled}
+    groups: dict[str, list[tuple[Job, xr.Dataset]]] = {}
+    for i, _, ds in labelled:
+        groups.setdefault(jobs[i].label, []).append((jobs[i], ds))
+    settings = {lab: parts[0][0].settings for lab, parts in groups.items()}
+    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
+    swept = [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
+    joined = {lab: _join_slices(lab, parts) for lab, parts in groups.items()}  # draw slices of one scenario, as collect joins them
+    out = _stack(joined, settings, swept, {lab: ",".join(j.path.name for j, _ in parts) for lab, parts in groups.items()})
+    out.attrs.update(
+        {
+            "title": f"Collected sweep: {len(joined)} scenario(s) from {sweep_dir} (batched launcher)",
+            "sweep_dir": str(sweep_dir),
+            "levers": json.dumps([_coord(k) for k in swept]),
+            "accounting_max_abs_residual_persons": max(float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, ds in labelled),
+            "jobs_total": len(labelled) + len(failed),
+            "jobs_collected": len(labelled),
+            "jobs_not_collected": json.dumps([{"dir": str(i), "status": "failed", "message": m} for i, _, m in failed]),
+        }
+    )
+    rows = []
+    for i, _, ds in labelled:
+        j = jobs[i]
+        head = {"job": str(i), "status": "ok", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": ""}
+        rows += [{**head, "message": "", **r} for r in target_rows(ds, cfgs_by_job[i].targets)]
+    for i, ovs, m in failed:
+        j = Job(Path(sweep_dir) / str(i), "failed", m, list(ovs))
+        rows.append({"job": str(i), "status": "failed", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": "", "message": m})
+    return out, rows
 
 
 def _coord(key: str) -> str:

@@ -38,6 +38,11 @@ def code_version() -> str:
     return f"{__version__}+unknown"
 
 
+def config_json(cfg) -> str:
+    """The resolved config as the outputs record it (``config_json``)."""
+    return json.dumps(dataclasses.asdict(cfg), default=str, sort_keys=True)
+
+
 def _provenance(model: Model, scenario: str, title: str, source: str) -> dict:
     """The attributes every output file carries: what it is, the resolved config, the code
     version and the input file's checksum."""
@@ -49,7 +54,7 @@ def _provenance(model: Model, scenario: str, title: str, source: str) -> dict:
         "source": source,
         "scenario": scenario,
         "geography": model.cfg.geography.name,
-        "config_json": json.dumps(dataclasses.asdict(model.cfg), default=str, sort_keys=True),
+        "config_json": config_json(model.cfg),
         "code_version": code_version(),
         "input_file": inp.attrs.get("input_file", ""),
         "input_sha256": inp.attrs.get("input_sha256", ""),

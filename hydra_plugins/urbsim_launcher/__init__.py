@@ -1,0 +1,1 @@
+"""The ``batched`` Hydra launcher of the urbanization engine (``hydra/launcher=batched``)."""

@@ -1,0 +1,152 @@
+"""Sweeps at kernel speed: many jobs of one geography and horizon projected as the draws of one
+kernel call (the library of the ``batched`` Hydra launcher, ``hydra_plugins/urbsim_launcher``).
+
+Jobs whose configs differ only in the levers of :data:`BATCHABLE` (each a rate the kernel can
+vary per draw) form a batch: the model is built once, for the batch's first job, and each job's
+lever values become per-draw multipliers on it (a year-keyed lever: a multiplier per draw and
+year, the ratio of the job's path to the base job's; ``policy.land.m2_per_settled``: a
+multiplier per draw). A job that differs in anything else (a config group, a demographic value,
+the draws, uncertainty) starts a batch of its own; a job whose lever cannot be written as a
+multiplier of its batch's base (a rate of 0 in the base where the job's is not) runs alone.
+Every job's result equals its per-job run to rounding (1e-12 relative).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from sim.config.schema import Config
+from sim.config.values import year_map
+
+log = logging.getLogger("sim")
+
+# config field -> the parameter (sim.config.parameters) whose per-draw factor carries it, and
+# whether it is year-keyed (a factor per draw and year) or a number (a factor per draw)
+BATCHABLE = {
+    "policy.hukou.conversion_rate": ("hukou_conversion", True),
+    "policy.reclassification.rate": ("reclassification", True),
+    "policy.land.m2_per_settled": ("land_link", False),
+}
+
+
+def _get(cfg, path: str):
+    obj = cfg
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _without_levers(cfg: Config) -> str:
+    """The config as JSON with the batchable levers blanked: jobs with equal keys share a batch."""
+    d = dataclasses.asdict(cfg)
+    for path in BATCHABLE:
+        node = d
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = None
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def batchable(cfg: Config) -> str:
+    """Why ``cfg`` cannot join a batch ("" when it can)."""
+    if cfg.draws.count != 1 or cfg.uncertainty.enabled or cfg.params.ensemble:
+        return "an ensemble (draws.count > 1, uncertainty or params.ensemble) runs on the per-job path"
+    return ""
+
+
+@dataclass
+class Batch:
+    jobs: list[int]  # indices into the sweep's jobs
+    base: int  # the job the model is built for
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def _ratio(job, base, years) -> np.ndarray | None:
+    a = year_map(job, years)
+    b = year_map(base, years)
+    if np.any((b == 0) & (a != 0)):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0, 1.0, a / b)
+
+
+def plan(cfgs: list[Config]) -> list[Batch]:
+    """Batches of the jobs ``cfgs`` (see the module), in the order of their first job."""
+    groups: dict[str, list[int]] = {}
+    alone = []
+    for i, c in enumerate(cfgs):
+        if batchable(c):
+            alone.append(i)
+        else:
+            groups.setdefault(_without_levers(c), []).append(i)
+    out = [Batch([i], i, {i: batchable(cfgs[i])}) for i in alone]
+    for members in groups.values():
+        # the base: a job whose levers are positive wherever another's are (a multiplier of it)
+        years = np.arange(cfgs[members[0]].start_year + 1, cfgs[members[0]].end_year + 1)
+
+        def fits(b, members=members, years=years):
+            return all(_ratio(_get(cfgs[j], p), _get(cfgs[b], p), years) is not None for j in members for p in BATCHABLE)
+
+        base = next((b for b in members if fits(b)), None)
+        if base is None:  # split off the jobs that are not multiples of the first
+            base = members[0]
+            keep = [j for j in members if all(_ratio(_get(cfgs[j], p), _get(cfgs[base], p), years) is not None for p in BATCHABLE)]
+            out.append(Batch(keep, base))
+            for j in members:
+                if j not in keep:
+                    out.append(Batch([j], j, {j: "a lever of 0 in its batch's base job: runs on its own"}))
+        else:
+            out.append(Batch(members, base))
+    return sorted(out, key=lambda b: min(b.jobs))
+
+
+def batch_model(cfgs: list[Config], batch: Batch):
+    """The model of ``batch``: built for its base job with one draw per job, each job's levers as
+    per-draw (and per-year) multipliers."""
+    from sim.engine.prepare import prepare
+
+    base = cfgs[batch.base]
+    n = len(batch.jobs)
+    cfg = dataclasses.replace(base, draws=dataclasses.replace(base.draws, count=n, start=0))
+    model = prepare(cfg)
+    years = np.arange(cfg.start_year + 1, cfg.end_year + 1)
+    R = model.pop0.shape[0]
+    process, factors = {}, {}
+    for path, (name, keyed) in BATCHABLE.items():
+        ratios = [_ratio(_get(cfgs[j], path), _get(base, path), years) for j in batch.jobs]
+        if all(np.all(r == 1.0) for r in ratios):
+            continue
+        if keyed:
+            process[name] = np.repeat(np.stack(ratios)[:, :, None], R, axis=2)  # (D, Y, R)
+        else:
+            factors[name] = np.array([r[0] for r in ratios])  # (D,)
+    return dataclasses.replace(model, process=process or None, factors=factors or None)
+
+
+def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]]) -> list[xr.Dataset]:
+    """Project ``batch`` in one kernel call; one dataset per job of ``batch.jobs`` (whose
+    command-line ``overrides`` are given in that order), each as its per-job run would write it
+    (its own config and overrides in the attributes)."""
+    from sim.engine.runner import project
+    from sim.outputs.dataset import config_json, to_dataset
+
+    model = batch_model(cfgs, batch)
+    proj = project(model)
+    ds = to_dataset(model, proj, scenario=cfgs[batch.base].scenario)
+    out = []
+    for k, j in enumerate(batch.jobs):
+        one = ds.isel(draw=k).drop_vars("draw")
+        attrs = dict(ds.attrs)
+        attrs["config_json"] = config_json(cfgs[j])
+        attrs["overrides"] = json.dumps(list(overrides[k]))
+        attrs["capped_cells_total"] = float(one.capped_cells.sum())
+        one = one.assign_attrs(attrs).assign_coords(scenario=cfgs[j].scenario)
+        out.append(one)
+    return out

@@ -1,0 +1,72 @@
+"""The batched launcher (hydra/launcher=batched): jobs stacked along the kernel's draw axis equal
+their per-job runs; what cannot be batched runs on the per-job path and says so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sim.collect import main as collect_main
+from sim.config.compose import compose_config
+from sim.config.schema import validate
+from sim.outputs.batch import plan
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["end_year=2027", "figures.enabled=false", "quiet=true"]
+LEVERS = ["policy.hukou.conversion_rate=0.05,0.07,0.13,0.3", "policy.reclassification.rate=0.006,{2020: 0.004, 2030: 0.009}"]
+
+
+def sweep(out: Path, *args: str, launcher: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sim", "-m", *QUICK, *args, f"hydra.sweep.dir={out}"] + ([f"hydra/launcher={launcher}"] if launcher else [])
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_plan_stacks_jobs_that_differ_only_in_per_draw_levers():
+    cfgs = [validate(compose_config([*QUICK, *o])) for o in (
+        ["policy.hukou.conversion_rate=0.1"], ["policy.hukou.conversion_rate=0.2"], ["policy.land.m2_per_settled=0"],
+        ["policy.land.m2_per_settled=40"], ["policy/services=equalization"], ["draws.count=3", "uncertainty.enabled=true"],
+    )]
+    batches = plan(cfgs)
+    assert [b.jobs for b in batches] == [[0, 1, 2, 3], [4], [5]]
+    assert batches[0].base == 3  # the job whose m2 is positive: every other job is a multiple of it
+    assert batches[2].reasons[5].startswith("an ensemble")
+
+
+@pytest.mark.slow
+def test_eight_batched_jobs_equal_eight_per_job_runs(tmp_path):
+    r = sweep(tmp_path / "batched", *LEVERS, launcher="batched")
+    assert "8 job(s) in one projection" in r.stdout + r.stderr
+    assert not any(p.is_dir() for p in (tmp_path / "batched").iterdir())  # no per-job directories unless asked
+    sweep(tmp_path / "per_job", *LEVERS)
+    assert collect_main([str(tmp_path / "per_job")]) == 0
+    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
+    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc")
+    assert sorted(a.scenario.values) == sorted(b.scenario.values) and a.sizes["scenario"] == 8
+    b = b.sel(scenario=a.scenario.values)
+    for k in b.data_vars:
+        x, y = a[k].values, b[k].values
+        if x.dtype.kind == "f":
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-9, err_msg=k)
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=k)
+    for c in ("policy.hukou.conversion_rate", "policy.reclassification.rate", "config_json"):
+        np.testing.assert_array_equal(a[c].values, b[c].values, err_msg=c)
+    ta = (tmp_path / "batched" / "collected_targets.csv").read_text().splitlines()
+    tb = (tmp_path / "per_job" / "collected_targets.csv").read_text().splitlines()
+    assert ta[0] == tb[0] and len(ta) == len(tb)
+
+
+@pytest.mark.slow
+def test_a_job_that_cannot_be_batched_runs_on_the_per_job_path_and_says_so(tmp_path):
+    r = sweep(tmp_path, "policy.hukou.conversion_rate=0.05,0.1", "draws.count=2", "uncertainty.enabled=true", launcher="batched")
+    assert (r.stdout + r.stderr).count("runs on the per-job path") == 2
+    assert (tmp_path / "0" / "projection.nc").is_file() and (tmp_path / "1" / "projection.nc").is_file()
+    ds = xr.open_dataset(tmp_path / "collected.nc")
+    assert ds.sizes["scenario"] == 2 and ds.sizes["draw"] == 2
