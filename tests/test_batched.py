@@ -70,3 +70,23 @@ def test_a_job_that_cannot_be_batched_runs_on_the_per_job_path_and_says_so(tmp_p
     assert (tmp_path / "0" / "projection.nc").is_file() and (tmp_path / "1" / "projection.nc").is_file()
     ds = xr.open_dataset(tmp_path / "collected.nc")
     assert ds.sizes["scenario"] == 2 and ds.sizes["draw"] == 2
+
+
+@pytest.mark.slow
+def test_summary_outputs_give_the_full_runs_totals_and_target_table(tmp_path):
+    import csv
+    import io
+
+    sweep(tmp_path / "full", *LEVERS, launcher="batched")
+    sweep(tmp_path / "summary", *LEVERS, "hydra.launcher.outputs=summary", launcher="batched")
+    a = xr.open_dataset(tmp_path / "summary" / "collected.nc")
+    b = xr.open_dataset(tmp_path / "full" / "collected.nc").sel(scenario=a.scenario.values)
+    assert "population" not in a and a.attrs.get("levers") == b.attrs.get("levers")
+    for k in ("residents", "urban_population", "urban_share", "hukou_urban_share", "urban_land", "total_urban_share"):
+        np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-12, err_msg=k)
+    ra = list(csv.DictReader(io.StringIO((tmp_path / "summary" / "collected_targets.csv").read_text())))
+    rb = list(csv.DictReader(io.StringIO((tmp_path / "full" / "collected_targets.csv").read_text())))
+    assert len(ra) == len(rb) == 8 * 9
+    for x, y in zip(ra, rb):
+        assert (x["label"], x["target"], x["met"], x["first_year_met"]) == (y["label"], y["target"], y["met"], y["first_year_met"])
+        assert float(x["projected"]) == pytest.approx(float(y["projected"]), rel=1e-12, nan_ok=True)  # nan: a target outside the horizon

@@ -3,6 +3,10 @@ that differ only in per-draw levers projected together as the draws of one kerne
 (:mod:`sim.outputs.batch`).
 
 Keys (``hydra.launcher.<key>=...``):
+- ``outputs`` (full): ``full``, every job's dataset as its per-job run writes it; ``summary``,
+  totals per year and region (residents, urban, urban_local, all states, city proper, land,
+  births, deaths) from one call of the ensemble kernel, enough for the target table: for large
+  sweeps. Jobs on the per-job path keep their full outputs.
 - ``per_job_outputs`` (false): run every job on the per-job path, into its own directory
   (``hydra.sweep.dir/<job>``, as the other launchers do), one after the other. By default only
   the jobs that cannot be batched get a directory, and the sweep writes ``collected.nc`` and
@@ -35,6 +39,7 @@ log = logging.getLogger("sim")
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.urbsim_launcher.batched_launcher.BatchedLauncher"
     per_job_outputs: bool = False
+    outputs: str = "full"
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="urbsim")
@@ -48,8 +53,13 @@ def _is_group(key: str) -> bool:
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, per_job_outputs: bool = False, **_: Any) -> None:
+    def __init__(self, per_job_outputs: bool = False, outputs: str = "full", **_: Any) -> None:
+        if outputs not in ("full", "summary"):
+            from sim.config.schema import ConfigError
+
+            raise ConfigError(f"hydra.launcher.outputs = {outputs!r}: allowed values are full, summary")
         self.per_job_outputs = per_job_outputs
+        self.outputs = outputs
         self.config: Optional[DictConfig] = None
         self.hydra_context = None
         self.task_function = None
@@ -113,7 +123,7 @@ class BatchedLauncher(Launcher):
                     i = ok[j]
                     results[i] = run(cfgs[j], sweep_dir / str(initial_job_idx + i), echo=False, overrides=job_overrides[i], record_refusal=True)
             else:
-                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs])
+                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs)
                 for j, ds in zip(b.jobs, dss):
                     results[ok[j]] = ds
             done += len(b.jobs)

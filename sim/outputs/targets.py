@@ -39,17 +39,22 @@ def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = Non
     """The path of ``variable`` (see :data:`sim.config.schema.TARGET_VARIABLES`) for a region or an
     aggregate of regions, over ``year`` (and ``draw`` for an ensemble)."""
     sel = ds.isel(region=np.flatnonzero(region_selection(ds, region, groups or {})))
-    states = sel.population.sum(("sex", "age", "region"))
     residents = sel.residents.sum("region")
     urban_share = sel.urban_population.sum("region") / residents
-    hukou = states.sel(state="urban_local") / states.sum("state")
+
+    def hukou():
+        if "population" not in sel:  # reduced outputs (the batched launcher's outputs=summary)
+            return sel.urban_local_population.sum("region") / sel.all_states_population.sum("region")
+        states = sel.population.sum(("sex", "age", "region"))
+        return states.sel(state="urban_local") / states.sum("state")
+
     out = {
         "population": lambda: residents,
         "urban_share": lambda: urban_share,
-        "hukou_urban_share": lambda: hukou,
+        "hukou_urban_share": hukou,
         "city_proper_population": lambda: sel.city_proper_population.sum("region", min_count=1),
         "urban_share_change": lambda: urban_share - urban_share.isel(year=0),
-        "hukou_gap": lambda: urban_share - hukou,
+        "hukou_gap": lambda: urban_share - hukou(),
     }
     return out[variable]()
 
