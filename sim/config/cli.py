@@ -115,7 +115,7 @@ def describe(ex: BaseException) -> str:
     return " ".join(lines[:2]) if lines else type(ex).__name__
 
 
-def _config_exceptions() -> tuple:
+def config_exceptions() -> tuple:
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -130,6 +130,6 @@ def run_app(main: Callable[[], None], prog: str = "") -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         main()
-    except _config_exceptions() as e:
+    except config_exceptions() as e:
         print(f"config error: {describe(e)}", file=sys.stderr)
         sys.exit(2)

@@ -16,7 +16,7 @@ def compose_config(overrides=(), config_name: str = "config") -> Config:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from sim.config.cli import _config_exceptions, describe, rewrite_overrides
+    from sim.config.cli import config_exceptions, describe, rewrite_overrides
     from sim.config.schema import ConfigError
 
     register_configs()
@@ -25,7 +25,7 @@ def compose_config(overrides=(), config_name: str = "config") -> Config:
             return OmegaConf.to_object(compose(config_name=config_name, overrides=rewrite_overrides(list(overrides))))
         except ConfigError:
             raise
-        except _config_exceptions() as e:  # Hydra's and OmegaConf's, in the schema's words
+        except config_exceptions() as e:  # Hydra's and OmegaConf's, in the schema's words
             raise ConfigError(describe(e)) from e
 
 

@@ -134,7 +134,7 @@ def reduced_datasets(model, summ, cfgs: list[Config], batch: Batch, overrides: l
     """One dataset per job of ``batch`` from the batch's reduced projection ``summ``
     (:class:`sim.engine.runner.Summary`, a draw per job): totals per year and region, what the
     target table needs, and Guangxi's totals."""
-    from sim.outputs.dataset import _provenance
+    from sim.outputs.dataset import provenance
 
     inp = model.inputs
     cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
@@ -166,7 +166,7 @@ def reduced_datasets(model, summ, cfgs: list[Config], batch: Batch, overrides: l
         data["total_urban_share"] = xr.Variable(("year",), urb.sum(axis=-1) / res.sum(axis=-1), {"units": "1", "long_name": "resident urbanization rate, all regions"})
         data["total_hukou_urban_share"] = xr.Variable(("year",), loc.sum(axis=-1) / every.sum(axis=-1), {"units": "1", "long_name": "hukou urbanization rate, all regions"})
         jm = dataclasses.replace(model, cfg=cfgs[j])
-        attrs = _provenance(jm, cfgs[j].scenario, f"Urbanization scenario projection, reduced outputs: {cfgs[j].geography.name}, {summ.years[0]}-{summ.years[-1]}",
+        attrs = provenance(jm, cfgs[j].scenario, f"Urbanization scenario projection, reduced outputs: {cfgs[j].geography.name}, {summ.years[0]}-{summ.years[-1]}",
                             "multistate cohort-component projection (batched launcher, outputs=summary)")
         attrs.update(overrides=json.dumps(list(overrides[k])), outputs="summary", capped_cells_total=float(summ.capped[:, k].sum()))
         out.append(xr.Dataset(data, coords=coords, attrs=attrs).assign_coords(scenario=cfgs[j].scenario))

@@ -43,7 +43,7 @@ def config_json(cfg) -> str:
     return json.dumps(dataclasses.asdict(cfg), default=str, sort_keys=True)
 
 
-def _provenance(model: Model, scenario: str, title: str, source: str) -> dict:
+def provenance(model: Model, scenario: str, title: str, source: str) -> dict:
     """The attributes every output file carries: what it is, the resolved config, the code
     version and the input file's checksum."""
     inp = model.inputs
@@ -148,7 +148,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     resid = float(np.abs(change - comp).max())
     ds.attrs.update(
         {
-            **_provenance(model, scenario, f"Urbanization scenario projection: {model.cfg.geography.name}, {years[0]}-{years[-1]}",
+            **provenance(model, scenario, f"Urbanization scenario projection: {model.cfg.geography.name}, {years[0]}-{years[-1]}",
                           "multistate cohort-component projection from the 2020 census (see README)"),
             "accounting_identity": "population[t] - population[t-1] == births[t] - deaths[t] + net_migration[t], summed over state, sex and age, for every region and year t > first year",
             "accounting_max_abs_residual_persons": resid,
@@ -206,7 +206,7 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
     ds = xr.Dataset(data_vars, coords=coords).assign_coords(scenario=scenario)
     ds.attrs.update(
         {
-            **_provenance(model, scenario, f"Urbanization scenario projection, ensemble quantiles: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
+            **provenance(model, scenario, f"Urbanization scenario projection, ensemble quantiles: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
                           f"multistate cohort-component projection, {D} draws of {model.cfg.params.name} ({model.cfg.params.ensemble})"),
             "draws": D,
             "first_draw": start,
