@@ -65,12 +65,13 @@ def _max_rel(a: xr.Dataset, b: xr.Dataset) -> float:
 
 
 def bench(case: str) -> dict:
-    from sim.collect import main as collect
+    from sim.outputs.collection import collect, write_collected
 
     with tempfile.TemporaryDirectory() as d:
         t_batched = _run([*CASES[case], "hydra/launcher=batched", f"hydra.sweep.dir={d}/batched"])
         t_joblib = _run([*[a for a in CASES[case] if not a.startswith("hydra.launcher.")], "hydra/launcher=joblib", f"hydra.sweep.dir={d}/joblib"])
-        collect([f"{d}/joblib"])
+        ds, _, rows = collect(f"{d}/joblib")
+        write_collected(ds, rows, f"{d}/joblib")
         with xr.open_dataset(f"{d}/batched/collected.nc") as a, xr.open_dataset(f"{d}/joblib/collected.nc") as b:
             n = a.sizes["scenario"]
             diff = _max_rel(a.load(), b.load())
