@@ -3,6 +3,7 @@ their per-job runs; what cannot be batched runs on the per-job path and says so.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,39 @@ def test_summary_outputs_give_the_full_runs_totals_and_target_table(tmp_path):
     for x, y in zip(ra, rb):
         assert (x["label"], x["target"], x["met"], x["first_year_met"]) == (y["label"], y["target"], y["met"], y["first_year_met"])
         assert float(x["projected"]) == pytest.approx(float(y["projected"]), rel=1e-12, nan_ok=True)  # nan: a target outside the horizon
+
+
+def test_job_composer_equals_hydra_composition_job_by_job():
+    """The shared composition of sim.config.jobs gives, job by job, the config Hydra composes
+    from scratch: simple groups replaced, a group the scenario writes into (plan sets
+    policy.land) composed with the scenario, leaf and map values, a dict merged per base."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from hydra_plugins.urbsim_launcher.batched_launcher import _is_group
+    from sim.config.compose import register_configs
+    from sim.config.jobs import JobComposer
+    from sim.paths import CONFIG_DIR
+
+    register_configs()
+    h = Hydra.create_main_hydra2(task_name="sim", config_search_path=create_config_search_path(str(CONFIG_DIR)))
+    master = h.compose_config("config", overrides=["hydra/launcher=batched"], run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+    jobs = [
+        ["scenario=plan", "policy/land=off", "policy.hukou.conversion_rate=0.1", "params.factors.tfr=1.1"],
+        ["scenario=plan", "policy/land=link", "policy.hukou.conversion_rate='{2020: 0.05, 2030: 0.2}'", "params.factors.tfr=1.1"],
+        ["scenario=trend", "policy/hukou=restricted_big_city", "policy.hukou.conversion_rate=0.1", "demography/fertility=low"],
+        ["scenario=stress", "policy/hukou=full_opening", "end_year=2035", "policy.land.m2_per_settled=40"],
+        ["scenario=trend", "policy/hukou=easing", "policy.hukou.conversion_rate=-1"],
+    ]
+    composer = JobComposer(h.config_loader, master, _is_group)
+    got = composer.compose(jobs)
+    assert composer.hydra_composed == 0
+    assert "policy.hukou.conversion_rate" in str(got[-1])  # refused, naming the field
+    for ovs, cfg in zip(jobs[:-1], got[:-1]):
+        ref = h.config_loader.load_sweep_config(master, ovs)
+        with read_write(ref), open_dict(ref):
+            del ref["hydra"]
+        assert dataclasses.asdict(validate(OmegaConf.to_object(ref))) == dataclasses.asdict(cfg), ovs
+    assert got[0].policy.land.release_m2_per_leaver == 8.0 and got[0].policy.land.m2_per_settled == 0.0  # plan's value kept, land=off's choice

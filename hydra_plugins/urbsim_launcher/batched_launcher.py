@@ -20,7 +20,6 @@ why.
 
 # no `from __future__ import annotations`: Hydra's plugin scan executes this module before it is
 # in sys.modules, where dataclasses cannot resolve string annotations
-import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any, Dict, Optional, Sequence
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig
 
 log = logging.getLogger("sim")
 
@@ -68,34 +67,12 @@ class BatchedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def compose(self, job_overrides: Sequence[Sequence[str]]) -> list:
-        """Every job's :class:`sim.config.schema.Config`, composed once per distinct set of group
-        choices, validated; a job whose config is refused gets its ConfigError instead."""
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+        """Every job's :class:`sim.config.schema.Config`, validated, or its ConfigError
+        (:class:`sim.config.jobs.JobComposer`: composed once per distinct set of group choices)."""
+        from sim.config.jobs import JobComposer
 
-        from sim.config.cli import describe
-        from sim.config.schema import ConfigError, validate
-
-        parser = OverridesParser.create()
-        bases: Dict[tuple, DictConfig] = {}
-        out = []
-        for ovs in job_overrides:
-            groups = tuple(o for o in ovs if _is_group(o.partition("=")[0]))
-            values = [o for o in ovs if o not in groups]
-            try:
-                if groups not in bases:
-                    bases[groups] = self.hydra_context.config_loader.load_sweep_config(self.config, list(groups))
-                cfg = copy.deepcopy(bases[groups])
-                with read_write(cfg), open_dict(cfg):
-                    del cfg["hydra"]
-                with read_write(cfg):
-                    ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(values), cfg)
-                out.append(validate(OmegaConf.to_object(cfg)))
-            except ConfigError as e:
-                out.append(e)
-            except Exception as e:  # Hydra's and OmegaConf's, in the schema's words
-                out.append(ConfigError(describe(e)))
-        return out
+        self.composer = JobComposer(self.hydra_context.config_loader, self.config, _is_group)
+        return self.composer.compose(job_overrides)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from sim.config.schema import ConfigError
@@ -110,7 +87,7 @@ class BatchedLauncher(Launcher):
         composed = self.compose(job_overrides)
         ok = [i for i, c in enumerate(composed) if not isinstance(c, ConfigError)]
         cfgs = [composed[i] for i in ok]
-        log.info("batched launcher: %d jobs composed and validated in %.2f s (%d refused)", len(composed), time.perf_counter() - t0, len(composed) - len(ok))
+        log.info("batched launcher: %d jobs composed and validated in %.2f s (%d refused, %d composed whole by Hydra)", len(composed), time.perf_counter() - t0, len(composed) - len(ok), self.composer.hydra_composed)
         results: Dict[int, Any] = {}
         batches = plan(cfgs)
         for b in batches:

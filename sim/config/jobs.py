@@ -1,0 +1,269 @@
+"""The configs of many sweep jobs at once, each equal to the config Hydra composes for the job
+(the library of the batched launcher, ``hydra_plugins/urbsim_launcher``).
+
+Hydra composes a job from scratch: the defaults tree, every config file, the merges (about
+0.25 s a job here). A sweep's jobs differ in a few overrides, so the work is shared:
+
+- **Config groups.** Jobs are grouped by their *global* group choices (a group whose option
+  files carry a defaults list or a ``@package`` header, such as ``scenario``, and every
+  ``hydra/`` choice): Hydra composes each such set once (the base). A *simple* group choice
+  (``policy/hukou=easing``: a file merged at its own package and nowhere else) replaces the
+  base's node at its package with the option merged onto the schema's default node, which is
+  what Hydra's merge gives when no other entry of the defaults list writes into that package;
+  that is checked on the base's defaults list, and the construction is checked against the
+  base's own choices. Where a check fails the jobs of that base are composed by Hydra.
+- **Values.** Each distinct ``key=value`` is applied once, by Hydra's own override code, to a
+  copy of a base, and the value it leaves at ``key`` (coerced by the schema) is set on each
+  job's :class:`sim.config.schema.Config`. Overrides that interact (``+``/``~``, a key inside
+  another's, an interpolation) are applied by Hydra to the job's own copy.
+
+Every job is then validated (:func:`sim.config.schema.validate`); a refused job gets its
+:class:`~sim.config.schema.ConfigError` in place of a config.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, Sequence
+
+from sim.config.schema import Config, ConfigError, validate
+
+
+def _get(cfg, path: str):
+    for part in path.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def replace_path(obj, path: str, value):
+    """``obj`` (nested dataclasses) with the field at dotted ``path`` set to ``value``."""
+    head, _, rest = path.partition(".")
+    if isinstance(obj, dict):
+        return {**obj, head: replace_path(obj[head], rest, value) if rest else value}
+    if not rest:
+        return dataclasses.replace(obj, **{head: value})
+    return dataclasses.replace(obj, **{head: replace_path(getattr(obj, head), rest, value)})
+
+
+def _touches(node, rel: str) -> bool:
+    """Whether the raw config ``node`` has the dotted path ``rel`` ("" : any key)."""
+    from omegaconf import DictConfig
+
+    if not rel:
+        return True
+    for part in rel.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+class JobComposer:
+    """Compose many jobs of one Hydra app (``config_loader`` and ``master_config`` of the
+    launcher's ``setup``); see the module."""
+
+    def __init__(self, config_loader, master_config, is_group):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        self.loader = config_loader
+        self.master = master_config
+        self.is_group = is_group
+        self.parser = OverridesParser.create()
+        self.schema = OmegaConf.structured(Config)
+        self._bases: dict[tuple, Any] = {}  # global group choices -> (DictConfig, simple-group check)
+        self._options: dict[tuple, Any] = {}  # (group, option) -> node or None (not simple)
+        self._values: dict[tuple, Any] = {}  # (base key, override) -> the value left at its key
+        self._objects: dict[tuple, Config] = {}
+        self._simples: dict[tuple, bool] = {}
+        self._nodes: dict[Any, Any] = {}
+        self._raws: dict[str, Any] = {}
+        self.hydra_composed = 0  # jobs Hydra composed whole (a check failed)
+
+    # -- groups ------------------------------------------------------------------------------
+    def _option(self, group: str, option: str):
+        """The node of a simple group's option (merged onto the schema's default node), or None
+        when the option is not simple (a defaults list, a package header, no such file)."""
+        from omegaconf import OmegaConf
+
+        key = (group, option)
+        if key not in self._options:
+            node = None
+            res = self._raw(f"{group}/{option}")
+            package = group.replace("/", ".")
+            header = (res.header or {}).get("package") if res is not None else None
+            if res is not None and not res.defaults_list and header in (None, "", "_group_", package):
+                try:
+                    default = OmegaConf.select(self.schema, package)
+                    if default is not None:
+                        raw = copy.deepcopy(res.config)
+                        if "defaults" in raw:
+                            raw = None
+                        node = None if raw is None else OmegaConf.merge(default, raw)
+                except Exception:
+                    node = None
+            self._options[key] = node
+        return self._options[key]
+
+    def _base(self, globals_: tuple):
+        """Hydra's composition of the global choices, without ``hydra``, and the simple groups
+        whose package no other entry of its defaults list writes to."""
+        from hydra.types import RunMode
+        from omegaconf import OmegaConf, open_dict, read_write
+
+        if globals_ not in self._bases:
+            cfg = self.loader.load_sweep_config(self.master, list(globals_))
+            choices = dict(OmegaConf.to_container(cfg.hydra.runtime.choices))
+            overrides = list(OmegaConf.to_container(self.master.hydra.overrides.hydra))
+            with read_write(cfg), open_dict(cfg):
+                del cfg["hydra"]
+            try:
+                dl = self.loader.compute_defaults_list(self.master.hydra.job.config_name, overrides + list(globals_), RunMode.RUN)
+                entries = [d for d in dl.defaults if not d.config_path.startswith("hydra/")]
+            except Exception:
+                entries = None
+            self._bases[globals_] = (cfg, choices, entries)
+        return self._bases[globals_]
+
+    def _simple(self, globals_: tuple, group: str) -> bool:
+        """Whether ``group``'s node in the base of ``globals_`` is its option's alone."""
+        from omegaconf import OmegaConf
+
+        if (globals_, group) not in self._simples:
+            self._simples[(globals_, group)] = self._check_simple(globals_, group)
+        return self._simples[(globals_, group)]
+
+    def _raw(self, config_path: str):
+        if config_path not in self._raws:
+            self._raws[config_path] = self.loader.repository.load_config(config_path)
+        return self._raws[config_path]
+
+    def _check_simple(self, globals_: tuple, group: str) -> bool:
+        from omegaconf import OmegaConf
+
+        cfg, choices, entries = self._base(globals_)
+        if entries is None or group not in choices:
+            return False
+        package = group.replace("/", ".")
+        for e in entries:
+            if e.config_path == f"{group}/{choices[group]}" or e.config_path.startswith("schema/"):
+                continue
+            p = e.package or ""
+            if p and not (package == p or package.startswith(p + ".") or p.startswith(package + ".")):
+                continue
+            res = self._raw(e.config_path)
+            if res is None or res.is_schema_source:
+                continue
+            if p.startswith(package + ".") or _touches(res.config, package[len(p) + 1 :] if p else package):
+                return False
+        mine = self._option(group, str(choices[group]))
+        return mine is not None and OmegaConf.to_container(mine) == OmegaConf.to_container(OmegaConf.select(cfg, package))
+
+    # -- values ------------------------------------------------------------------------------
+    def _value(self, base_key, make_base, override: str):
+        """The value Hydra's override code leaves at the override's key (schema-coerced) when
+        applied to the config ``make_base()`` of ``base_key``."""
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+        from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
+
+        if override in self._values:  # a leaf: its value does not depend on the base
+            return self._values[override]
+        key = (base_key, override)
+        if key not in self._values:
+            ov = self.parser.parse_overrides([override])
+            cfg = make_base()
+            with read_write(cfg):
+                ConfigLoaderImpl._apply_overrides_to_config(ov, cfg)
+            v = OmegaConf.select(cfg, ov[0].key_or_group)
+            if isinstance(v, (DictConfig, ListConfig)):  # merged into the base's: per base
+                self._values[key] = OmegaConf.to_object(v)
+            else:
+                self._values[override] = v
+                return v
+        return self._values[key]
+
+    @staticmethod
+    def _independent(values: Sequence[str]) -> bool:
+        keys = []
+        for o in values:
+            k, eq, v = o.partition("=")
+            if not eq or k.startswith(("+", "~")) or "${" in v:
+                return False
+            keys.append(k)
+        return not any(a != b and (b.startswith(a + ".")) for a in keys for b in keys) and len(set(keys)) == len(keys)
+
+    # -- jobs --------------------------------------------------------------------------------
+    def compose_one(self, overrides: Sequence[str]) -> Config:
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+        from omegaconf import OmegaConf, read_write
+
+        groups = [o for o in overrides if self.is_group(o.partition("=")[0])]
+        values = [o for o in overrides if o not in groups and not o.startswith("hydra.")]
+        simple, globals_ = [], []
+        for o in groups:
+            g, _, opt = o.partition("=")
+            if g.startswith(("hydra/", "+", "~")) or self._option(g, opt) is None:
+                globals_.append(o)
+            else:
+                simple.append((g, opt))
+        # a group another entry writes into joins the global choices (Hydra composes it)
+        first = tuple(globals_)
+        gkey = first + tuple(f"{g}={opt}" for g, opt in simple if not self._simple(first, g))
+        simple = [(g, opt) for g, opt in simple if f"{g}={opt}" not in gkey]
+        base_cfg, _, _ = self._base(gkey)
+        skey = (gkey, tuple(simple))
+        if skey not in self._objects:
+            obj = self._object(gkey, base_cfg)
+            for g, opt in simple:
+                obj = replace_path(obj, g.replace("/", "."), self._object((g, opt), self._option(g, opt)))
+            self._objects[skey] = obj
+        obj = self._objects[skey]
+
+        def combined():  # the job's DictConfig before the values
+            cfg = copy.deepcopy(base_cfg)
+            with read_write(cfg):
+                for g, opt in simple:
+                    OmegaConf.update(cfg, g.replace("/", "."), copy.deepcopy(self._option(g, opt)), merge=False)
+            return cfg
+
+        if not self._independent(values):
+            cfg = combined()
+            with read_write(cfg):
+                ConfigLoaderImpl._apply_overrides_to_config(self.parser.parse_overrides(values), cfg)
+            return validate(OmegaConf.to_object(cfg))
+        for o in values:
+            k = o.partition("=")[0]
+            obj = replace_path(obj, k, self._value(skey, combined, o))
+        return validate(obj)
+
+    def _object(self, key, node):
+        """``OmegaConf.to_object(node)``, once per ``key``."""
+        from omegaconf import OmegaConf
+
+        if key not in self._nodes:
+            self._nodes[key] = OmegaConf.to_object(node)
+        return self._nodes[key]
+
+    def _hydra(self, overrides: Sequence[str]) -> Config:
+        from omegaconf import OmegaConf, open_dict, read_write
+
+        self.hydra_composed += 1
+        cfg = self.loader.load_sweep_config(self.master, list(overrides))
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+        return validate(OmegaConf.to_object(cfg))
+
+    def compose(self, job_overrides: Sequence[Sequence[str]]) -> list:
+        """Every job's validated :class:`Config`, or its :class:`ConfigError`."""
+        from sim.config.cli import describe
+
+        out: list = []
+        for ovs in job_overrides:
+            try:
+                out.append(self.compose_one(list(ovs)))
+            except ConfigError as e:
+                out.append(e)
+            except Exception as e:  # Hydra's and OmegaConf's, in the schema's words
+                out.append(ConfigError(describe(e)))
+        return out
