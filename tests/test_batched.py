@@ -97,18 +97,24 @@ def test_job_composer_equals_hydra_composition_job_by_job():
     """The shared composition of sim.config.jobs gives, job by job, the config Hydra composes
     from scratch: simple groups replaced, a group the scenario writes into (plan sets
     policy.land) composed with the scenario, leaf and map values, a dict merged per base."""
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf, open_dict, read_write
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
-    from hydra_plugins.urbsim_launcher.batched_launcher import _is_group
     from sim.config.compose import register_configs
-    from sim.config.jobs import JobComposer
     from sim.paths import CONFIG_DIR
 
     register_configs()
-    h = Hydra.create_main_hydra2(task_name="sim", config_search_path=create_config_search_path(str(CONFIG_DIR)))
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # restores the global Hydra on exit
+        _check_job_composer(GlobalHydra.instance().hydra)
+
+
+def _check_job_composer(h):
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from hydra_plugins.urbsim_launcher.batched_launcher import _is_group
+    from sim.config.jobs import JobComposer
+    from hydra.types import RunMode
+
     master = h.compose_config("config", overrides=["hydra/launcher=batched"], run_mode=RunMode.MULTIRUN, with_log_configuration=False)
     jobs = [
         ["scenario=plan", "policy/land=off", "policy.hukou.conversion_rate=0.1", "params.factors.tfr=1.1"],
