@@ -14,6 +14,10 @@ Every job directory under ``SWEEP_DIR`` (one with a ``status.json``) is read:
   config (``config_json``) and its job directories, so results can be selected by lever value:
   ``open_collected(path).sel({"policy.hukou": "full_opening"})``.
 
+A sweep of the batched launcher cut into pieces (``hydra.launcher.chunk=I/N``, or more jobs than
+``hydra.launcher.chunk_size``) has ``parts/manifest.json``: its complete pieces are joined
+instead, and the jobs of the pieces not yet run are listed as ``missing``.
+
 Writes ``collected.nc`` (``--format zarr``: ``collected.zarr``) and ``collected_targets.csv`` (every
 target of every job, failed jobs included) into ``--out`` (default ``SWEEP_DIR``), atomically.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sim.outputs import chunks
 from sim.outputs.collection import FORMATS, CollectError, collect, open_collected, write_collected
 
 __all__ = ["main", "open_collected"]
@@ -39,17 +44,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--format = {a.format!r}: allowed values are {', '.join(FORMATS)}", file=sys.stderr)
         return 2
     try:
-        ds, jobs, rows = collect(a.sweep_dir)
+        manifest = chunks.read_manifest(a.sweep_dir)
+        if manifest is None:
+            ds, jobs, rows = collect(a.sweep_dir)
+            states = [(j.status, str(j.path), j.message) for j in jobs]
+        else:
+            pieces, total, swept = manifest
+            ds, rows = chunks.join_pieces(a.sweep_dir, pieces, total, swept, allow_missing=True)
+            first = {}
+            for r in rows:
+                first.setdefault(r["job"], r)
+            states = [(r["status"], f"job {j}", r.get("message", "")) for j, r in first.items()]
+            left = chunks.missing(a.sweep_dir, pieces)
+            if left:
+                print(f"{len(left)} of {len(pieces)} pieces missing: jobs " + ", ".join(p.span() for p in left), file=sys.stderr)
     except CollectError as e:
         print(f"collect: {e}", file=sys.stderr)
         return 2
     path, table = write_collected(ds, rows, a.out or a.sweep_dir, a.format)
-    bad = [j for j in jobs if j.status != "ok"]
+    bad = [s for s in states if s[0] != "ok"]
     n_draw = ds.sizes.get("draw", 1)
-    print(f"collected {len(jobs) - len(bad)} of {len(jobs)} jobs: {ds.sizes['scenario']} scenario(s) x {n_draw} draw(s) -> {path}")
+    print(f"collected {len(states) - len(bad)} of {len(states)} jobs: {ds.sizes['scenario']} scenario(s) x {n_draw} draw(s) -> {path}")
     print(f"targets of every job -> {table}")
-    for j in bad:
-        print(f"  {j.status}: {j.path} {j.message}".rstrip(), file=sys.stderr)
+    for status, where, message in bad[:50]:
+        print(f"  {status}: {where} {message}".rstrip(), file=sys.stderr)
     return 1 if bad and a.strict else 0
 
 

@@ -29,6 +29,8 @@ REPORT_HTML = "report.html"  # python -m sim.report
 COLLECTED = "collected.nc"
 COLLECTED_ZARR = "collected.zarr"
 COLLECTED_TARGETS = "collected_targets.csv"
+PARTS = "parts"  # a batched sweep's pieces (part-<p>.nc), when it has more than one or runs in chunks
+MANIFEST = "manifest.json"  # in PARTS: the pieces and their jobs
 # python -m sim.compare
 TARGET_GAPS = "target_gaps.csv"
 # python -m sim.solve

@@ -39,6 +39,8 @@ class BatchedLauncherConf:
     _target_: str = "hydra_plugins.urbsim_launcher.batched_launcher.BatchedLauncher"
     per_job_outputs: bool = False
     outputs: str = "full"
+    chunk: Optional[str] = None
+    chunk_size: int = 256
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="urbsim")
@@ -51,12 +53,44 @@ def _is_group(key: str) -> bool:
     return k.startswith("hydra/") or (CONFIG_DIR / k).is_dir()
 
 
-class BatchedLauncher(Launcher):
-    def __init__(self, per_job_outputs: bool = False, outputs: str = "full", **_: Any) -> None:
-        if outputs not in ("full", "summary"):
-            from sim.config.schema import ConfigError
+class _Progress:
+    """A progress bar with the time left on a terminal (tqdm), a log line per piece otherwise."""
 
+    def __init__(self, total: int) -> None:
+        import sys
+
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="job", desc="sweep", file=sys.stderr)
+        self.total, self.done, self.t0 = total, 0, time.perf_counter()
+
+    def update(self, n: int, what: str) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        el = time.perf_counter() - self.t0
+        left = el / self.done * (self.total - self.done) if self.done else float("nan")
+        log.info("%s: %d/%d jobs done, %.1f s, about %.0f s left", what, self.done, self.total, el, left)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class BatchedLauncher(Launcher):
+    def __init__(self, per_job_outputs: bool = False, outputs: str = "full", chunk: Optional[str] = None, chunk_size: int = 256, **_: Any) -> None:
+        from sim.config.schema import ConfigError
+        from sim.outputs.chunks import parse_chunk
+
+        if outputs not in ("full", "summary"):
             raise ConfigError(f"hydra.launcher.outputs = {outputs!r}: allowed values are full, summary")
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ConfigError(f"hydra.launcher.chunk_size = {chunk_size!r}: allowed values are whole numbers >= 1 (jobs per piece)")
+        self.chunk = parse_chunk(chunk)
+        self.chunk_size = chunk_size
         self.per_job_outputs = per_job_outputs
         self.outputs = outputs
         self.config: Optional[DictConfig] = None
@@ -74,11 +108,43 @@ class BatchedLauncher(Launcher):
         self.composer = JobComposer(self.hydra_context.config_loader, self.config, _is_group)
         return self.composer.compose(job_overrides)
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def _run_piece(self, piece, composed, job_overrides, first: int, sweep_dir: Path, swept, progress) -> tuple:
+        """Project the jobs of ``piece``: its part of the collected dataset and its target rows."""
         from sim.config.schema import ConfigError
         from sim.outputs.batch import plan, run_batch
-        from sim.outputs.collection import combine, write_collected
+        from sim.outputs.collection import combine
         from sim.outputs.job import run
+
+        idx = [j - first for j in piece.jobs]
+        ok = [i for i in idx if not isinstance(composed[i], ConfigError)]
+        cfgs = [composed[i] for i in ok]
+        results: Dict[int, Any] = {}
+        batches = plan(cfgs)
+        for b in batches:
+            for j, why in b.reasons.items():
+                log.info("job %d (%s): %s", first + ok[j], " ".join(job_overrides[ok[j]]), why)
+        for b in batches:
+            if b.reasons or self.per_job_outputs:  # the per-job path: the job's own directory
+                for j in b.jobs:
+                    i = ok[j]
+                    results[i] = run(cfgs[j], sweep_dir / str(first + i), echo=False, overrides=job_overrides[i], record_refusal=True)
+            else:
+                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs)
+                for j, ds in zip(b.jobs, dss):
+                    results[ok[j]] = ds
+            how = "on the per-job path" if (b.reasons or self.per_job_outputs) else "in one projection"
+            progress.update(len(b.jobs), f"piece {piece.index} (jobs {piece.span()}): {len(b.jobs)} job(s) {how}")
+        labelled = [(first + i, job_overrides[i], results[i]) for i in sorted(results)]
+        failed = [(first + i, job_overrides[i], str(composed[i])) for i in idx if isinstance(composed[i], ConfigError)]
+        if failed:
+            progress.update(len(failed), f"piece {piece.index}: {len(failed)} job(s) refused")
+        return combine(labelled, failed, cfgs_by_job={first + i: composed[i] for i in results}, sweep_dir=sweep_dir, swept=swept, jobs_total=len(composed))
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from sim import files
+        from sim.config.schema import ConfigError
+        from sim.outputs import chunks
+        from sim.outputs.collection import swept_keys, write_collected
 
         t0 = time.perf_counter()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -86,31 +152,48 @@ class BatchedLauncher(Launcher):
         job_overrides = [list(o) for o in job_overrides]
         composed = self.compose(job_overrides)
         ok = [i for i, c in enumerate(composed) if not isinstance(c, ConfigError)]
-        cfgs = [composed[i] for i in ok]
         log.info("batched launcher: %d jobs composed and validated in %.2f s (%d refused, %d composed whole by Hydra)", len(composed), time.perf_counter() - t0, len(composed) - len(ok), self.composer.hydra_composed)
-        results: Dict[int, Any] = {}
-        batches = plan(cfgs)
-        for b in batches:
-            for j, why in b.reasons.items():
-                log.info("job %d (%s): %s", initial_job_idx + ok[j], " ".join(job_overrides[ok[j]]), why)
-        done = 0
-        for n, b in enumerate(batches, start=1):
-            if b.reasons or self.per_job_outputs:  # the per-job path: the job's own directory
-                for j in b.jobs:
-                    i = ok[j]
-                    results[i] = run(cfgs[j], sweep_dir / str(initial_job_idx + i), echo=False, overrides=job_overrides[i], record_refusal=True)
-            else:
-                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs)
-                for j, ds in zip(b.jobs, dss):
-                    results[ok[j]] = ds
-            done += len(b.jobs)
-            log.info("batch %d/%d: %d job(s) in one projection; %d/%d done, %.1f s", n, len(batches), len(b.jobs), done, len(cfgs), time.perf_counter() - t0)
-        labelled = [(i, job_overrides[i], results[i]) for i in sorted(results)]
-        failed = [(i, job_overrides[i], str(composed[i])) for i, c in enumerate(composed) if isinstance(c, ConfigError)]
-        if labelled:
-            ds, rows = combine(labelled, failed, cfgs_by_job={i: composed[i] for i in results}, sweep_dir=sweep_dir)
-            write_collected(ds, rows, sweep_dir)
+        resume = bool(self.config.get("resume", False))
+        swept = swept_keys([job_overrides[i] for i in ok])
+        i_chunk, n_chunks = self.chunk or (1, 1)
+        pieces = chunks.make_pieces(job_overrides, composed, chunk_size=self.chunk_size, n_chunks=n_chunks, first_job=initial_job_idx)
+        mine = chunks.chunk_of(pieces, i_chunk, n_chunks)
+        whole = len(pieces) == 1 and self.chunk is None  # one piece run whole: the collected files directly
+        collected = sweep_dir / files.COLLECTED
+        if whole and resume and chunks.stored_digest(collected) == chunks.sweep_digest(pieces):
+            log.info("batched launcher: %s holds this sweep's results, nothing to do (resume=true)", collected)
+            mine = []
+        elif not whole:
+            chunks.write_manifest(sweep_dir, pieces, len(composed), swept)
+            if self.chunk:
+                log.info("batched launcher: chunk %d/%d: %d of %d pieces, %d jobs", i_chunk, n_chunks, len(mine), len(pieces), sum(len(p.jobs) for p in mine))
+            if resume:
+                todo = set(chunks.missing(sweep_dir, mine))
+                if len(todo) < len(mine):
+                    log.info("batched launcher: %d piece(s) complete, skipped (resume=true)", len(mine) - len(todo))
+                mine = [p for p in mine if p in todo]
+        progress = _Progress(sum(len(p.jobs) for p in mine))
+        try:
+            for piece in mine:
+                ds, rows = self._run_piece(piece, composed, job_overrides, initial_job_idx, sweep_dir, swept, progress)
+                if whole:
+                    if ds is not None:
+                        ds.attrs[chunks.DIGEST_ATTR] = chunks.sweep_digest(pieces)
+                        write_collected(ds, rows, sweep_dir)
+                else:
+                    chunks.write_piece(sweep_dir, piece, ds, rows)
+        finally:
+            progress.close()
+        if not whole:
+            with chunks.collect_lock(sweep_dir):
+                left = chunks.missing(sweep_dir, pieces)
+                if left:
+                    log.info("batched launcher: %d of %d pieces still to run (jobs %s); the chunk that completes the last writes %s", len(left), len(pieces), ", ".join(p.span() for p in left[:8]), files.COLLECTED)
+                elif chunks.stored_digest(collected) != chunks.sweep_digest(pieces):
+                    ds, rows = chunks.join_pieces(sweep_dir, pieces, len(composed), swept)
+                    write_collected(ds, rows, sweep_dir)
         log.info("batched launcher: %d jobs in %.1f s; wrote %s", len(composed), time.perf_counter() - t0, sweep_dir)
+        mine_jobs = {j for p in mine for j in p.jobs}
         returns = []
         for i, ovs in enumerate(job_overrides):
             r = JobReturn(overrides=ovs, cfg=self.config, hydra_cfg=self.config, working_dir=str(sweep_dir), task_name="sim")
@@ -118,5 +201,6 @@ class BatchedLauncher(Launcher):
                 r.status, r._return_value = JobStatus.FAILED, composed[i]
             else:
                 r.status, r._return_value = JobStatus.COMPLETED, None
-            returns.append(r)
+            if initial_job_idx + i in mine_jobs or not self.chunk:
+                returns.append(r)
         return returns

@@ -128,7 +128,6 @@ class JobComposer:
 
     def _simple(self, globals_: tuple, group: str) -> bool:
         """Whether ``group``'s node in the base of ``globals_`` is its option's alone."""
-        from omegaconf import OmegaConf
 
         if (globals_, group) not in self._simples:
             self._simples[(globals_, group)] = self._check_simple(globals_, group)

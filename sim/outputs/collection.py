@@ -153,41 +153,64 @@ def _stack(joined: dict[str, xr.Dataset], settings: dict[str, dict], swept: list
     return out
 
 
-def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tuple[int, list[str], str]], *, cfgs_by_job: dict, sweep_dir) -> tuple[xr.Dataset, list[dict]]:
+def swept_keys(job_overrides: list[list[str]]) -> list[str]:
+    """The keys that take more than one value across the scenarios of a sweep's jobs (given by
+    their overrides): the coordinates of the collected dataset."""
+    settings = {}
+    for ovs in job_overrides:
+        j = Job(Path("."), "ok", "", list(ovs))
+        settings.setdefault(j.label, j.settings)
+    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
+    return [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
+
+
+def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tuple[int, list[str], str]], *, cfgs_by_job: dict, sweep_dir, swept: list[str] | None = None, jobs_total: int | None = None) -> tuple[xr.Dataset | None, list[dict]]:
     """What :func:`collect` gives for a sweep run in one process (the batched launcher): the
     jobs' datasets ``(job number, overrides, dataset)`` in memory, the refused jobs ``(job
-    number, overrides, message)``. Returns the dataset and the target rows."""
-    from sim.outputs.targets import target_rows
+    number, overrides, message)``. Returns the dataset (None without a job) and the target rows,
+    in job order. ``swept``: the coordinates (default: the keys swept among these jobs; a chunk
+    of a sweep passes the whole sweep's, :func:`swept_keys`)."""
+    from sim.outputs.targets import target_rows, target_tables
 
     jobs = {i: Job(Path(sweep_dir) / str(i), "ok", "", list(ovs)) for i, ovs, _ in labelled}
     groups: dict[str, list[tuple[Job, xr.Dataset]]] = {}
     for i, _, ds in labelled:
         groups.setdefault(jobs[i].label, []).append((jobs[i], ds))
     settings = {lab: parts[0][0].settings for lab, parts in groups.items()}
-    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
-    swept = [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
-    joined = {lab: _join_slices(lab, parts) for lab, parts in groups.items()}  # draw slices of one scenario, as collect joins them
-    out = _stack(joined, settings, swept, {lab: ",".join(j.path.name for j, _ in parts) for lab, parts in groups.items()})
-    out.attrs.update(
-        {
-            "title": f"Collected sweep: {len(joined)} scenario(s) from {sweep_dir} (batched launcher)",
-            "sweep_dir": str(sweep_dir),
-            "levers": json.dumps([_coord(k) for k in swept]),
-            "accounting_max_abs_residual_persons": max(float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, ds in labelled),
-            "jobs_total": len(labelled) + len(failed),
-            "jobs_collected": len(labelled),
-            "jobs_not_collected": json.dumps([{"dir": str(i), "status": "failed", "message": m} for i, _, m in failed]),
-        }
+    if swept is None:
+        swept = swept_keys([ovs for _, ovs, _ in labelled])
+    out = None
+    if labelled:
+        joined = {lab: _join_slices(lab, parts) for lab, parts in groups.items()}  # draw slices of one scenario, as collect joins them
+        out = _stack(joined, settings, swept, {lab: ",".join(j.path.name for j, _ in parts) for lab, parts in groups.items()})
+        out.attrs.update(
+            {
+                "title": f"Collected sweep: {len(joined)} scenario(s) from {sweep_dir} (batched launcher)",
+                "sweep_dir": str(sweep_dir),
+                "levers": json.dumps([_coord(k) for k in swept]),
+                "accounting_max_abs_residual_persons": max(float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, ds in labelled),
+                "jobs_total": jobs_total if jobs_total is not None else len(labelled) + len(failed),
+                "jobs_collected": len(labelled),
+                "jobs_not_collected": json.dumps([{"dir": str(i), "status": "failed", "message": m} for i, _, m in sorted(failed)]),
+            }
+        )
+    targets = [cfgs_by_job[i].targets for i, _, _ in labelled]
+    together = (
+        labelled
+        and all(len(p) == 1 for p in groups.values())
+        and all(t == targets[0] for t in targets)
+        and all(ds.year.equals(labelled[0][2].year) for _, _, ds in labelled)
     )
+    tables = target_tables(out, targets[0], "scenario") if together else [target_rows(ds, t) for (_, _, ds), t in zip(labelled, targets)]
     rows = []
-    for i, _, ds in labelled:
+    for (i, _, _), table in zip(labelled, tables):
         j = jobs[i]
         head = {"job": str(i), "status": "ok", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": ""}
-        rows += [{**head, "message": "", **r} for r in target_rows(ds, cfgs_by_job[i].targets)]
+        rows.append((i, [{**head, "message": "", **r} for r in table]))
     for i, ovs, m in failed:
         j = Job(Path(sweep_dir) / str(i), "failed", m, list(ovs))
-        rows.append({"job": str(i), "status": "failed", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": "", "message": m})
-    return out, rows
+        rows.append((i, [{"job": str(i), "status": "failed", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": "", "message": m}]))
+    return out, [r for _, rs in sorted(rows, key=lambda x: x[0]) for r in rs]
 
 
 def _coord(key: str) -> str:

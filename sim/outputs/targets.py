@@ -59,58 +59,95 @@ def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = Non
     return out[variable]()
 
 
-def land_needed(ds: xr.Dataset, t, groups: dict, projected: float) -> float:
+def _land_needed(ds: xr.Dataset, t, groups: dict, projected: np.ndarray, med) -> np.ndarray:
     """Urban land (km2) the target's regions need in the target year at the per-capita land
     standard: for the urban residents the target requires, or the projected ones if more.
-    Hukou targets move no one, so they need the land of the projected urban residents."""
-    sel = ds.isel(region=np.flatnonzero(region_selection(ds, t.region, groups))).sel(year=t.year)
-    med = (lambda a: a.median("draw")) if "draw" in ds.dims else (lambda a: a)
-    urban = float(med(sel.urban_population.sum("region")))
-    residents = float(med(sel.residents.sum("region")))
-    standard = float(med(sel.land_required.sum("region"))) / urban  # km2 per urban resident
+    Hukou targets move no one, so they need the land of the projected urban residents. One value
+    per index of the leading ``scenario`` axis (``med``: the median over draws, if any)."""
+    sel = ds.isel(region=np.flatnonzero(region_selection(ds, t.region, groups)))
+    at = sel.sel(year=t.year)
+    urban = med(at.urban_population.sum("region"))
+    residents = med(at.residents.sum("region"))
+    standard = med(at.land_required.sum("region")) / urban  # km2 per urban resident
     need = urban
     if t.variable == "urban_share":
         need = t.value * residents
     elif t.variable == "urban_share_change":
-        first = ds.isel(region=np.flatnonzero(region_selection(ds, t.region, groups))).isel(year=0)
-        share0 = float(med(first.urban_population.sum("region") / first.residents.sum("region")))
+        first = sel.isel(year=0)
+        share0 = med(first.urban_population.sum("region") / first.residents.sum("region"))
         need = (share0 + t.value) * residents
-    elif t.variable == "city_proper_population" and projected > 0:
-        need = t.value * urban / projected  # at the region's city-proper share of urban
+    elif t.variable == "city_proper_population":
+        need = np.where(projected > 0, t.value * urban / projected, urban)  # at the region's city-proper share of urban
     elif t.variable == "population":
         need = urban * t.value / residents
-    return max(need, urban) * standard
+    return np.maximum(need, urban) * standard
+
+
+def _met_array(v: np.ndarray, op: str, required: float, tol: float) -> np.ndarray:
+    if op == ">=":
+        return v >= required
+    if op == "<=":
+        return v <= required
+    return np.abs(v - required) <= tol
+
+
+def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list[dict]]:
+    """:func:`target_rows` of every index of ``ds`` along ``dim`` (e.g. the scenarios of a
+    collected sweep), computed together: one list of rows per index."""
+    n = ds.sizes[dim]
+    tables: list[list[dict]] = [[] for _ in range(n)]
+    years = ds.year.values
+    geography = ds.attrs.get("geography", "")
+    groups = dict(targets.groups)
+    draws = "draw" in ds.dims
+
+    def med(a: xr.DataArray) -> np.ndarray:  # (dim,) values, the median over draws
+        a = a.median("draw") if "draw" in a.dims else a
+        return np.asarray(a.transpose(dim).values, dtype=float)
+
+    for t in targets.targets:
+        if t.geography is not None and t.geography != geography:
+            continue  # a target of another geography (e.g. county towns in a prefecture run)
+        head = dict(target=t.name, region=t.region, variable=t.variable, year=t.year, op=t.op, required=t.value)
+        ser = series(ds, t.region, t.variable, groups)
+        if t.year not in years:
+            for rows in tables:
+                rows.append({**head, "projected": np.nan, "gap": np.nan, "met": "outside projection", "first_year_met": ""})
+            continue
+        order = (dim, "year", "draw") if draws else (dim, "year")
+        arr = np.asarray(ser.transpose(*order).values, dtype=float)  # (n, year[, draw])
+        yi = int(np.flatnonzero(years == t.year)[0])
+        at = arr[:, yi]
+        outside = np.isnan(at).reshape(n, -1).all(axis=1)
+        if draws:
+            prob = _met_array(at, t.op, t.value, t.tolerance).mean(axis=1)
+            val = np.median(at, axis=1)
+            path = np.median(arr, axis=2)
+        else:
+            val, path = at, arr
+        met_path = _met_array(path, t.op, t.value, t.tolerance)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a region without urban residents: no land standard
+            land = _land_needed(ds, t, groups, val, med)
+        for k in range(n):
+            if outside[k]:
+                tables[k].append({**head, "projected": np.nan, "gap": np.nan, "met": "outside projection", "first_year_met": ""})
+                continue
+            row = dict(head)
+            if draws:
+                row["probability"] = float(prob[k])
+            v = float(val[k])
+            first = np.flatnonzero(met_path[k])
+            row.update(projected=v, gap=v - t.value, met=bool(_met(v, t.op, t.value, t.tolerance)), first_year_met=int(years[first[0]]) if first.size else "never")
+            row["land_needed_km2"] = float(land[k])
+            tables[k].append(row)
+    return tables
 
 
 def target_rows(ds: xr.Dataset, targets: TargetsConfig) -> list[dict]:
     """One row per target: required, projected, gap, first year met (deterministic runs;
     for an ensemble the projected value is the median and ``probability`` the share of draws
     that meet the target)."""
-    rows = []
-    years = ds.year.values
-    geography = ds.attrs.get("geography", "")
-    for t in targets.targets:
-        row = dict(target=t.name, region=t.region, variable=t.variable, year=t.year, op=t.op, required=t.value)
-        if t.geography is not None and t.geography != geography:
-            continue  # a target of another geography (e.g. county towns in a prefecture run)
-        ser = series(ds, t.region, t.variable, dict(targets.groups))
-        if t.year not in years or bool(np.isnan(ser.sel(year=t.year)).all()):
-            row.update(projected=np.nan, gap=np.nan, met="outside projection", first_year_met="")
-            rows.append(row)
-            continue
-        at = ser.sel(year=t.year)
-        if "draw" in ser.dims:
-            prob = float(np.mean([_met(v, t.op, t.value, t.tolerance) for v in at.values]))
-            val = float(at.median())
-            row["probability"] = prob
-        else:
-            val = float(at)
-        path = ser.median("draw") if "draw" in ser.dims else ser
-        met_years = [int(y) for y, v in zip(years, path.values) if _met(v, t.op, t.value, t.tolerance)]
-        row.update(projected=val, gap=val - t.value, met=bool(_met(val, t.op, t.value, t.tolerance)), first_year_met=met_years[0] if met_years else "never")
-        row["land_needed_km2"] = land_needed(ds, t, dict(targets.groups), val)
-        rows.append(row)
-    return rows
+    return target_tables(ds.expand_dims("_one"), targets, "_one")[0]
 
 
 def region_rows(ds: xr.Dataset, years: list[int]) -> list[dict]:
