@@ -176,3 +176,27 @@ def test_chunked_sweep_collected_equals_the_unchunked_one_and_resume_recomputes_
     assert {p: p.stat().st_mtime_ns for p in (cut / "parts").glob("part-*.nc")} == stamps
     r = sweep(tmp_path / "whole", *args, "resume=true", launcher="batched")
     assert "nothing to do (resume=true)" in r.stdout
+
+
+@pytest.mark.slow
+def test_two_chunk_slurm_array_collects_the_sweep(tmp_path):
+    """docs/batched-array.sbatch on the real SLURM (.ci/slurm-up): a 2-task array, one chunk a
+    task, leaves the collected files of the sweep run whole in one process."""
+    import os
+    import shutil
+
+    from test_sweeps import _need_slurm
+
+    _need_slurm()
+    args = [*QUICK, *LEVERS, "hydra.launcher.outputs=summary", "hydra.launcher.chunk_size=3"]
+    sweep(tmp_path / "whole", *LEVERS, "hydra.launcher.outputs=summary", "resume=true", launcher="batched")  # the script resumes
+    env = {**os.environ, "SWEEP_DIR": str(tmp_path / "array"), "PYTHON": sys.executable}
+    r = subprocess.run([shutil.which("sbatch"), "--wait", "--array=1-2", "--cpus-per-task=1", "--mem=2G", f"--output={tmp_path}/task-%a.out", "docs/batched-array.sbatch", *args],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    logs = "\n".join(p.read_text() for p in sorted(tmp_path.glob("task-*.out")))
+    assert r.returncode == 0, r.stderr + logs[-3000:]
+    assert "chunk 1/2: 1 of 3 pieces, 3 jobs" in logs and "chunk 2/2: 2 of 3 pieces, 5 jobs" in logs
+    a = xr.open_dataset(tmp_path / "array" / "collected.nc")
+    b = xr.open_dataset(tmp_path / "whole" / "collected.nc")
+    xr.testing.assert_allclose(a.drop_attrs(), b.drop_attrs(), rtol=1e-12, atol=0)
+    assert a.attrs["jobs_collected"] == 8 and sorted((tmp_path / "array" / "parts").glob("part-*.nc")) != []
