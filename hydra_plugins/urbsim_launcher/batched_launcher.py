@@ -11,6 +11,15 @@ Keys (``hydra.launcher.<key>=...``):
   (``hydra.sweep.dir/<job>``, as the other launchers do), one after the other. By default only
   the jobs that cannot be batched get a directory, and the sweep writes ``collected.nc`` and
   ``collected_targets.csv`` (the format of ``python -m sim.collect``) into ``hydra.sweep.dir``.
+- ``chunk`` (null): ``I/N`` runs the ``I``-th of ``N`` chunks of the sweep (a task of a cluster
+  array, ``docs/batched-array.sbatch``); the task completing the last piece writes the collected
+  files, ``python -m sim.collect`` joins what is there.
+- ``chunk_size`` (256): at most this many jobs per piece (the draw slices of one scenario stay
+  together), the unit that is written to ``parts/part-<p>.nc``, skipped by ``resume=true`` when
+  complete, and held in memory at once. A sweep of one piece, not chunked, writes the collected
+  files directly. See :mod:`sim.outputs.chunks`.
+
+A terminal shows a progress bar with the time left; otherwise a log line per batch.
 
 Each job's config is composed once per distinct set of config-group choices (``policy/hukou=...``,
 ``scenario=...``) and the value overrides are applied to a copy, then validated, all before

@@ -27,12 +27,19 @@ from sim.config.values import year_map
 log = logging.getLogger("sim")
 
 # config field -> the parameter (sim.config.parameters) whose per-draw factor carries it, and
-# whether it is year-keyed (a factor per draw and year) or a number (a factor per draw)
+# whether it is year-keyed (a factor per draw and year) or a number (a factor per draw). Each
+# multiplies its rate where the config's value does (sim.engine.model.Model.step_inputs). The
+# demographic ones also drive the 2010-2020 history behind a continued jump-off: jobs batch
+# together only when their values up to the jump-off are equal (:data:`SHAPE_HISTORY`).
 BATCHABLE = {
     "policy.hukou.conversion_rate": ("hukou_conversion", True),
     "policy.reclassification.rate": ("reclassification", True),
     "policy.land.m2_per_settled": ("land_link", False),
+    "demography.fertility.tfr_multiplier": ("tfr", True),
+    "demography.migration.rural_to_urban": ("rural_to_urban", True),
+    "demography.migration.from_away": ("from_away", True),
 }
+SHAPE_HISTORY = ("demography.",)  # levers whose values up to the jump-off year shape the jump-off state
 
 
 def _get(cfg, path: str):
@@ -44,13 +51,16 @@ def _get(cfg, path: str):
 
 def _without_levers(cfg: Config) -> str:
     """The config as JSON with the batchable levers blanked: jobs with equal keys share a batch."""
+    from sim.inputs.load import HISTORY_START
+
     d = dataclasses.asdict(cfg)
+    history = np.arange(HISTORY_START, cfg.start_year + 1)
     for path in BATCHABLE:
         node = d
         *parents, leaf = path.split(".")
         for p in parents:
             node = node[p]
-        node[leaf] = None
+        node[leaf] = year_map(_get(cfg, path), history).tolist() if path.startswith(SHAPE_HISTORY) else None
     return json.dumps(d, sort_keys=True, default=str)
 
 
