@@ -128,6 +128,8 @@ class BatchedLauncher(Launcher):
         ok = [i for i in idx if not isinstance(composed[i], ConfigError)]
         cfgs = [composed[i] for i in ok]
         results: Dict[int, Any] = {}
+        blocks: list = []
+        in_block: Dict[int, bool] = {}
         batches = plan(cfgs)
         for b in batches:
             for j, why in b.reasons.items():
@@ -137,6 +139,10 @@ class BatchedLauncher(Launcher):
                 for j in b.jobs:
                     i = ok[j]
                     results[i] = run(cfgs[j], sweep_dir / str(first + i), echo=False, overrides=job_overrides[i], record_refusal=True)
+            elif self.outputs == "summary":  # the batch's jobs stacked along scenario
+                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary")))
+                for j in b.jobs:
+                    in_block[ok[j]] = True
             else:
                 dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs)
                 for j, ds in zip(b.jobs, dss):
@@ -147,7 +153,7 @@ class BatchedLauncher(Launcher):
         failed = [(first + i, job_overrides[i], str(composed[i])) for i in idx if isinstance(composed[i], ConfigError)]
         if failed:
             progress.update(len(failed), f"piece {piece.index}: {len(failed)} job(s) refused")
-        return combine(labelled, failed, cfgs_by_job={first + i: composed[i] for i in results}, sweep_dir=sweep_dir, swept=swept, jobs_total=len(composed))
+        return combine(labelled, failed, cfgs_by_job={first + i: composed[i] for i in [*results, *in_block]}, sweep_dir=sweep_dir, swept=swept, jobs_total=len(composed), blocks=blocks)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from sim import files

@@ -49,19 +49,30 @@ def _get(cfg, path: str):
     return obj
 
 
+# the names of the policy groups' options: labels only (no model reads them), kept in each job's
+# own config but not a reason to project two jobs apart
+LABELS = tuple(f"policy.{g}.name" for g in ("hukou", "services", "land", "reclassification", "nanning_primacy", "beibu_integration", "east_links"))
+
+
+def _set(obj, path: str, value):
+    """``obj`` (a dataclass tree) with the field at dotted ``path`` replaced."""
+    head, _, rest = path.partition(".")
+    return dataclasses.replace(obj, **{head: _set(getattr(obj, head), rest, value) if rest else value})
+
+
 def _without_levers(cfg: Config) -> str:
-    """The config as JSON with the batchable levers blanked: jobs with equal keys share a batch."""
+    """The config with the batchable levers and the option labels blanked (a lever that shapes
+    the history: its values up to the jump-off kept), as text: jobs with equal keys share a
+    batch. ``repr`` of the dataclass tree: deterministic, and far cheaper than JSON of asdict."""
     from sim.inputs.load import HISTORY_START
 
-    d = dataclasses.asdict(cfg)
     history = np.arange(HISTORY_START, cfg.start_year + 1)
+    out = cfg
     for path in BATCHABLE:
-        node = d
-        *parents, leaf = path.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = year_map(_get(cfg, path), history).tolist() if path.startswith(SHAPE_HISTORY) else None
-    return json.dumps(d, sort_keys=True, default=str)
+        out = _set(out, path, tuple(year_map(_get(cfg, path), history).tolist()) if path.startswith(SHAPE_HISTORY) else None)
+    for path in LABELS:
+        out = _set(out, path, "")
+    return repr(out)
 
 
 def batchable(cfg: Config) -> str:
@@ -140,60 +151,68 @@ def batch_model(cfgs: list[Config], batch: Batch):
     return dataclasses.replace(model, process=process or None, factors=factors or None)
 
 
-def reduced_datasets(model, summ, cfgs: list[Config], batch: Batch, overrides: list[list[str]]) -> list[xr.Dataset]:
-    """One dataset per job of ``batch`` from the batch's reduced projection ``summ``
-    (:class:`sim.engine.runner.Summary`, a draw per job): totals per year and region, what the
-    target table needs, and Guangxi's totals."""
-    from sim.outputs.dataset import provenance
+def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
+    """The jobs of ``batch`` from the batch's reduced projection ``summ``
+    (:class:`sim.engine.runner.Summary`, a draw per job) as one dataset along ``scenario`` (a job
+    each, in the order of ``batch.jobs``): totals per year and region, what the target table
+    needs, and Guangxi's totals; each job's scenario name and resolved config as coordinates."""
+    from sim.outputs.dataset import config_json, provenance
 
     inp = model.inputs
     cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
     standard = model.cfg.policy.land.capacity_m2_per_person
     P = "persons"
+
+    def jyr(a):  # (Y, D, R) -> (D, Y, R): a job per scenario
+        return np.ascontiguousarray(np.moveaxis(a, 1, 0))
+
+    res, urb, loc, every = jyr(summ.residents), jyr(summ.urban), jyr(summ.urban_local), jyr(summ.all_states)
+    v = {
+        "residents": (res, P, "resident population (all states but away)"),
+        "urban_population": (urb, P, "urban residents (urban_local + urban_migrant)"),
+        "urban_local_population": (loc, P, "urban residents with local urban hukou"),
+        "all_states_population": (every, P, "all four states (residents and away)"),
+        "urban_share": (urb / res, "1", "resident urbanization rate"),
+        "hukou_urban_share": (loc / every, "1", "hukou urbanization rate (urban_local / all four states)"),
+        "city_proper_population": (urb * cp_share, P, "city-proper residents: urban residents x census 2020 city-proper share"),
+        "land_required": (urb * standard / 1e6, "km2", "urban land needed for the urban residents at the per-capita land standard"),
+        "urban_land": (jyr(summ.land), "km2", "urban construction land at the year end"),
+        "births": (jyr(summ.births), P, "live births in the year to mothers of the resident states (0 in the jump-off year)"),
+        "deaths": (jyr(summ.deaths), P, "deaths in the year in the resident states (0 in the jump-off year)"),
+        "capped_cells": (jyr(summ.capped), "1", "(sex, age) cells whose rates the year's step bounded (sim.axes.CAP_GROUPS)"),
+    }
+    dims = ("scenario", "year", "region")
+    data = {n: xr.Variable(dims, a, {"units": u, "long_name": ln}) for n, (a, u, ln) in v.items()}
+    data["total_residents"] = xr.Variable(dims[:2], res.sum(axis=-1), {"units": P, "long_name": "resident population, all regions"})
+    data["total_urban_share"] = xr.Variable(dims[:2], urb.sum(axis=-1) / res.sum(axis=-1), {"units": "1", "long_name": "resident urbanization rate, all regions"})
+    data["total_hukou_urban_share"] = xr.Variable(dims[:2], loc.sum(axis=-1) / every.sum(axis=-1), {"units": "1", "long_name": "hukou urbanization rate, all regions"})
     coords = {"year": ("year", summ.years), "region": ("region", inp.region.values), "name_zh": ("region", inp.name_zh.values), "prefecture": ("region", inp.prefecture.values)}
     for c in ("province_code", "province_zh"):
         if c in inp.coords:
             coords[c] = ("region", inp[c].values)
-    out = []
-    for k, j in enumerate(batch.jobs):
-        res, urb, loc, every = summ.residents[:, k], summ.urban[:, k], summ.urban_local[:, k], summ.all_states[:, k]
-        v = {
-            "residents": (res, P, "resident population (all states but away)"),
-            "urban_population": (urb, P, "urban residents (urban_local + urban_migrant)"),
-            "urban_local_population": (loc, P, "urban residents with local urban hukou"),
-            "all_states_population": (every, P, "all four states (residents and away)"),
-            "urban_share": (urb / res, "1", "resident urbanization rate"),
-            "hukou_urban_share": (loc / every, "1", "hukou urbanization rate (urban_local / all four states)"),
-            "city_proper_population": (urb * cp_share, P, "city-proper residents: urban residents x census 2020 city-proper share"),
-            "land_required": (urb * standard / 1e6, "km2", "urban land needed for the urban residents at the per-capita land standard"),
-            "urban_land": (summ.land[:, k], "km2", "urban construction land at the year end"),
-            "births": (summ.births[:, k], P, "live births in the year to mothers of the resident states (0 in the jump-off year)"),
-            "deaths": (summ.deaths[:, k], P, "deaths in the year in the resident states (0 in the jump-off year)"),
-            "capped_cells": (summ.capped[:, k], "1", "(sex, age) cells whose rates the year's step bounded (sim.axes.CAP_GROUPS)"),
-        }
-        data = {n: xr.Variable(("year", "region"), np.ascontiguousarray(a), {"units": u, "long_name": ln}) for n, (a, u, ln) in v.items()}
-        data["total_residents"] = xr.Variable(("year",), res.sum(axis=-1), {"units": P, "long_name": "resident population, all regions"})
-        data["total_urban_share"] = xr.Variable(("year",), urb.sum(axis=-1) / res.sum(axis=-1), {"units": "1", "long_name": "resident urbanization rate, all regions"})
-        data["total_hukou_urban_share"] = xr.Variable(("year",), loc.sum(axis=-1) / every.sum(axis=-1), {"units": "1", "long_name": "hukou urbanization rate, all regions"})
-        jm = dataclasses.replace(model, cfg=cfgs[j])
-        attrs = provenance(jm, cfgs[j].scenario, f"Urbanization scenario projection, reduced outputs: {cfgs[j].geography.name}, {summ.years[0]}-{summ.years[-1]}",
-                            "multistate cohort-component projection (batched launcher, outputs=summary)")
-        attrs.update(overrides=json.dumps(list(overrides[k])), outputs="summary", capped_cells_total=float(summ.capped[:, k].sum()))
-        out.append(xr.Dataset(data, coords=coords, attrs=attrs).assign_coords(scenario=cfgs[j].scenario))
-    return out
+    jobs = [cfgs[j] for j in batch.jobs]
+    coords["scenario_name"] = ("scenario", [c.scenario for c in jobs])
+    coords["config_json"] = ("scenario", [config_json(c) for c in jobs])
+    attrs = provenance(model, cfgs[batch.base].scenario, f"Urbanization scenario projection, reduced outputs: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
+                       "multistate cohort-component projection (batched launcher, outputs=summary)")
+    for k in ("config_json", "scenario"):  # per job: coordinates
+        attrs.pop(k)
+    attrs["outputs"] = "summary"
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outputs: str = "full") -> list[xr.Dataset]:
+def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outputs: str = "full") -> list[xr.Dataset] | xr.Dataset:
     """Project ``batch`` in one kernel call; one dataset per job of ``batch.jobs`` (whose
     command-line ``overrides`` are given in that order), each as its per-job run would write it
-    (its own config and overrides in the attributes); ``outputs="summary"``: the reduced
-    datasets of :func:`reduced_datasets`, from one call of the ensemble kernel."""
+    (its own config and overrides in the attributes); ``outputs="summary"``: the jobs' reduced
+    outputs as one dataset along ``scenario`` (:func:`reduced_block`), from one call of the
+    ensemble kernel."""
     from sim.engine.runner import project, project_summary
     from sim.outputs.dataset import config_json, to_dataset
 
     model = batch_model(cfgs, batch)
     if outputs == "summary":
-        return reduced_datasets(model, project_summary(model), cfgs, batch, overrides)
+        return reduced_block(model, project_summary(model), cfgs, batch)
     proj = project(model)
     ds = to_dataset(model, proj, scenario=cfgs[batch.base].scenario)
     out = []

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from sim import files
@@ -164,49 +165,82 @@ def swept_keys(job_overrides: list[list[str]]) -> list[str]:
     return [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
 
 
-def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tuple[int, list[str], str]], *, cfgs_by_job: dict, sweep_dir, swept: list[str] | None = None, jobs_total: int | None = None) -> tuple[xr.Dataset | None, list[dict]]:
+def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tuple[int, list[str], str]], *, cfgs_by_job: dict, sweep_dir,
+            swept: list[str] | None = None, jobs_total: int | None = None, blocks: list[tuple[list[int], list[list[str]], xr.Dataset]] = ()) -> tuple[xr.Dataset | None, list[dict]]:
     """What :func:`collect` gives for a sweep run in one process (the batched launcher): the
-    jobs' datasets ``(job number, overrides, dataset)`` in memory, the refused jobs ``(job
-    number, overrides, message)``. Returns the dataset (None without a job) and the target rows,
-    in job order. ``swept``: the coordinates (default: the keys swept among these jobs; a chunk
-    of a sweep passes the whole sweep's, :func:`swept_keys`)."""
+    jobs' datasets ``(job number, overrides, dataset)`` in memory, ``blocks`` of jobs already
+    stacked along ``scenario`` ``(job numbers, their overrides, dataset)``, the refused jobs
+    ``(job number, overrides, message)``. Returns the dataset (None without a job) and the target
+    rows, both in job order. ``swept``: the coordinates (default: the keys swept among these
+    jobs; a chunk of a sweep passes the whole sweep's, :func:`swept_keys`)."""
     from sim.outputs.targets import target_rows, target_tables
 
     jobs = {i: Job(Path(sweep_dir) / str(i), "ok", "", list(ovs)) for i, ovs, _ in labelled}
+    for numbers, ovs_list, _ in blocks:
+        jobs.update({i: Job(Path(sweep_dir) / str(i), "ok", "", list(ovs)) for i, ovs in zip(numbers, ovs_list)})
+    if swept is None:
+        swept = swept_keys([j.overrides for j in jobs.values()])
     groups: dict[str, list[tuple[Job, xr.Dataset]]] = {}
     for i, _, ds in labelled:
         groups.setdefault(jobs[i].label, []).append((jobs[i], ds))
-    settings = {lab: parts[0][0].settings for lab, parts in groups.items()}
-    if swept is None:
-        swept = swept_keys([ovs for _, ovs, _ in labelled])
-    out = None
-    if labelled:
+    per, first_job, order_jobs = [], [], []  # stacked datasets; per scenario its first job, its jobs
+    if groups:
+        settings = {lab: parts[0][0].settings for lab, parts in groups.items()}
         joined = {lab: _join_slices(lab, parts) for lab, parts in groups.items()}  # draw slices of one scenario, as collect joins them
-        out = _stack(joined, settings, swept, {lab: ",".join(j.path.name for j, _ in parts) for lab, parts in groups.items()})
+        per.append(_stack(joined, settings, swept, {lab: ",".join(j.path.name for j, _ in parts) for lab, parts in groups.items()}))
+        for parts in groups.values():
+            numbers = [int(j.path.name) for j, _ in parts]
+            first_job.append(min(numbers))
+            order_jobs.append(numbers)
+    for numbers, _, blk in blocks:
+        js = [jobs[i] for i in numbers]
+        per.append(blk.assign_coords(job_dirs=("scenario", [str(i) for i in numbers]), **{_coord(k): ("scenario", [j.settings.get(k, "") for j in js]) for k in swept})
+                   .assign_coords(scenario=("scenario", [j.label for j in js])))
+        first_job += list(numbers)
+        order_jobs += [[i] for i in numbers]
+    out = None
+    if per:
+        out = per[0] if len(per) == 1 else xr.concat(per, dim="scenario", data_vars="all", coords="different", compat="equals", join="outer", combine_attrs="drop_conflicts")
+        labels = out.scenario.values.tolist()
+        if len(set(labels)) < len(labels):
+            dup = sorted({x for x in labels if labels.count(x) > 1})[:3]
+            raise CollectError(f"jobs with the same settings {dup}: runs repeated with the same overrides cannot be combined")
+        order = np.argsort(first_job, kind="stable")
+        if len(per) > 1 and np.any(order != np.arange(len(order))):
+            out = out.isel(scenario=order)
+        order_jobs = [order_jobs[k] for k in order]
+        for name in out.data_vars:
+            out[name].attrs = per[0][name].attrs
+        for k in ("config_json", "overrides", "accounting_max_abs_residual_persons", "capped_cells_total", "scenario"):
+            out.attrs.pop(k, None)
         out.attrs.update(
             {
-                "title": f"Collected sweep: {len(joined)} scenario(s) from {sweep_dir} (batched launcher)",
+                "title": f"Collected sweep: {out.sizes['scenario']} scenario(s) from {sweep_dir} (batched launcher)",
                 "sweep_dir": str(sweep_dir),
                 "levers": json.dumps([_coord(k) for k in swept]),
-                "accounting_max_abs_residual_persons": max(float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, ds in labelled),
-                "jobs_total": jobs_total if jobs_total is not None else len(labelled) + len(failed),
-                "jobs_collected": len(labelled),
+                "accounting_max_abs_residual_persons": max([float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, ds in labelled] + [float(b.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, b in blocks]),
+                "jobs_total": jobs_total if jobs_total is not None else len(jobs) + len(failed),
+                "jobs_collected": len(jobs),
                 "jobs_not_collected": json.dumps([{"dir": str(i), "status": "failed", "message": m} for i, _, m in sorted(failed)]),
             }
         )
-    targets = [cfgs_by_job[i].targets for i, _, _ in labelled]
-    together = (
-        labelled
-        and all(len(p) == 1 for p in groups.values())
-        and all(t == targets[0] for t in targets)
-        and all(ds.year.equals(labelled[0][2].year) for _, _, ds in labelled)
-    )
-    tables = target_tables(out, targets[0], "scenario") if together else [target_rows(ds, t) for (_, _, ds), t in zip(labelled, targets)]
     rows = []
-    for (i, _, _), table in zip(labelled, tables):
-        j = jobs[i]
-        head = {"job": str(i), "status": "ok", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": ""}
-        rows.append((i, [{**head, "message": "", **r} for r in table]))
+    if out is not None:
+        targets = [cfgs_by_job[n[0]].targets for n in order_jobs]
+        single = all(len(n) == 1 for n in order_jobs)
+        same_years = all(ds.year.equals(out.year) for ds in [d for _, _, d in labelled] + [b for _, _, b in blocks])
+        if single and same_years and all(t == targets[0] for t in targets):
+            tables = target_tables(out, targets[0], "scenario")
+        elif single:
+            tables = [target_rows(out.isel(scenario=k).dropna("year", how="all"), t) for k, t in enumerate(targets)]
+        else:
+            by_job = {i: ds for i, _, ds in labelled}
+            tables = [[r for r in target_rows(by_job[i], cfgs_by_job[i].targets)] for n in order_jobs for i in n]
+            order_jobs = [[i] for n in order_jobs for i in n]
+        for n, table in zip(order_jobs, tables):
+            j = jobs[n[0]]
+            head = {"job": str(n[0]), "status": "ok", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": ""}
+            rows.append((n[0], [{**head, "message": "", **r} for r in table]))
     for i, ovs, m in failed:
         j = Job(Path(sweep_dir) / str(i), "failed", m, list(ovs))
         rows.append((i, [{"job": str(i), "status": "failed", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": "", "message": m}]))
