@@ -27,7 +27,7 @@ import copy
 import dataclasses
 from typing import Any, Sequence
 
-from sim.config.schema import Config, ConfigError, validate
+from sim.config.schema import Config, ConfigError, validate, validate_changed
 
 
 def _get(cfg, path: str):
@@ -76,6 +76,7 @@ class JobComposer:
         self._options: dict[tuple, Any] = {}  # (group, option) -> node or None (not simple)
         self._values: dict[tuple, Any] = {}  # (base key, override) -> the value left at its key
         self._objects: dict[tuple, Config] = {}
+        self._validated: set = set()
         self._simples: dict[tuple, bool] = {}
         self._nodes: dict[Any, Any] = {}
         self._raws: dict[str, Any] = {}
@@ -231,10 +232,15 @@ class JobComposer:
             with read_write(cfg):
                 ConfigLoaderImpl._apply_overrides_to_config(self.parser.parse_overrides(values), cfg)
             return validate(OmegaConf.to_object(cfg))
+        if skey not in self._validated:  # the shared part checked once; per job the values set
+            validate(obj)
+            self._validated.add(skey)
+        keys = []
         for o in values:
             k = o.partition("=")[0]
             obj = replace_path(obj, k, self._value(skey, combined, o))
-        return validate(obj)
+            keys.append(k)
+        return validate_changed(obj, keys)
 
     def _object(self, key, node):
         """``OmegaConf.to_object(node)``, once per ``key``."""

@@ -361,29 +361,58 @@ def check_year_keyed(path: str, v: Any, meta: dict) -> Any:
 
 def _walk(obj: Any, path: str) -> None:
     for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        p = f"{path}.{f.name}" if path else f.name
-        if dataclasses.is_dataclass(v):
-            _walk(v, p)
-        elif f.metadata.get("years"):
-            setattr(obj, f.name, check_year_keyed(p, v, f.metadata))
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                if not isinstance(x, list):
-                    _check_value(f"{p}[{k}]", x, f.metadata)
-        elif isinstance(v, list):
-            for i, x in enumerate(v):
-                if dataclasses.is_dataclass(x):
-                    _walk(x, f"{p}[{i}]")
-                else:
-                    _check_value(f"{p}[{i}]", x, {})
-        elif v is not None:
-            _check_value(p, v, f.metadata)
+        _check_field(obj, f, f"{path}.{f.name}" if path else f.name)
+
+
+def _check_field(obj: Any, f: dataclasses.Field, p: str) -> None:
+    v = getattr(obj, f.name)
+    if dataclasses.is_dataclass(v):
+        _walk(v, p)
+    elif f.metadata.get("years"):
+        setattr(obj, f.name, check_year_keyed(p, v, f.metadata))
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(x, list):
+                _check_value(f"{p}[{k}]", x, f.metadata)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            if dataclasses.is_dataclass(x):
+                _walk(x, f"{p}[{i}]")
+            else:
+                _check_value(f"{p}[{i}]", x, {})
+    elif v is not None:
+        _check_value(p, v, f.metadata)
+
+
+def validate_changed(cfg: Config, paths) -> Config:
+    """:func:`validate` of a config that differs from a validated one only at the dotted
+    ``paths`` (a field, or a key of a map field): the fields at those paths and the checks
+    across fields, with the same errors."""
+    for path in paths:
+        obj, prefix = cfg, ""
+        parts = path.split(".")
+        for k, part in enumerate(parts):
+            fields = {f.name: f for f in dataclasses.fields(obj)}
+            if part not in fields:
+                raise ConfigError(f"{path}: no such field; allowed under {prefix or 'the config'}: {', '.join(fields)}")
+            p = f"{prefix}.{part}" if prefix else part
+            child = getattr(obj, part)
+            if dataclasses.is_dataclass(child) and k < len(parts) - 1:
+                obj, prefix = child, p
+                continue
+            _check_field(obj, fields[part], p)
+            break
+    return _check_across(cfg)
 
 
 def validate(cfg: Config) -> Config:
     """Check every field of ``cfg``; raise :class:`ConfigError` naming the first bad one."""
     _walk(cfg, "")
+    return _check_across(cfg)
+
+
+def _check_across(cfg: Config) -> Config:
+    """The checks that involve more than one field."""
     if cfg.geography.name not in WITH_HISTORY and cfg.start_year != 2020:
         raise ConfigError(f"start_year = {cfg.start_year}: geography {cfg.geography.name} has 2020 census inputs only; allowed: 2020")
     if cfg.jump_off == "continued" and (cfg.start_year != 2020 or cfg.geography.name not in WITH_HISTORY):

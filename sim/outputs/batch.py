@@ -151,6 +151,31 @@ def batch_model(cfgs: list[Config], batch: Batch):
     return dataclasses.replace(model, process=process or None, factors=factors or None)
 
 
+def configs_json(cfgs: list[Config], batch: Batch) -> list[str]:
+    """:func:`sim.outputs.dataset.config_json` of every job of ``batch``: the base job's config as
+    a dict once, each job's lever values and labels (the fields in which a batch's jobs may
+    differ) set into a copy of it (checked equal to the full conversion on the first and last)."""
+    from sim.outputs.dataset import config_json
+
+    base = dataclasses.asdict(cfgs[batch.base])
+    out = []
+    for j in batch.jobs:
+        d = dict(base)
+        for path in (*BATCHABLE, *LABELS):
+            *parents, leaf = path.split(".")
+            node = d
+            for p in parents:
+                node[p] = dict(node[p])  # copy on the way down: the base's dict is shared
+                node = node[p]
+            v = _get(cfgs[j], path)
+            node[leaf] = dict(v) if isinstance(v, dict) else v
+        out.append(json.dumps(d, default=str, sort_keys=True))
+    for k in {0, len(out) - 1}:
+        if out[k] != config_json(cfgs[batch.jobs[k]]):  # a field outside BATCHABLE differs: convert each
+            return [config_json(cfgs[j]) for j in batch.jobs]
+    return out
+
+
 def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
     """The jobs of ``batch`` from the batch's reduced projection ``summ``
     (:class:`sim.engine.runner.Summary`, a draw per job) as one dataset along ``scenario`` (a job
@@ -192,7 +217,7 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
             coords[c] = ("region", inp[c].values)
     jobs = [cfgs[j] for j in batch.jobs]
     coords["scenario_name"] = ("scenario", [c.scenario for c in jobs])
-    coords["config_json"] = ("scenario", [config_json(c) for c in jobs])
+    coords["config_json"] = ("scenario", configs_json(cfgs, batch))
     attrs = provenance(model, cfgs[batch.base].scenario, f"Urbanization scenario projection, reduced outputs: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
                        "multistate cohort-component projection (batched launcher, outputs=summary)")
     for k in ("config_json", "scenario"):  # per job: coordinates

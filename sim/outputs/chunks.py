@@ -23,6 +23,7 @@ library of the ``batched`` Hydra launcher and of ``python -m sim.collect``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -35,7 +36,7 @@ import xarray as xr
 from sim import files
 from sim.files import write_netcdf, write_text
 from sim.outputs.collection import CollectError, Job
-from sim.outputs.runs import config_digest
+from sim.outputs.runs import NOT_RESULTS
 
 DIGEST_ATTR = "sweep_piece_sha256"  # the digest of a piece's jobs (overrides and configs)
 ROWS_ATTR = "target_rows_json"  # a piece's target rows, JSON
@@ -76,7 +77,10 @@ def job_digest(overrides: list[str], composed) -> str:
     """What a job's result depends on: its overrides less the result-neutral ones, and its
     config's digest (or its refusal)."""
     j = Job(Path("."), "ok", "", list(overrides))
-    what = config_digest(composed) if hasattr(composed, "draws") else f"refused: {composed}"
+    if hasattr(composed, "draws"):  # repr of the config tree (deterministic, cheap), result-neutral keys reset
+        what = repr(dataclasses.replace(composed, **{k: type(getattr(composed, k))() for k in NOT_RESULTS}))
+    else:
+        what = f"refused: {composed}"
     return json.dumps([sorted(j.settings.items()), what])
 
 
