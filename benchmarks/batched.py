@@ -7,8 +7,17 @@
   ``policy.reclassification.rate`` x 8), 2020-2035, figures off: the batched launcher projects
   them as one kernel call.
 - ``groups``: the 64-job sweep of ``benchmarks.sweep`` (config groups: scenario, hukou, land,
-  reclassification, services), 2020-2050, figures off: jobs that differ in a config group are
-  batches of their own, so this measures composition once per group set and the in-process path.
+  reclassification, services), 2020-2050, figures off: jobs that differ in a config group other
+  than land (whose options differ in a per-draw lever only) are batches of their own, so this
+  measures composition once per group set and the in-process path; ``groups_summary`` the same
+  with ``outputs=summary``.
+- ``levers_4096``: 4 levers x 8 values (hukou conversion, reclassification, m2 per settled
+  migrant, the fertility path from 2025), 2020-2035, ``outputs=summary``, 16 pieces of 256. The
+  joblib launcher runs 64 of its jobs (the last two levers at their first values): its time per
+  job x 4,096 is the per-job figure, and the 64 are compared with the batched results.
+
+Peak memory: the largest resident set of any one of the command's processes (``getrusage`` of
+the children: for joblib the largest worker or the parent, not their sum).
 
 Both launchers' results are compared (collected datasets, 1e-12 relative). Writes
 ``benchmarks/results/batched.{json,md}``.
@@ -36,46 +45,91 @@ CASES = {
     "levers_summary": ["policy.hukou.conversion_rate=0.02,0.05,0.08,0.11,0.14,0.17,0.2,0.25", "policy.reclassification.rate=0.002,0.004,0.006,0.008,0.01,0.012,0.015,0.02", "end_year=2035", "hydra.launcher.outputs=summary"],
     "levers": ["policy.hukou.conversion_rate=0.02,0.05,0.08,0.11,0.14,0.17,0.2,0.25", "policy.reclassification.rate=0.002,0.004,0.006,0.008,0.01,0.012,0.015,0.02", "end_year=2035"],
     "groups": list(AXES),
+    "groups_summary": [*AXES, "hydra.launcher.outputs=summary"],
+    "levers_4096": [
+        "policy.hukou.conversion_rate=0.02,0.05,0.08,0.11,0.14,0.17,0.2,0.25",
+        "policy.reclassification.rate=0.002,0.004,0.006,0.008,0.01,0.012,0.015,0.02",
+        "policy.land.m2_per_settled=0,10,20,30,40,50,60,80",
+        "demography.fertility.tfr_multiplier=" + ",".join(f"{{2020: 1.0, 2025: {v}}}" for v in (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)),
+        "end_year=2035",
+        "hydra.launcher.outputs=summary",
+    ],
 }
+SAMPLED = {"levers_4096": 64}  # cases whose per-job run is measured on the first N jobs
 
 
-def _run(args: list[str]) -> float:
+PEAK = "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)"
+
+
+def _run(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (GB) of ``python -m sim -m ARGS``."""
     env = dict(os.environ)
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "sim", "-m", *args, "figures.enabled=false", "quiet=true"], cwd=ROOT, env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", PEAK, sys.executable, "-m", "sim", "-m", *args, "figures.enabled=false", "quiet=true"], cwd=ROOT, env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(r.stderr[-3000:])
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, int(r.stderr.strip().splitlines()[-1]) / 1024**2
 
 
-def _max_rel(a: xr.Dataset, b: xr.Dataset) -> float:
-    """Largest relative difference over the variables both have (values below 1e-6 compared
-    absolutely)."""
+def _first_values(args: list[str]) -> list[str]:
+    """The sweep ``args`` with its last swept keys held at their first values, one key after
+    another from the last, until at most 64 jobs remain."""
+    out = list(args)
+    for k in range(len(out) - 1, -1, -1):
+        key, _, vals = out[k].partition("=")
+        if key.startswith("demography.fertility"):
+            out[k] = f"{key}={vals.split('},')[0]}}}"
+        elif "," in vals and not key.startswith("hydra"):
+            out[k] = f"{key}={vals.split(',')[0]}"
+        if _count(out) <= 64:
+            break
+    return out
+
+
+def _count(args: list[str]) -> int:
+    n = 1
+    for a in args:
+        key, _, vals = a.partition("=")
+        if key.startswith("hydra") or key == "end_year":
+            continue
+        n *= vals.count("},") + 1 if vals.startswith("{") else len(vals.split(","))
+    return n
+
+
+def _max_rel(a: xr.Dataset, b: xr.Dataset) -> tuple[float, str]:
+    """Largest relative difference over the variables both have, and its variable (values
+    below 1e-6 compared absolutely)."""
     b = b.sel(scenario=a.scenario.values)
-    worst = 0.0
+    worst, name = 0.0, ""
     for k in a.data_vars:
         if k not in b or a[k].shape != b[k].shape:  # reduced outputs: totals where the full ones have detail
             continue
         x, y = a[k].values, b[k].values
-        if x.dtype.kind == "f":
-            d = np.abs(x - y) / np.maximum(np.abs(y), 1e-6)
-            worst = max(worst, float(np.nanmax(d)) if d.size else 0.0)
-    return worst
+        if x.dtype.kind == "f" and x.size:
+            d = float(np.nanmax(np.abs(x - y) / np.maximum(np.abs(y), 1e-6)))
+            if d > worst:
+                worst, name = d, k
+    return worst, name
 
 
 def bench(case: str) -> dict:
     from sim.outputs.collection import collect, write_collected
 
+    args = CASES[case]
+    per_job_args = [a for a in (_first_values(args) if case in SAMPLED else args) if not a.startswith("hydra.launcher.")]
     with tempfile.TemporaryDirectory() as d:
-        t_batched = _run([*CASES[case], "hydra/launcher=batched", f"hydra.sweep.dir={d}/batched"])
-        t_joblib = _run([*[a for a in CASES[case] if not a.startswith("hydra.launcher.")], "hydra/launcher=joblib", f"hydra.sweep.dir={d}/joblib"])
+        t_batched, mem_batched = _run([*args, "hydra/launcher=batched", f"hydra.sweep.dir={d}/batched"])
+        t_joblib, mem_joblib = _run([*per_job_args, "hydra/launcher=joblib", f"hydra.sweep.dir={d}/joblib"])
         ds, _, rows = collect(f"{d}/joblib")
         write_collected(ds, rows, f"{d}/joblib")
         with xr.open_dataset(f"{d}/batched/collected.nc") as a, xr.open_dataset(f"{d}/joblib/collected.nc") as b:
             n = a.sizes["scenario"]
-            diff = _max_rel(a.load(), b.load())
-    return {"case": case, "jobs": n, "batched_s": t_batched, "joblib_s": t_joblib, "speedup": t_joblib / t_batched, "max_relative_difference": diff}
+            m = b.sizes["scenario"]
+            diff, var = _max_rel(a.load().sel(scenario=b.scenario.values), b.load())
+    est = t_joblib * n / m
+    return {"case": case, "jobs": n, "batched_s": t_batched, "batched_peak_gb": mem_batched, "joblib_jobs_run": m, "joblib_s": t_joblib, "joblib_s_for_all_jobs": est,
+            "joblib_peak_gb": mem_joblib, "speedup": est / t_batched, "max_relative_difference": diff, "worst_variable": var}
 
 
 def main(argv=None) -> dict:
@@ -86,8 +140,10 @@ def main(argv=None) -> dict:
     rows = [bench(c) for c in a.cases]
     res = {"machine": machine(), "command": "python -m benchmarks.batched", "cases": rows}
     lines = [f"# Batched launcher ({res['command']})", "", f"Machine: {res['machine']}", "",
-             "| case | jobs | batched (s) | joblib (s) | joblib / batched | max relative difference |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['case']} | {r['jobs']} | {r['batched_s']:.1f} | {r['joblib_s']:.1f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} |" for r in rows]
+             "| case | jobs | batched (s) | batched peak (GB) | joblib (s) | joblib peak (GB) | joblib / batched | max relative difference (variable) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        jl = f"{r['joblib_s']:.1f}" if r["joblib_jobs_run"] == r["jobs"] else f"{r['joblib_s']:.1f} for {r['joblib_jobs_run']} jobs, {r['joblib_s_for_all_jobs']:.0f} for all"
+        lines.append(f"| {r['case']} | {r['jobs']} | {r['batched_s']:.1f} | {r['batched_peak_gb']:.2f} | {jl} | {r['joblib_peak_gb']:.2f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} ({r['worst_variable']}) |")
     text = "\n".join(lines)
     print(text)
     write_results(a.out, "batched", res, text)
