@@ -105,6 +105,28 @@ def process_factors(cfg: Config, R: int) -> dict[str, np.ndarray] | None:
     return out
 
 
+_LX_CACHE: dict = {}  # (mortality model, hazard levels) -> L(x): the models of a sweep share life tables
+LX_CACHE_BYTES = 128 * 2**20
+
+
+def _life_table(mortality, level: np.ndarray) -> np.ndarray:
+    """``mortality.life_table_Lx(level)``, read-only, computed once per process for equal
+    ``level`` arrays (the batches of a sweep that differ in policy only have the same life
+    tables every year); the oldest entries go when the cache passes :data:`LX_CACHE_BYTES`."""
+    level = np.ascontiguousarray(level, dtype=float)
+    key = (id(mortality), level.shape, level.tobytes())
+    hit = _LX_CACHE.get(key)
+    if hit is not None:
+        return hit[1]
+    Lx = mortality.life_table_Lx(level)
+    Lx.setflags(write=False)
+    _LX_CACHE[key] = (mortality, Lx)  # the model kept: its id cannot be reused while cached
+    total = sum(v[1].nbytes for v in _LX_CACHE.values())
+    while total > LX_CACHE_BYTES and len(_LX_CACHE) > 1:
+        total -= _LX_CACHE.pop(next(iter(_LX_CACHE)))[1].nbytes
+    return Lx
+
+
 @dataclass
 class Model:
     """Everything a projection needs besides the time loop."""
@@ -175,7 +197,7 @@ class Model:
         c = self.cfg
         yrs = np.arange(c.start_year + 1, year + 1)
         cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
-        return self.static["mortality"].life_table_Lx(self.levels * (np.exp(-cum) * path_factor(c, "mortality", year)))
+        return _life_table(self.static["mortality"], self.levels * (np.exp(-cum) * path_factor(c, "mortality", year)))
 
     def e0(self, year: int) -> np.ndarray:
         """Life expectancy at birth (R, K, S) of the life tables the step of ``year`` uses."""
