@@ -4,6 +4,8 @@ Hydra apps)."""
 
 from __future__ import annotations
 
+import copy
+
 from sim.config.schema import Config
 from sim.paths import CONFIG_DIR
 
@@ -50,5 +52,12 @@ def calibrated_params():
     path = CONFIG_DIR / "params" / f"{CALIBRATED}.yaml"
     if not path.is_file():
         return None
-    d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    st = path.stat()
+    key = (st.st_mtime_ns, st.st_size)
+    if _CALIBRATED.get("key") != key:  # parsed once per process and version of the file
+        _CALIBRATED.update(key=key, dict=yaml.safe_load(path.read_text(encoding="utf-8")))
+    d = copy.deepcopy(_CALIBRATED["dict"])
     return ParamsConfig(**{k: v for k, v in d.items() if k in ParamsConfig.__dataclass_fields__})
+
+
+_CALIBRATED: dict = {}

@@ -12,7 +12,7 @@ import xarray as xr
 
 from sim.axes import AWAY, RESIDENT_STATES
 from sim.config.compose import CALIBRATED, calibrated_params
-from sim.config.schema import CONTINUED_BY_DEFAULT, Config, DrawsConfig, PolicyConfig, check_regions, validate
+from sim.config.schema import CONTINUED_BY_DEFAULT, CalibrationConfig, Config, DrawsConfig, FiguresConfig, PolicyConfig, TargetsConfig, check_regions, validate
 from sim.config.values import region_mask
 from sim.engine.memory import check_memory
 from sim.engine.model import Model, build_model
@@ -71,6 +71,8 @@ def history_config(cfg: Config) -> Config:
         cfg, start_year=HISTORY_START, end_year=HISTORY_END, policy=history_policy(),
         geography=dataclasses.replace(cfg.geography, regions=[]), draws=DrawsConfig(), uncertainty=dataclasses.replace(cfg.uncertainty, enabled=False),
         params=params, od_flows=False, jump_off="census", backend=cfg.backend,
+        # fields no model reads, reset so that a sweep's jobs share their history
+        scenario="history", targets=TargetsConfig(), figures=FiguresConfig(), calibration=CalibrationConfig(), output=Config.output, quiet=False, resume=False,
     )
 
 

@@ -42,13 +42,23 @@ def load_inputs(geography: str, year: int, regions: list[str] | None = None, dat
     path = derived_path(geography, year, census, cache) if geography in DERIVED_ON_FIRST_USE else input_path(geography, year, data_dir)
     if not path.exists():
         raise FileNotFoundError(f"no inputs for geography={geography!r}, start_year={year}: {path} is missing (run python -m sim.derive)")
-    with xr.open_dataset(path) as f:
-        ds = f.load()
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _LOADED:  # read once per process (a sweep's jobs read the same file); a copy each time
+        with xr.open_dataset(path) as f:
+            ds = f.load()
+        ds.attrs["input_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        ds.attrs["input_file"] = path.name
+        if len(_LOADED) >= 4:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = ds
+    ds = _LOADED[key].copy(deep=True)
     if regions:
         ds = ds.sel(region=list(regions), region_to=list(regions))
-    ds.attrs["input_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    ds.attrs["input_file"] = path.name
     return ds
+
+
+_LOADED: dict[tuple, xr.Dataset] = {}  # (path, mtime, size) -> the inputs read from it
 
 
 HISTORY_START = 2010  # the first census: the start of the fitted history 2010-2020

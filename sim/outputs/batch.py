@@ -157,6 +157,8 @@ def configs_json(cfgs: list[Config], batch: Batch) -> list[str]:
     differ) set into a copy of it (checked equal to the full conversion on the first and last)."""
     from sim.outputs.dataset import config_json
 
+    if len(batch.jobs) <= 3:  # the check below would convert as many
+        return [config_json(cfgs[j]) for j in batch.jobs]
     base = dataclasses.asdict(cfgs[batch.base])
     out = []
     for j in batch.jobs:
@@ -181,7 +183,7 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
     (:class:`sim.engine.runner.Summary`, a draw per job) as one dataset along ``scenario`` (a job
     each, in the order of ``batch.jobs``): totals per year and region, what the target table
     needs, and Guangxi's totals; each job's scenario name and resolved config as coordinates."""
-    from sim.outputs.dataset import config_json, provenance
+    from sim.outputs.dataset import provenance
 
     inp = model.inputs
     cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
