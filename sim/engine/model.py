@@ -118,7 +118,11 @@ def _life_table(mortality, level: np.ndarray) -> np.ndarray:
     hit = _LX_CACHE.get(key)
     if hit is not None:
         return hit[1]
-    Lx = mortality.life_table_Lx(level)
+    # one table per distinct level (regions share their province's or prefecture's e0: China's
+    # 2,985 counties have a few hundred distinct levels, not 23,880); each table is computed
+    # element by element, so this is exactly the table of every cell
+    uniq, inv = np.unique(level.ravel(), return_inverse=True)
+    Lx = mortality.life_table_Lx(uniq)[inv].reshape(level.shape + (-1,))
     Lx.setflags(write=False)
     _LX_CACHE[key] = (mortality, Lx)  # the model kept: its id cannot be reused while cached
     total = sum(v[1].nbytes for v in _LX_CACHE.values())
