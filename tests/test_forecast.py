@@ -4,6 +4,7 @@ continues the fitted history), the annual record as targets, rates that move in 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +262,25 @@ def test_emcee_sampler_reports_rhat_and_ess_per_parameter(tmp_path):
     few = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, chains=20))
     with pytest.raises(ConfigError, match="calibration.chains = 20: emcee needs at least twice the 63 sampled parameters as walkers; allowed: >= 126"):
         run(few, tmp_path / "few")
+
+
+def test_the_history_kept_on_disk_is_the_history_computed(tmp_path, monkeypatch):
+    """The 2020 state of the history is computed once and kept in the cache directory; a new
+    process (here: the in-memory copy cleared) reads it back exactly, and another source or
+    config is another file."""
+    import sim.engine.prepare as prep
+
+    monkeypatch.setenv("URBSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(prep, "_HISTORIES", {})
+    cfg = validate(compose_config([]))
+    first = history_state(cfg)
+    (kept,) = (tmp_path / "history").glob("*.npz")
+    prep._HISTORIES.clear()
+    monkeypatch.setattr(prep, "_write_history", lambda *a: pytest.fail("read from disk, not computed again"))
+    np.testing.assert_array_equal(history_state(cfg), first)
+    hist = history_config(cfg)
+    inputs = prep.history_inputs(hist.geography.name)
+    key = json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str)
+    assert prep._history_file(hist, key, inputs) == kept
+    monkeypatch.setattr(prep, "_SOURCE", ["another source"])
+    assert prep._history_file(hist, key, inputs) != kept

@@ -5,6 +5,7 @@ inputs (restricted to ``geography.regions``), continue the fitted history into t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -81,19 +82,78 @@ _HISTORIES: dict[str, tuple[list[str], np.ndarray]] = {}  # per process: a sweep
 
 def _history(cfg: Config) -> tuple[list[str], np.ndarray]:
     """The regions and the 2020 state (R, K, S, A) of the history of :func:`history_config`,
-    projected once per process and config."""
+    projected once per process and config, and kept on disk (:func:`_history_file`) for the
+    next process: a sweep's jobs and repeated runs share it."""
     hist = history_config(cfg)
     key = json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str)
     if key not in _HISTORIES:
         inputs = history_inputs(hist.geography.name)
-        model = build_model(hist, inputs, factors=None)
-        last = None
-        for _, state, _, _ in steps(model, 1, hist.backend, False):
-            last = state
+        path = _history_file(hist, key, inputs)
+        got = _read_history(path)
+        if got is None:
+            model = build_model(hist, inputs, factors=None)
+            last = None
+            for _, state, _, _ in steps(model, 1, hist.backend, False):
+                last = state
+            got = ([str(r) for r in inputs.region.values], last[0].copy())
+            _write_history(path, *got)
         if len(_HISTORIES) >= 8:
             _HISTORIES.pop(next(iter(_HISTORIES)))
-        _HISTORIES[key] = ([str(r) for r in inputs.region.values], last[0].copy())
+        _HISTORIES[key] = got
     return _HISTORIES[key]
+
+
+def _source_digest() -> str:
+    """SHA-256 of the source of everything a history depends on (the ``sim`` and ``models``
+    packages, every ``.py`` file, and ``configs/``): a changed line, committed or not, is
+    another history."""
+    if not _SOURCE:
+        from sim.paths import CONFIG_DIR, REPO
+
+        h = hashlib.sha256()
+        for root in (REPO / "sim", REPO / "models", CONFIG_DIR):
+            for f in sorted(root.rglob("*")):
+                if f.suffix in (".py", ".yaml") and f.is_file():
+                    h.update(str(f.relative_to(REPO)).encode())
+                    h.update(f.read_bytes())
+        _SOURCE.append(h.hexdigest())
+    return _SOURCE[0]
+
+
+_SOURCE: list[str] = []
+
+
+def _history_file(hist: Config, key: str, inputs: xr.Dataset):
+    """Where the history of ``hist`` is kept: the cache directory (``geography.cache_dir``,
+    ``$URBSIM_CACHE_DIR``, ...), named by the digest of its config, its inputs' checksums and
+    the source (:func:`_source_digest`)."""
+    from sim.paths import cache_dir
+
+    h = hashlib.sha256("\n".join([key, inputs.attrs.get("input_sha256", ""), inputs.attrs.get("fertility_reference", ""), _source_digest()]).encode()).hexdigest()
+    return cache_dir(hist.geography.cache_dir) / "history" / f"{hist.geography.name}-{h[:32]}.npz"
+
+
+def _read_history(path) -> tuple[list[str], np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return [str(r) for r in f["regions"]], np.array(f["state"])
+    except (OSError, KeyError, ValueError):
+        return None  # not there, or unreadable: computed again
+
+
+def _write_history(path, regions: list[str], state: np.ndarray) -> None:
+    """Atomically (a temporary file, then a rename); a cache that cannot be written is skipped."""
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, regions=np.array(regions), state=state)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def history_state(cfg: Config) -> np.ndarray:
