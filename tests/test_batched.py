@@ -217,3 +217,17 @@ def test_demographic_levers_batch_when_their_history_is_shared(tmp_path):
     for k in ("population", "births", "urban_share", "urban_land"):
         np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-12, atol=1e-9, err_msg=k)
     assert float(np.abs(a.births.sel(year=2027).sum("region").values - a.births.sel(year=2027).sum("region").values[0]).max()) > 1000  # the levers matter
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("chunk", "3/2", "hydra.launcher.chunk = '3/2': allowed values are I/N with 1 <= I <= N"),
+    ("chunk", "half", "hydra.launcher.chunk = 'half': allowed values are I/N"),
+    ("chunk_size", "0", "hydra.launcher.chunk_size = 0: allowed values are whole numbers >= 1"),
+    ("outputs", "some", "hydra.launcher.outputs = 'some': allowed values are full, summary"),
+])
+def test_bad_launcher_keys_are_refused_before_anything_is_written(tmp_path, key, value, says):
+    out = tmp_path / "sweep"
+    r = subprocess.run([sys.executable, "-m", "sim", "-m", *QUICK, "hydra/launcher=batched", f"hydra.launcher.{key}={value}", f"hydra.sweep.dir={out}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert not out.exists()

@@ -128,8 +128,15 @@ def run_app(main: Callable[[], None], prog: str = "") -> None:
     with ``HYDRA_FULL_ERROR`` so that the error reaches this handler)."""
     sys.argv = [sys.argv[0]] + rewrite_overrides(sys.argv[1:])
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    from hydra.errors import InstantiationException
+
     try:
         main()
     except config_exceptions() as e:
         print(f"config error: {describe(e)}", file=sys.stderr)
+        sys.exit(2)
+    except InstantiationException as e:  # a plugin (the batched launcher) refusing its keys
+        if not isinstance(e.__cause__, ConfigError):
+            raise
+        print(f"config error: {e.__cause__}", file=sys.stderr)
         sys.exit(2)
