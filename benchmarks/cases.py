@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ENSEMBLE_END = 2035  # 2020 -> 2035: 15 years
 
 
-def model(geography: str = "guangxi_prefectures", end_year: int = ENSEMBLE_END, draws: int = 1, uncertain: bool = False):
+def model(geography: str = "guangxi_prefectures", end_year: int = ENSEMBLE_END, draws: int = 1, uncertain: bool = False, reduced: bool = False):
     from sim.config.compose import compose_config
     from sim.engine.prepare import prepare
 
     ov = [f"geography={geography}", f"end_year={end_year}", f"draws.count={draws}", "od_flows=false", "figures.enabled=false"]
     if uncertain:
         ov.append("uncertainty.enabled=true")
-    return prepare(compose_config(ov))
+    return prepare(compose_config(ov), reduced=reduced)
 
 
 def step_case(draws: int, backend: str, geography: str = "guangxi_prefectures", m=None):
@@ -67,7 +67,7 @@ def ensemble_case(draws: int):
     outputs (urban share and totals per region, year and draw): one kernel call."""
     from sim.engine.runner import project_summary
 
-    m = model(draws=draws, uncertain=True)
+    m = model(draws=draws, uncertain=True, reduced=True)
     project_summary(m)  # compile or load the cache (the first call of a process)
     return lambda: project_summary(m)
 

@@ -63,7 +63,7 @@ def evaluate(cfg, factors: dict[str, np.ndarray], batch: int = 512, backend: str
     n = len(next(iter(factors.values())))
     out = {k: np.empty(n) for k in OUTPUTS}
     std = cfg.policy.land.capacity_m2_per_person
-    base = prepare(cfg)
+    base = prepare(cfg, reduced=True)
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
         c = dataclasses.replace(cfg, draws=dataclasses.replace(cfg.draws, start=0, count=hi - lo))

@@ -73,10 +73,12 @@ def gib(n: float) -> str:
     return f"{n / (1 << 30):.1f} GiB"
 
 
-def check_memory(cfg, regions: int) -> int:
+def check_memory(cfg, regions: int, *, reduced: bool = False) -> int:
     """Refuse (:class:`ConfigError`, naming ``draws.count``) a run of ``cfg`` over ``regions``
-    that will not fit in memory, with the estimate and what to change; returns the estimate."""
-    full = not cfg.params.ensemble
+    that will not fit in memory, with the estimate and what to change; returns the estimate.
+    ``reduced``: the run keeps totals only (a posterior ensemble, a study's or a batched
+    sweep's summary)."""
+    full = not (cfg.params.ensemble or reduced)
     per_draw = bool(cfg.params.ensemble or cfg.uncertainty.enabled)
     need = estimate_bytes(years=cfg.end_year - cfg.start_year, draws=cfg.draws.count, regions=regions, full=full, od=cfg.od_flows, per_draw=per_draw)
     have = available_bytes()

@@ -24,9 +24,10 @@ from sim.inputs.prep import ipf
 HISTORY_END = 2020  # the second census: where the history ends and a projection starts
 
 
-def prepare(cfg: Config) -> Model:
+def prepare(cfg: Config, *, reduced: bool = False) -> Model:
     """Validate the config against the schema and the inputs (and the run's memory estimate
-    against the memory there is); build the model (no projecting)."""
+    against the memory there is: ``reduced``, for a model projected with
+    :func:`sim.engine.runner.project_summary`, totals only); build the model (no projecting)."""
     validate(cfg)
     if cfg.start_year == HISTORY_START:
         inputs = history_inputs(cfg.geography.name)
@@ -39,7 +40,7 @@ def prepare(cfg: Config) -> Model:
         keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)
         names = [str(r) for r in inputs.region.values[keep]]
         inputs = inputs.sel(region=names, region_to=names)  # attributes (checksum) are kept
-    check_memory(cfg, inputs.sizes["region"])  # before the model's per-draw arrays are built
+    check_memory(cfg, inputs.sizes["region"], reduced=reduced)  # before the model's per-draw arrays are built
     return build_model(cfg, inputs)
 
 

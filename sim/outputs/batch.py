@@ -128,7 +128,7 @@ def plan(cfgs: list[Config]) -> list[Batch]:
     return sorted(out, key=lambda b: min(b.jobs))
 
 
-def batch_model(cfgs: list[Config], batch: Batch):
+def batch_model(cfgs: list[Config], batch: Batch, *, reduced: bool = False):
     """The model of ``batch``: built for its base job with one draw per job, each job's levers as
     per-draw (and per-year) multipliers."""
     from sim.engine.prepare import prepare
@@ -136,7 +136,7 @@ def batch_model(cfgs: list[Config], batch: Batch):
     base = cfgs[batch.base]
     n = len(batch.jobs)
     cfg = dataclasses.replace(base, draws=dataclasses.replace(base.draws, count=n, start=0))
-    model = prepare(cfg)
+    model = prepare(cfg, reduced=reduced)
     years = np.arange(cfg.start_year + 1, cfg.end_year + 1)
     R = model.pop0.shape[0]
     process, factors = {}, {}
@@ -237,7 +237,7 @@ def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outp
     from sim.engine.runner import project, project_summary
     from sim.outputs.dataset import config_json, to_dataset
 
-    model = batch_model(cfgs, batch)
+    model = batch_model(cfgs, batch, reduced=outputs == "summary")
     if outputs == "summary":
         return reduced_block(model, project_summary(model), cfgs, batch)
     proj = project(model)
