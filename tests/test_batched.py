@@ -33,11 +33,15 @@ def test_plan_stacks_jobs_that_differ_only_in_per_draw_levers():
     cfgs = [validate(compose_config([*QUICK, *o])) for o in (
         ["policy.hukou.conversion_rate=0.1"], ["policy.hukou.conversion_rate=0.2"], ["policy.land.m2_per_settled=0"],
         ["policy.land.m2_per_settled=40"], ["policy/services=equalization"], ["draws.count=3", "uncertainty.enabled=true"],
+        ["draws.count=3", "uncertainty.enabled=true", "policy.hukou.conversion_rate=0.2"], ["params=calibrated_ensemble", "draws.count=2"],
     )]
     batches = plan(cfgs)
-    assert [b.jobs for b in batches] == [[0, 1, 2, 3], [4], [5]]
+    assert [b.jobs for b in batches] == [[0, 1, 2, 3], [4], [5, 6], [7]]
     assert batches[0].base == 3  # the job whose m2 is positive: every other job is a multiple of it
-    assert batches[2].reasons[5].startswith("an ensemble")
+    assert not batches[2].reasons  # ensembles of the same draws batch too
+    assert batches[3].reasons[7].startswith("a posterior ensemble")
+    assert [b.jobs for b in plan(cfgs, max_draws=4)] == [[0, 1, 2, 3], [4], [5], [6], [7]]  # 3 draws a job: one job a batch
+    assert [(b.jobs, b.base) for b in plan(cfgs[:4], max_draws=2)] == [([0, 1], 3), ([2, 3], 3)]  # the base need not be a member
 
 
 @pytest.mark.slow
@@ -66,11 +70,33 @@ def test_eight_batched_jobs_equal_eight_per_job_runs(tmp_path):
 
 @pytest.mark.slow
 def test_a_job_that_cannot_be_batched_runs_on_the_per_job_path_and_says_so(tmp_path):
-    r = sweep(tmp_path, "policy.hukou.conversion_rate=0.05,0.1", "draws.count=2", "uncertainty.enabled=true", launcher="batched")
+    r = sweep(tmp_path, "policy.hukou.conversion_rate=0.05,0.1", "params=calibrated_ensemble", "draws.count=2", launcher="batched")
     assert (r.stdout + r.stderr).count("runs on the per-job path") == 2
     assert (tmp_path / "0" / "projection.nc").is_file() and (tmp_path / "1" / "projection.nc").is_file()
     ds = xr.open_dataset(tmp_path / "collected.nc")
-    assert ds.sizes["scenario"] == 2 and ds.sizes["draw"] == 2
+    assert ds.sizes["scenario"] == 2 and ds.sizes["quantile"] == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outputs", ["full", "summary"])
+def test_ensembles_batch_as_scenario_by_draw_equal_to_their_per_job_runs(tmp_path, outputs):
+    """draws.count=3 uncertainty.enabled=true in a batched sweep: the jobs' draws in one kernel
+    call (job-major), each job's draws numbered as in its own run, equal to the per-job runs."""
+    args = ["policy.hukou.conversion_rate=0.05,0.1,0.2", "draws.count=3", "draws.start=2", "uncertainty.enabled=true"]
+    r = sweep(tmp_path / "batched", *args, f"hydra.launcher.outputs={outputs}", launcher="batched")
+    assert "3 job(s) in one projection" in r.stdout
+    sweep(tmp_path / "per_job", *args)
+    assert collect_main([str(tmp_path / "per_job")]) == 0
+    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
+    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc").sel(scenario=a.scenario.values)
+    assert a.sizes["scenario"] == 3 and a.draw.values.tolist() == [2, 3, 4]
+    for k in ("residents", "urban_population", "urban_share", "urban_land", "total_urban_share"):
+        assert a[k].dims == b[k].dims, k
+        np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-12, atol=1e-9, err_msg=k)
+    assert float(a.total_urban_share.sel(year=2027).std("draw").min()) > 1e-4  # the draws differ
+    ta = (tmp_path / "batched" / "collected_targets.csv").read_text().splitlines()
+    tb = (tmp_path / "per_job" / "collected_targets.csv").read_text().splitlines()
+    assert ta[0] == tb[0] and len(ta) == len(tb) and "probability" in ta[0]
 
 
 @pytest.mark.slow

@@ -120,7 +120,7 @@ class BatchedLauncher(Launcher):
     def _run_piece(self, piece, composed, job_overrides, first: int, sweep_dir: Path, swept, progress) -> tuple:
         """Project the jobs of ``piece``: its part of the collected dataset and its target rows."""
         from sim.config.schema import ConfigError
-        from sim.outputs.batch import plan, run_batch
+        from sim.outputs.batch import MAX_BATCH_DRAWS, plan, run_batch
         from sim.outputs.collection import combine
         from sim.outputs.job import run
 
@@ -130,7 +130,8 @@ class BatchedLauncher(Launcher):
         results: Dict[int, Any] = {}
         blocks: list = []
         in_block: Dict[int, bool] = {}
-        batches = plan(cfgs)
+        job_dirs: Dict[int, Path] = {}
+        batches = plan(cfgs, MAX_BATCH_DRAWS[self.outputs])
         for b in batches:
             for j, why in b.reasons.items():
                 log.info("job %d (%s): %s", first + ok[j], " ".join(job_overrides[ok[j]]), why)
@@ -138,7 +139,8 @@ class BatchedLauncher(Launcher):
             if b.reasons or self.per_job_outputs:  # the per-job path: the job's own directory
                 for j in b.jobs:
                     i = ok[j]
-                    results[i] = run(cfgs[j], sweep_dir / str(first + i), echo=False, overrides=job_overrides[i], record_refusal=True)
+                    job_dirs[first + i] = sweep_dir / str(first + i)
+                    results[i] = run(cfgs[j], job_dirs[first + i], echo=False, overrides=job_overrides[i], record_refusal=True)
             elif self.outputs == "summary":  # the batch's jobs stacked along scenario
                 blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary")))
                 for j in b.jobs:
@@ -153,7 +155,7 @@ class BatchedLauncher(Launcher):
         failed = [(first + i, job_overrides[i], str(composed[i])) for i in idx if isinstance(composed[i], ConfigError)]
         if failed:
             progress.update(len(failed), f"piece {piece.index}: {len(failed)} job(s) refused")
-        return combine(labelled, failed, cfgs_by_job={first + i: composed[i] for i in [*results, *in_block]}, sweep_dir=sweep_dir, swept=swept, jobs_total=len(composed), blocks=blocks)
+        return combine(labelled, failed, cfgs_by_job={first + i: composed[i] for i in [*results, *in_block]}, sweep_dir=sweep_dir, swept=swept, jobs_total=len(composed), blocks=blocks, job_dirs=job_dirs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from sim import files

@@ -2,13 +2,18 @@
 kernel call (the library of the ``batched`` Hydra launcher, ``hydra_plugins/urbsim_launcher``).
 
 Jobs whose configs differ only in the levers of :data:`BATCHABLE` (each a rate the kernel can
-vary per draw) form a batch: the model is built once, for the batch's first job, and each job's
-lever values become per-draw multipliers on it (a year-keyed lever: a multiplier per draw and
-year, the ratio of the job's path to the base job's; ``policy.land.m2_per_settled``: a
-multiplier per draw). A job that differs in anything else (a config group, a demographic value,
-the draws, uncertainty) starts a batch of its own; a job whose lever cannot be written as a
-multiplier of its batch's base (a rate of 0 in the base where the job's is not) runs alone.
-Every job's result equals its per-job run to rounding (1e-12 relative).
+vary per draw) and the option labels (:data:`LABELS`) form a batch: the model is built once,
+for the batch's base job, and each job's lever values become per-draw multipliers on it (a
+year-keyed lever: a multiplier per draw and year, the ratio of the job's path to the base job's;
+``policy.land.m2_per_settled``: a multiplier per draw). An ensemble job (``draws.count = D``,
+``uncertainty.enabled``) brings its ``D`` draws: the batch's kernel call has ``jobs x D`` draws,
+job-major, each job's draws with the base's per-draw factors and process noise (the same draws
+as its own run) times its levers. A job that differs in anything else (a config group, a
+demographic value, the draws, the seed) starts a batch of its own; a job whose lever cannot be
+written as a multiplier of its batch's base (a rate of 0 in the base where the job's is not)
+runs alone; a posterior ensemble (``params.ensemble``) runs on the per-job path. A batch holds
+at most :data:`MAX_BATCH_DRAWS` draws. Every job's result equals its per-job run to rounding
+(1e-12 relative).
 """
 
 from __future__ import annotations
@@ -75,17 +80,20 @@ def _without_levers(cfg: Config) -> str:
     return repr(out)
 
 
+MAX_BATCH_DRAWS = {"full": 256, "summary": 4096}  # draws (jobs x each job's draws) in one kernel call
+
+
 def batchable(cfg: Config) -> str:
     """Why ``cfg`` cannot join a batch ("" when it can)."""
-    if cfg.draws.count != 1 or cfg.uncertainty.enabled or cfg.params.ensemble:
-        return "an ensemble (draws.count > 1, uncertainty or params.ensemble) runs on the per-job path"
+    if cfg.params.ensemble:
+        return "a posterior ensemble (params.ensemble: its draws' parameters from a file, reduced to quantiles) runs on the per-job path"
     return ""
 
 
 @dataclass
 class Batch:
     jobs: list[int]  # indices into the sweep's jobs
-    base: int  # the job the model is built for
+    base: int  # the job the model is built for (every job's levers are multiples of its)
     reasons: dict[int, str] = field(default_factory=dict)
 
 
@@ -98,8 +106,21 @@ def _ratio(job, base, years) -> np.ndarray | None:
         return np.where(b == 0, 1.0, a / b)
 
 
-def plan(cfgs: list[Config]) -> list[Batch]:
-    """Batches of the jobs ``cfgs`` (see the module), in the order of their first job."""
+def plan(cfgs: list[Config], max_draws: int = MAX_BATCH_DRAWS["full"]) -> list[Batch]:
+    """Batches of the jobs ``cfgs`` (see the module), in the order of their first job; a batch
+    holds at most ``max_draws`` draws (jobs x their ``draws.count``), and at least one job."""
+    out = []
+    for b in _plan(cfgs):
+        per = max(1, max_draws // max(1, cfgs[b.base].draws.count))
+        if b.reasons or len(b.jobs) <= per:
+            out.append(b)
+            continue
+        for k in range(0, len(b.jobs), per):  # the base need not be one of the jobs: each is a multiple of it
+            out.append(Batch(b.jobs[k:k + per], b.base))
+    return sorted(out, key=lambda b: min(b.jobs))
+
+
+def _plan(cfgs: list[Config]) -> list[Batch]:
     groups: dict[str, list[int]] = {}
     alone = []
     for i, c in enumerate(cfgs):
@@ -129,26 +150,37 @@ def plan(cfgs: list[Config]) -> list[Batch]:
 
 
 def batch_model(cfgs: list[Config], batch: Batch, *, reduced: bool = False):
-    """The model of ``batch``: built for its base job with one draw per job, each job's levers as
-    per-draw (and per-year) multipliers."""
+    """The model of ``batch``: built for its base job, its draws (the base's ``draws.count``,
+    ``D``: its per-draw factors and process noise) repeated for every job, job-major, each
+    job's levers as per-draw (and per-year) multipliers on its ``D`` draws."""
+    from sim.engine.memory import check_memory
     from sim.engine.prepare import prepare
 
     base = cfgs[batch.base]
-    n = len(batch.jobs)
-    cfg = dataclasses.replace(base, draws=dataclasses.replace(base.draws, count=n, start=0))
-    model = prepare(cfg, reduced=reduced)
+    n, D = len(batch.jobs), base.draws.count
+    own = prepare(base, reduced=reduced)  # the draws of one job
+    cfg = dataclasses.replace(base, draws=dataclasses.replace(base.draws, count=n * D))
+    R = own.pop0.shape[0]
+    check_memory(cfg, R, reduced=reduced)
     years = np.arange(cfg.start_year + 1, cfg.end_year + 1)
-    R = model.pop0.shape[0]
-    process, factors = {}, {}
+    factors = {k: np.tile(np.asarray(v, dtype=float), (n,) + (1,) * (np.ndim(v) - 1)) for k, v in (own.factors or {}).items()}
+    process = {k: np.tile(v, (n, 1, 1)) for k, v in (own.process or {}).items()}
     for path, (name, keyed) in BATCHABLE.items():
         ratios = [_ratio(_get(cfgs[j], path), _get(base, path), years) for j in batch.jobs]
         if all(np.all(r == 1.0) for r in ratios):
             continue
+        r = np.repeat(np.stack(ratios), D, axis=0)  # (n D, Y): job-major, as the draws
         if keyed:
-            process[name] = np.repeat(np.stack(ratios)[:, :, None], R, axis=2)  # (D, Y, R)
+            process[name] = process[name] * r[:, :, None] if name in process else np.repeat(r[:, :, None], R, axis=2)  # (n D, Y, R)
         else:
-            factors[name] = np.array([r[0] for r in ratios])  # (D,)
-    return dataclasses.replace(model, process=process or None, factors=factors or None)
+            f = r[:, 0]
+            factors[name] = (factors[name] * (f if factors[name].ndim == 1 else f[:, None])) if name in factors else f
+    return dataclasses.replace(own, cfg=cfg, process=process or None, factors=factors or None)
+
+
+def job_draws(cfg: Config) -> bool:
+    """Whether the per-job run of ``cfg`` has a draw axis (an ensemble or a slice of one)."""
+    return cfg.draws.count > 1 or cfg.draws.start > 0 or cfg.uncertainty.enabled
 
 
 def configs_json(cfgs: list[Config], batch: Batch) -> list[str]:
@@ -190,8 +222,13 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
     standard = model.cfg.policy.land.capacity_m2_per_person
     P = "persons"
 
-    def jyr(a):  # (Y, D, R) -> (D, Y, R): a job per scenario
-        return np.ascontiguousarray(np.moveaxis(a, 1, 0))
+    n = len(batch.jobs)
+    D, start = cfgs[batch.base].draws.count, cfgs[batch.base].draws.start
+    draws = job_draws(cfgs[batch.base])
+
+    def jyr(a):  # (Y, n D, R) -> (n, Y, D, R), or (n, Y, R) without draws: a job per scenario
+        a = np.moveaxis(a.reshape(a.shape[0], n, D, a.shape[-1]), 1, 0)
+        return np.ascontiguousarray(a if draws else a[:, :, 0])
 
     res, urb, loc, every = jyr(summ.residents), jyr(summ.urban), jyr(summ.urban_local), jyr(summ.all_states)
     v = {
@@ -208,15 +245,17 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
         "deaths": (jyr(summ.deaths), P, "deaths in the year in the resident states (0 in the jump-off year)"),
         "capped_cells": (jyr(summ.capped), "1", "(sex, age) cells whose rates the year's step bounded (sim.axes.CAP_GROUPS)"),
     }
-    dims = ("scenario", "year", "region")
-    data = {n: xr.Variable(dims, a, {"units": u, "long_name": ln}) for n, (a, u, ln) in v.items()}
-    data["total_residents"] = xr.Variable(dims[:2], res.sum(axis=-1), {"units": P, "long_name": "resident population, all regions"})
-    data["total_urban_share"] = xr.Variable(dims[:2], urb.sum(axis=-1) / res.sum(axis=-1), {"units": "1", "long_name": "resident urbanization rate, all regions"})
-    data["total_hukou_urban_share"] = xr.Variable(dims[:2], loc.sum(axis=-1) / every.sum(axis=-1), {"units": "1", "long_name": "hukou urbanization rate, all regions"})
+    dims = ("scenario", "year", "draw", "region") if draws else ("scenario", "year", "region")
+    data = {name: xr.Variable(dims, a, {"units": u, "long_name": ln}) for name, (a, u, ln) in v.items()}
+    data["total_residents"] = xr.Variable(dims[:-1], res.sum(axis=-1), {"units": P, "long_name": "resident population, all regions"})
+    data["total_urban_share"] = xr.Variable(dims[:-1], urb.sum(axis=-1) / res.sum(axis=-1), {"units": "1", "long_name": "resident urbanization rate, all regions"})
+    data["total_hukou_urban_share"] = xr.Variable(dims[:-1], loc.sum(axis=-1) / every.sum(axis=-1), {"units": "1", "long_name": "hukou urbanization rate, all regions"})
     coords = {"year": ("year", summ.years), "region": ("region", inp.region.values), "name_zh": ("region", inp.name_zh.values), "prefecture": ("region", inp.prefecture.values)}
     for c in ("province_code", "province_zh"):
         if c in inp.coords:
             coords[c] = ("region", inp[c].values)
+    if draws:
+        coords["draw"] = ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"})
     jobs = [cfgs[j] for j in batch.jobs]
     coords["scenario_name"] = ("scenario", [c.scenario for c in jobs])
     coords["config_json"] = ("scenario", configs_json(cfgs, batch))
@@ -243,8 +282,14 @@ def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outp
     proj = project(model)
     ds = to_dataset(model, proj, scenario=cfgs[batch.base].scenario)
     out = []
+    D, start = cfgs[batch.base].draws.count, cfgs[batch.base].draws.start
     for k, j in enumerate(batch.jobs):
-        one = ds.isel(draw=k).drop_vars("draw") if "draw" in ds.dims else ds  # a batch of one has no draw axis
+        if "draw" not in ds.dims:  # a batch of one deterministic job
+            one = ds
+        elif job_draws(cfgs[j]):  # the job's draws, numbered as in its own run
+            one = ds.isel(draw=slice(k * D, (k + 1) * D)).assign_coords(draw=("draw", start + np.arange(D), ds.draw.attrs))
+        else:
+            one = ds.isel(draw=k).drop_vars("draw")
         attrs = dict(ds.attrs)
         attrs["config_json"] = config_json(cfgs[j])
         attrs["overrides"] = json.dumps(list(overrides[k]))

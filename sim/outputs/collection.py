@@ -166,13 +166,16 @@ def swept_keys(job_overrides: list[list[str]]) -> list[str]:
 
 
 def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tuple[int, list[str], str]], *, cfgs_by_job: dict, sweep_dir,
-            swept: list[str] | None = None, jobs_total: int | None = None, blocks: list[tuple[list[int], list[list[str]], xr.Dataset]] = ()) -> tuple[xr.Dataset | None, list[dict]]:
+            swept: list[str] | None = None, jobs_total: int | None = None, blocks: list[tuple[list[int], list[list[str]], xr.Dataset]] = (),
+            job_dirs: dict[int, Path] | None = None) -> tuple[xr.Dataset | None, list[dict]]:
     """What :func:`collect` gives for a sweep run in one process (the batched launcher): the
     jobs' datasets ``(job number, overrides, dataset)`` in memory, ``blocks`` of jobs already
     stacked along ``scenario`` ``(job numbers, their overrides, dataset)``, the refused jobs
     ``(job number, overrides, message)``. Returns the dataset (None without a job) and the target
     rows, both in job order. ``swept``: the coordinates (default: the keys swept among these
-    jobs; a chunk of a sweep passes the whole sweep's, :func:`swept_keys`)."""
+    jobs; a chunk of a sweep passes the whole sweep's, :func:`swept_keys`). ``job_dirs``: the
+    jobs run on the per-job path, whose target rows are read from their directory's
+    ``targets.csv`` as :func:`collect` reads them (a posterior ensemble writes none)."""
     from sim.outputs.targets import target_rows, target_tables
 
     jobs = {i: Job(Path(sweep_dir) / str(i), "ok", "", list(ovs)) for i, ovs, _ in labelled}
@@ -229,13 +232,19 @@ def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tupl
         targets = [cfgs_by_job[n[0]].targets for n in order_jobs]
         single = all(len(n) == 1 for n in order_jobs)
         same_years = all(ds.year.equals(out.year) for ds in [d for _, _, d in labelled] + [b for _, _, b in blocks])
-        if single and same_years and all(t == targets[0] for t in targets):
-            tables = target_tables(out, targets[0], "scenario")
-        elif single:
-            tables = [target_rows(out.isel(scenario=k).dropna("year", how="all"), t) for k, t in enumerate(targets)]
+        direct = job_dirs or {}  # jobs run on the per-job path: their own targets.csv
+        if single:
+            tables = [_read_targets(direct[n[0]]) if n[0] in direct else None for n in order_jobs]
+            todo = [k for k, t in enumerate(tables) if t is None]
+            if todo and same_years and all(targets[k] == targets[todo[0]] for k in todo):  # all together
+                for k, t in zip(todo, target_tables(out.isel(scenario=todo), targets[todo[0]], "scenario")):
+                    tables[k] = t
+            else:
+                for k in todo:
+                    tables[k] = target_rows(out.isel(scenario=k).dropna("year", how="all"), targets[k])
         else:
             by_job = {i: ds for i, _, ds in labelled}
-            tables = [[r for r in target_rows(by_job[i], cfgs_by_job[i].targets)] for n in order_jobs for i in n]
+            tables = [_read_targets(direct[i]) if i in direct else target_rows(by_job[i], cfgs_by_job[i].targets) for n in order_jobs for i in n]
             order_jobs = [[i] for n in order_jobs for i in n]
         for n, table in zip(order_jobs, tables):
             j = jobs[n[0]]
@@ -245,6 +254,15 @@ def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tupl
         j = Job(Path(sweep_dir) / str(i), "failed", m, list(ovs))
         rows.append((i, [{"job": str(i), "status": "failed", "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}, "draws_start": "", "draws_count": "", "message": m}]))
     return out, [r for _, rs in sorted(rows, key=lambda x: x[0]) for r in rs]
+
+
+def _read_targets(job_dir: Path) -> list[dict]:
+    """A job directory's target rows (none: one row without a target)."""
+    f = Path(job_dir) / files.TARGETS
+    if not f.is_file():
+        return [{}]
+    with open(f, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
 
 
 def _coord(key: str) -> str:
