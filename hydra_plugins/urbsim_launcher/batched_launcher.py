@@ -129,7 +129,6 @@ class BatchedLauncher(Launcher):
         cfgs = [composed[i] for i in ok]
         results: Dict[int, Any] = {}
         blocks: list = []
-        in_block: Dict[int, bool] = {}
         job_dirs: Dict[int, Path] = {}
         batches = plan(cfgs, MAX_BATCH_DRAWS[self.outputs])
         for b in batches:
@@ -143,8 +142,6 @@ class BatchedLauncher(Launcher):
                     results[i] = run(cfgs[j], job_dirs[first + i], echo=False, overrides=job_overrides[i], record_refusal=True)
             elif self.outputs == "summary":  # the batch's jobs stacked along scenario
                 blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary")))
-                for j in b.jobs:
-                    in_block[ok[j]] = True
             else:
                 dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs)
                 for j, ds in zip(b.jobs, dss):
@@ -155,7 +152,7 @@ class BatchedLauncher(Launcher):
         failed = [(first + i, job_overrides[i], str(composed[i])) for i in idx if isinstance(composed[i], ConfigError)]
         if failed:
             progress.update(len(failed), f"piece {piece.index}: {len(failed)} job(s) refused")
-        return combine(labelled, failed, cfgs_by_job={first + i: composed[i] for i in [*results, *in_block]}, sweep_dir=sweep_dir, swept=swept, jobs_total=len(composed), blocks=blocks, job_dirs=job_dirs)
+        return combine(labelled, failed, cfgs_by_job={first + i: composed[i] for i in ok}, sweep_dir=sweep_dir, swept=swept, jobs_total=len(composed), blocks=blocks, job_dirs=job_dirs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from sim import files

@@ -35,7 +35,7 @@ import xarray as xr
 
 from sim import files
 from sim.files import write_netcdf, write_text
-from sim.outputs.collection import CollectError, Job
+from sim.outputs.collection import CollectError, Job, sweep_attrs
 from sim.outputs.runs import NOT_RESULTS
 
 DIGEST_ATTR = "sweep_piece_sha256"  # the digest of a piece's jobs (overrides and configs)
@@ -189,8 +189,6 @@ def collect_lock(sweep_dir):
 def join_pieces(sweep_dir, pieces: list[Piece], jobs_total: int, swept: list[str], *, allow_missing: bool = False) -> tuple[xr.Dataset, list[dict]]:
     """The collected dataset and target rows of a sweep whose pieces are all complete (with
     ``allow_missing``: of the complete ones, the jobs of the others listed as ``missing``)."""
-    from sim.outputs.collection import _coord
-
     d = parts_dir(sweep_dir)
     datasets, rows = [], []
     absent = set(missing(sweep_dir, pieces)) if allow_missing else set()
@@ -212,19 +210,10 @@ def join_pieces(sweep_dir, pieces: list[Piece], jobs_total: int, swept: list[str
     for name in out.data_vars:
         out[name].attrs = datasets[0][name].attrs
     rows.sort(key=lambda r: int(r["job"]))  # stable: a job's rows keep their order
-    failed = [r for r in rows if r["status"] != "ok"]
-    out.attrs.update(
-        {
-            "title": f"Collected sweep: {out.sizes['scenario']} scenario(s) from {sweep_dir} (batched launcher)",
-            "sweep_dir": str(sweep_dir),
-            "levers": json.dumps([_coord(k) for k in swept]),
-            "accounting_max_abs_residual_persons": max(float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for ds in datasets),
-            "jobs_total": jobs_total,
-            "jobs_collected": len({r["job"] for r in rows if r["status"] == "ok"}),
-            "jobs_not_collected": json.dumps([{"dir": r["job"], "status": r["status"], "message": r["message"]} for r in failed]),
-            DIGEST_ATTR: sweep_digest(pieces),
-        }
-    )
+    residual = max(float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for ds in datasets)
+    not_collected = [{"dir": r["job"], "status": r["status"], "message": r["message"]} for r in rows if r["status"] != "ok"]
+    out.attrs.update(sweep_attrs(out, sweep_dir, swept, residual, jobs_total, len({r["job"] for r in rows if r["status"] == "ok"}), not_collected))
+    out.attrs[DIGEST_ATTR] = sweep_digest(pieces)
     for k in (ROWS_ATTR, JOBS_ATTR):
         out.attrs.pop(k, None)
     return out, rows

@@ -112,25 +112,29 @@ def collect(sweep_dir: str | Path) -> tuple[xr.Dataset, list[Job], list[dict]]:
 
     # keys swept (taking more than one value across the scenarios) become coordinates
     settings = {lab: parts[0][0].settings for lab, parts in groups.items()}
-    keys = list(dict.fromkeys(k for s in settings.values() for k in s))
-    swept = [k for k in keys if len({s.get(k, "") for s in settings.values()}) > 1]
+    swept = swept_keys([parts[0][0].overrides for parts in groups.values()])
 
     joined = {lab: _join_slices(lab, parts) for lab, parts in groups.items()}
     residual = max(float(d.attrs.get("accounting_max_abs_residual_persons", 0.0)) for parts in groups.values() for _, d in parts)
     dirs = {lab: ",".join(str(j.path.relative_to(sweep_dir)) for j, _ in parts) for lab, parts in groups.items()}
     out = _stack(joined, settings, swept, dirs)
-    out.attrs.update(
-        {
-            "title": f"Collected sweep: {len(groups)} scenario(s) from {sweep_dir}",
-            "sweep_dir": str(sweep_dir),
-            "levers": json.dumps([_coord(k) for k in swept]),
-            "accounting_max_abs_residual_persons": residual,
-            "jobs_total": len(jobs),
-            "jobs_collected": sum(len(p) for p in groups.values()),
-            "jobs_not_collected": json.dumps([{"dir": str(j.path.relative_to(sweep_dir)), "status": j.status, "message": j.message} for j in jobs if j.status != "ok"]),
-        }
-    )
+    not_collected = [{"dir": str(j.path.relative_to(sweep_dir)), "status": j.status, "message": j.message} for j in jobs if j.status != "ok"]
+    out.attrs.update(sweep_attrs(out, sweep_dir, swept, residual, len(jobs), sum(len(p) for p in groups.values()), not_collected, batched=False))
     return out, jobs, _target_rows(sweep_dir, jobs, swept)
+
+
+def sweep_attrs(ds: xr.Dataset, sweep_dir, swept: list[str], residual: float, total: int, collected: int, not_collected: list[dict], *, batched: bool = True) -> dict:
+    """The attributes of a collected sweep ``ds`` (:func:`collect`, :func:`combine` and the
+    batched launcher's pieces joined, :func:`sim.outputs.chunks.join_pieces`)."""
+    return {
+        "title": f"Collected sweep: {ds.sizes['scenario']} scenario(s) from {sweep_dir}" + (" (batched launcher)" if batched else ""),
+        "sweep_dir": str(sweep_dir),
+        "levers": json.dumps([_coord(k) for k in swept]),
+        "accounting_max_abs_residual_persons": residual,
+        "jobs_total": total,
+        "jobs_collected": collected,
+        "jobs_not_collected": json.dumps(not_collected),
+    }
 
 
 def _stack(joined: dict[str, xr.Dataset], settings: dict[str, dict], swept: list[str], dirs: dict[str, str]) -> xr.Dataset:
@@ -216,17 +220,9 @@ def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tupl
             out[name].attrs = per[0][name].attrs
         for k in ("config_json", "overrides", "accounting_max_abs_residual_persons", "capped_cells_total", "scenario"):
             out.attrs.pop(k, None)
-        out.attrs.update(
-            {
-                "title": f"Collected sweep: {out.sizes['scenario']} scenario(s) from {sweep_dir} (batched launcher)",
-                "sweep_dir": str(sweep_dir),
-                "levers": json.dumps([_coord(k) for k in swept]),
-                "accounting_max_abs_residual_persons": max([float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, ds in labelled] + [float(b.attrs.get("accounting_max_abs_residual_persons", 0.0)) for _, _, b in blocks]),
-                "jobs_total": jobs_total if jobs_total is not None else len(jobs) + len(failed),
-                "jobs_collected": len(jobs),
-                "jobs_not_collected": json.dumps([{"dir": str(i), "status": "failed", "message": m} for i, _, m in sorted(failed)]),
-            }
-        )
+        residual = max(float(d.attrs.get("accounting_max_abs_residual_persons", 0.0)) for d in [d for _, _, d in labelled] + [b for _, _, b in blocks])
+        not_collected = [{"dir": str(i), "status": "failed", "message": m} for i, _, m in sorted(failed)]
+        out.attrs.update(sweep_attrs(out, sweep_dir, swept, residual, jobs_total if jobs_total is not None else len(jobs) + len(failed), len(jobs), not_collected))
     rows = []
     if out is not None:
         targets = [cfgs_by_job[n[0]].targets for n in order_jobs]
@@ -274,10 +270,8 @@ def _target_rows(sweep_dir, jobs: list[Job], swept: list[str]) -> list[dict]:
     for j in jobs:
         head = {"job": str(j.path.relative_to(sweep_dir)), "status": j.status, "label": j.label, **{_coord(k): j.settings.get(k, "") for k in swept}}
         head.update({"draws_start": j.pairs.get("draws.start", ""), "draws_count": j.pairs.get("draws.count", "")})
-        f = j.path / files.TARGETS
-        if j.status == "ok" and f.is_file():
-            with open(f, newline="", encoding="utf-8") as fh:
-                rows += [{**head, "message": "", **r} for r in csv.DictReader(fh)]
+        if j.status == "ok" and (j.path / files.TARGETS).is_file():
+            rows += [{**head, "message": "", **r} for r in _read_targets(j.path)]
         else:
             rows.append({**head, "message": j.message})
     return rows
