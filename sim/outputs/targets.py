@@ -27,14 +27,6 @@ def region_selection(ds: xr.Dataset, name: str, groups: dict) -> np.ndarray:
     return region_mask(groups.get(name, [name]), regions, prefectures)
 
 
-def _met(value, op, required, tol):
-    if op == ">=":
-        return value >= required
-    if op == "<=":
-        return value <= required
-    return abs(value - required) <= tol
-
-
 def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = None) -> xr.DataArray:
     """The path of ``variable`` (see :data:`sim.config.schema.TARGET_VARIABLES`) for a region or an
     aggregate of regions, over ``year`` (and ``draw`` for an ensemble)."""
@@ -83,7 +75,8 @@ def _land_needed(ds: xr.Dataset, t, groups: dict, projected: np.ndarray, med) ->
     return np.maximum(need, urban) * standard
 
 
-def _met_array(v: np.ndarray, op: str, required: float, tol: float) -> np.ndarray:
+def _met_array(v, op: str, required: float, tol: float):
+    """Whether the value(s) ``v`` meet ``op required`` (``~``: within ``tol``)."""
     if op == ">=":
         return v >= required
     if op == "<=":
@@ -137,7 +130,7 @@ def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list
                 row["probability"] = float(prob[k])
             v = float(val[k])
             first = np.flatnonzero(met_path[k])
-            row.update(projected=v, gap=v - t.value, met=bool(_met(v, t.op, t.value, t.tolerance)), first_year_met=int(years[first[0]]) if first.size else "never")
+            row.update(projected=v, gap=v - t.value, met=bool(_met_array(v, t.op, t.value, t.tolerance)), first_year_met=int(years[first[0]]) if first.size else "never")
             row["land_needed_km2"] = float(land[k])
             tables[k].append(row)
     return tables
