@@ -27,16 +27,18 @@ from sim import files
 from sim.config.schema import ConfigError
 
 # what an observed file may hold; the projection is scored on SCORED (the others are calibration targets)
-VARIABLES = ("urban_share", "population", "births", "deaths", "birth_rate", "death_rate", "e0", "urban_share_original")
-SCORED = ("urban_share", "population", "births", "deaths")
+VARIABLES = ("urban_share", "population", "births", "births_registered", "deaths", "birth_rate", "death_rate", "e0", "urban_share_original")
+# births_registered (births to the registered population: the statistical bulletin's basis) is
+# scored where the projection has it (full outputs)
+SCORED = ("urban_share", "population", "births", "births_registered", "deaths")
 COLUMNS = ("year", "region", "variable", "value")
-COUNTS = ("population", "births", "deaths")
+COUNTS = ("population", "births", "births_registered", "deaths")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 GUANGXI_ZH = ("广西", "广西壮族自治区")
 # variables whose values cannot be negative (counts, rates, years of life)
-NON_NEGATIVE = ("population", "births", "deaths", "birth_rate", "death_rate", "e0")
+NON_NEGATIVE = ("population", "births", "births_registered", "deaths", "birth_rate", "death_rate", "e0")
 
 
 def read_observed(path: str | Path, *, regions: list[str] | None = None, aliases: dict[str, str] | None = None) -> list[dict]:
@@ -131,6 +133,8 @@ def _values(ds: xr.Dataset, region: str, variable: str, year: int) -> np.ndarray
         out = sel.urban_population.sum("region") / sel.residents.sum("region")
     elif variable == "births":
         out = sel.births.sel(state=resident_states).sum(("region", "state", "sex"))
+    elif variable == "births_registered":
+        out = sel.births_registered.sum("region")
     else:
         out = sel.deaths.sel(state=resident_states).sum(("region", "state", "sex", "age"))
     return np.atleast_1d(out.values)
@@ -150,6 +154,8 @@ def score(ds: xr.Dataset, rows: list[dict]) -> tuple[list[dict], list[dict]]:
     years = set(int(y) for y in ds.year.values)
     for r in rows:
         if r["year"] not in years or r["variable"] not in SCORED:  # outside the projection, or not a projected variable: not scored
+            continue
+        if r["variable"] not in ds and r["variable"] == "births_registered":  # summary and quantile files have births to residents only
             continue
         v = _values(ds, r["region"], r["variable"], r["year"])
         if quant:
@@ -213,7 +219,7 @@ def backtest(projection: str | Path, observed: str | Path, out: str | Path | Non
         raise ConfigError(f"{Path(observed).name}: no row falls in the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])}")
     skipped = len(rows) - len(per_row)
     if skipped:
-        print(f"note: {skipped} observed row(s) outside the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])} not scored", file=sys.stderr)
+        print(f"note: {skipped} observed row(s) not scored: outside the projection's years {int(ds.year.values[0])}-{int(ds.year.values[-1])}, a calibration-only variable, or births_registered of a projection without full outputs", file=sys.stderr)
     out = Path(out) if out is not None else projection.parent
     out.mkdir(parents=True, exist_ok=True)
     write_text(csv_table(per_row), out / files.BACKTEST)

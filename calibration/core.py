@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from sim.axes import N_GROUPS, RESIDENT_STATES, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age, residents
+from sim.axes import AWAY, N_GROUPS, RESIDENT_STATES, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age, residents
 from sim.config.parameters import BY_NAME as PARAMETER_TABLE
-from sim.config.parameters import FACTOR_FIELD, REGIONAL_PARAMETERS, SHARED_FIT
+from sim.config.parameters import FACTOR_FIELD, PATH_END, PATH_KNOTS, REGIONAL_PARAMETERS, SHARED_FIT
 from sim.engine.model import build_model
 from sim.engine.runner import steps
 
@@ -89,6 +89,33 @@ class Space:
             out[..., cols] = z - (m + np.log((self.weights[p] * np.exp(z - m)).sum(axis=-1, keepdims=True)))
         return out
 
+    def prior_residuals(self, thetas: np.ndarray) -> np.ndarray:
+        """The whitened prior terms of ``thetas`` ((n,) or (D, n)): ``theta / prior_sd``, but
+        for the knots of a time path a random walk in the log back from PATH_END (where the path
+        is 1): a knot's difference from the next knot (or from 0 at PATH_END) over
+        ``prior_sd x sqrt(years between them)``, so that the prior asks for a smooth path rather
+        than pulling each year separately towards the PATH_END level."""
+        t = np.asarray(thetas, dtype=float)
+        out = t / self.prior_sd
+        for knots in PATH_KNOTS.values():
+            ys = sorted(knots)
+            cols = [self.names.index((knots[y], None)) for y in ys]
+            for i, (y, j) in enumerate(zip(ys, cols)):
+                nxt = t[..., cols[i + 1]] if i + 1 < len(ys) else 0.0
+                gap = (ys[i + 1] if i + 1 < len(ys) else PATH_END) - y
+                out[..., j] = (t[..., j] - nxt) / (self.prior_sd[j] * np.sqrt(gap))
+        return out
+
+    def marginal_prior_sd(self) -> np.ndarray:
+        """The prior s.d. of each parameter on its own: ``prior_sd``, for a path knot that of the
+        random walk at its year, ``prior_sd x sqrt(PATH_END - year)``."""
+        out = self.prior_sd.copy()
+        for knots in PATH_KNOTS.values():
+            for y, name in knots.items():
+                j = self.names.index((name, None))
+                out[j] *= np.sqrt(PATH_END - y)
+        return out
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -140,10 +167,13 @@ class Simulated:
     urban: np.ndarray  # (D, Y, R)
     groups: np.ndarray  # (D, R, sex, group) residents at the last year
     migrants: np.ndarray  # (D, R) urban_migrant at the last year
-    births: np.ndarray | None = None  # (D, Y, R) in the year (0 in the jump-off year)
+    births: np.ndarray | None = None  # (D, Y, R) in the year to residents (0 in the jump-off year)
     deaths: np.ndarray | None = None  # (D, Y, R)
     e0: np.ndarray | None = None  # (D, Y) life expectancy at birth of Guangxi's residents (life tables of the year, resident-weighted)
     urban_basis: float = 1.0  # the observation model's basis multiplier (params.factors.urban_basis)
+    # (D, Y, R) births to the region's registered (hukou) population: to residents, less those to
+    # migrants registered in another province, plus those in the away state
+    births_registered: np.ndarray | None = None
 
 
 def _group_matrix() -> np.ndarray:
@@ -162,6 +192,8 @@ def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulat
     res = np.zeros((D, len(years), R))
     urb = np.zeros((D, len(years), R))
     births = np.zeros((D, len(years), R))
+    registered = np.zeros((D, len(years), R))
+    other_prov = model.static["other_province_share"]  # (R,) of urban_migrant
     deaths = np.zeros((D, len(years), R))
     e0 = np.full((D, len(years)), np.nan)
     last = None
@@ -171,6 +203,8 @@ def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulat
         urb[:, i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
         if out is not None:
             births[:, i] = out.births[:, :, RESIDENT_STATES].sum(axis=(2, 3))
+            b = out.births.sum(axis=3)  # (D,R,K)
+            registered[:, i] = births[:, i] + b[:, :, AWAY] - other_prov * b[:, :, URBAN_MIGRANT]
             deaths[:, i] = out.deaths[:, :, RESIDENT_STATES].sum(axis=(2, 3, 4))
             w = pop[:, :, RESIDENT_STATES].sum(axis=-1)  # (D,R,K',S) residents by state and sex
             e = model.e0(int(years[i]))[:, RESIDENT_STATES]  # (R,K',S)
@@ -178,7 +212,7 @@ def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulat
         last = pop
     groups = residents(last, axis=2) @ _group_matrix()  # (D,R,S,G)
     return Simulated(years, res, urb, groups, last[:, :, URBAN_MIGRANT].sum(axis=(2, 3)), births, deaths, e0,
-                     float(cfg.params.factors.get("urban_basis", 1.0)))
+                     float(cfg.params.factors.get("urban_basis", 1.0)), registered)
 
 
 @dataclass
@@ -217,6 +251,7 @@ TARGET_SD = {
     "guangxi_urban_share": 0.005,
     "guangxi_urban_share_original": 0.004,  # on the pre-census basis, through the basis term
     "guangxi_births": 0.02,  # 2 %
+    "guangxi_births_registered": 0.02,  # 2 %
     # 5 %: the annual sample survey's birth rates fall short of the births the counts and the 2020
     # census cohorts imply (2016: 13.82 per 1000 is 0.67 M births; the bulletin's count 0.77 M;
     # the census has 0.79 M aged 3 in 2020)
@@ -277,6 +312,7 @@ def census_targets(inputs_end: xr.Dataset, observed_rows: list[dict], *, start_y
         ("urban_share", "guangxi_urban_share", "share", "1"),
         ("urban_share_original", "guangxi_urban_share_original", "share", "1"),
         ("births", "guangxi_births", "log", "persons"),
+        ("births_registered", "guangxi_births_registered", "log", "persons"),
         ("birth_rate", "guangxi_birth_rate", "log", "per person-year"),
         ("deaths", "guangxi_deaths", "log", "persons"),
         ("death_rate", "guangxi_death_rate", "log", "per person-year"),
@@ -309,6 +345,8 @@ def _guangxi_getter(variable: str, yrs: np.ndarray):
             return share
         if variable == "e0":
             return s.e0[:, i]
+        if variable == "births_registered":
+            return s.births_registered[:, i].sum(axis=-1)
         count = (s.births if variable.startswith("birth") else s.deaths)[:, i].sum(axis=-1)
         if variable in ("births", "deaths"):
             return count
@@ -344,7 +382,7 @@ class Problem:
     def residuals(self, theta: np.ndarray) -> np.ndarray:
         self.evaluations += 1
         sim = simulate(self.model(theta), backend=self.backend)
-        return np.concatenate([self.data_residuals(sim)[0], theta / self.space.prior_sd])
+        return np.concatenate([self.data_residuals(sim)[0], self.space.prior_residuals(theta)])
 
     def jacobian(self, theta: np.ndarray, step: float = 1e-4, progress=None) -> np.ndarray:
         """Forward differences of :meth:`residuals` (the columns of parameters the kernel varies
@@ -358,7 +396,7 @@ class Problem:
         thetas[np.arange(len(batch)), batch] += step
         sim = simulate(self.model(theta, self.space.draw_factors(thetas, theta)), backend=self.backend)
         self.evaluations += len(batch)
-        fb = np.concatenate([self.data_residuals(sim), thetas / self.space.prior_sd], axis=1)
+        fb = np.concatenate([self.data_residuals(sim), self.space.prior_residuals(thetas)], axis=1)
         J[:, batch] = ((fb - f0) / step).T
         for j in np.flatnonzero(held):
             t = theta.copy()
@@ -377,7 +415,7 @@ class Problem:
             sim = simulate(self.model(theta_ref, self.space.draw_factors(t, theta_ref)), backend=self.backend)
             with np.errstate(invalid="ignore", divide="ignore"):
                 r = self.data_residuals(sim)
-            out[lo : lo + chunk] = -0.5 * ((r**2).sum(axis=1) + ((t / self.space.prior_sd) ** 2).sum(axis=1))
+            out[lo : lo + chunk] = -0.5 * ((r**2).sum(axis=1) + (self.space.prior_residuals(t) ** 2).sum(axis=1))
             self.evaluations += len(t)
             if progress is not None:
                 progress(len(t))
@@ -478,14 +516,15 @@ def identifiability(space: Space, f: Fit, n_data: int) -> list[dict]:
     np.fill_diagonal(corr, 0.0)
     applied = space.relative_logs(f.theta)  # the multipliers the engine applies
     rows = []
+    prior = space.marginal_prior_sd()
     for j in range(len(space)):
         p, r = space.names[j]
         k = int(np.argmax(np.abs(corr[j])))
-        ratio = sd[j] / space.prior_sd[j]
+        ratio = sd[j] / prior[j]
         rows.append(
             dict(
                 parameter=p, region=r or "", multiplier=float(np.exp(applied[j])), log_multiplier=float(applied[j]), posterior_sd=float(sd[j]),
-                prior_sd=float(space.prior_sd[j]), sd_ratio=float(ratio), most_correlated=space.label(k), correlation=float(corr[j, k]),
+                prior_sd=float(prior[j]), sd_ratio=float(ratio), most_correlated=space.label(k), correlation=float(corr[j, k]),
                 verdict="well identified" if ratio < 0.5 else ("weakly identified" if ratio < 0.9 else "not identified (prior)"),
             )
         )

@@ -285,8 +285,9 @@ FIT_SERIES = (
     ("urban_share", "urban share (%)", 100.0),
     ("urban_share_original", "urban share, pre-census basis (%)", 100.0),
     ("population", "residents (million)", 1e-6),
-    ("births", "births (thousand)", 1e-3),
+    ("births_registered", "births to the registered population (thousand)", 1e-3),
     ("birth_rate", "crude birth rate (per 1000)", 1e3),
+    ("deaths", "deaths (thousand)", 1e-3),
     ("death_rate", "crude death rate (per 1000)", 1e3),
     ("e0", "life expectancy at birth (years)", 1.0),
 )
@@ -315,7 +316,8 @@ def fit_figure(problem: Problem, sim):
         share = float((census[0].observed * res).sum() / res.sum())
         axes[0].plot([2020], [share * 100], "D", color="black", label="2020 census")
     axes[0].legend(fontsize=7)
-    axes[-1].set_visible(False)
+    for ax in axes[len(FIT_SERIES):]:
+        ax.set_visible(False)
     return fig
 
 

@@ -3,8 +3,11 @@
 Siler, W. (1979) "A competing-risk model for animal mortality", *Ecology* 60: 750-757:
 ``mu(x) = a1 exp(-b1 x) + a2 + a3 exp(b3 x)`` (infant, constant and senescent risks). The shape
 (defaults in :data:`SILER_SHAPE`, typical of a low-mortality population with e0 near 78) is kept
-and all three components are scaled by one level factor ``k`` (proportional hazards) solved so
-that the life table's e0 equals the requested value. Mortality improvement multiplies the hazard
+but for the age-independent hazard ``a2`` (``background``: accidents and the adult causes, which
+sets how much of a given e0 is lost before old age), and all three components are scaled by one
+level factor ``k`` (proportional hazards) solved so that the life table's e0 equals the requested
+value. At a fixed e0 a larger ``background`` means higher hazards at young and middle ages and
+lower ones at old ages. Mortality improvement multiplies the hazard
 by ``exp(-rho)`` a year, i.e. ``k_t = k_0 exp(-rho (t - t0))``.
 
 The life table is single-year, radix 1, ages 0..99 and 100+; ``L(x)`` is integrated numerically
@@ -32,12 +35,17 @@ def _cum_hazard(x, a1, b1, a2, a3, b3):
 _GRID = np.arange(0.0, _TOP + 1e-9, 1.0 / _SUB)
 
 
-def life_table_Lx(level: np.ndarray, shape: dict | None = None) -> np.ndarray:
+def _shape(background: float | None) -> dict:
+    return SILER_SHAPE if background is None else {**SILER_SHAPE, "a2": float(background)}
+
+
+def life_table_Lx(level: np.ndarray, background: float | None = None) -> np.ndarray:
     """Person-years ``L(x)`` for ages 0..99 and the open 100+, radix 1.
 
-    ``level``: array of hazard multipliers (any shape). Returns ``level.shape + (101,)``.
+    ``level``: array of hazard multipliers (any shape); ``background``: the Siler ``a2`` (None:
+    :data:`SILER_SHAPE`'s). Returns ``level.shape + (101,)``.
     """
-    H = _cum_hazard(_GRID, **(shape or SILER_SHAPE))
+    H = _cum_hazard(_GRID, **_shape(background))
     level = np.asarray(level, dtype=float)
     lx = np.exp(-level[..., None] * H)  # (..., grid)
     # trapezoid person-years per 1/20 year, summed into single years and the open interval
@@ -49,22 +57,24 @@ def life_table_Lx(level: np.ndarray, shape: dict | None = None) -> np.ndarray:
     return Lx
 
 
-def e0_of_level(level: float, shape: dict | None = None) -> float:
-    return float(life_table_Lx(np.array(level), shape).sum())
+def e0_of_level(level: float, background: float | None = None) -> float:
+    return float(life_table_Lx(np.array(level), background).sum())
 
 
-def level_for_e0(e0: float, shape: dict | None = None) -> float:
-    """Hazard multiplier whose life table has life expectancy ``e0`` at birth."""
+def level_for_e0(e0: float, background: float | None = None) -> float:
+    """Hazard multiplier whose life table (age-independent hazard ``background``) has life
+    expectancy ``e0`` at birth."""
     if not 20.0 < e0 < 110.0:
         raise ValueError(f"e0 = {e0} outside the range 20..110 the Siler shape supports")
-    return brentq(lambda k: e0_of_level(k, shape) - e0, 1e-4, 1e3, xtol=1e-12)
+    return brentq(lambda k: e0_of_level(k, background) - e0, 1e-4, 1e3, xtol=1e-12)
 
 
 class MortalityModel(NamedTuple):
-    """A mortality model: the level that gives an e0, and the life table of a level."""
+    """A mortality model: the level that gives an e0, and the life table of a level, each for
+    an age-independent (background) hazard (None: the model's default)."""
 
-    level_for_e0: Callable[[float], float]
-    life_table_Lx: Callable[[np.ndarray], np.ndarray]
+    level_for_e0: Callable[[float, float | None], float]
+    life_table_Lx: Callable[[np.ndarray, float | None], np.ndarray]
 
 
 SILER = MortalityModel(level_for_e0, life_table_Lx)

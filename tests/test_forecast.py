@@ -61,7 +61,9 @@ def test_observed_series_carry_the_annual_record_with_grades_and_nothing_after_2
     rows = observed_series(SHARED)
     assert max(r["year"] for r in rows) == 2020
     by = {(r["year"], r["variable"]): r for r in rows if r["region"] == "Guangxi"}
-    assert by[(2017, "births")]["value"] == pytest.approx(817000) and by[(2017, "births")]["grade"] == "B"
+    # the bulletin's births are on the registered (hukou) basis (sim/inputs/derive.py)
+    assert by[(2017, "births_registered")]["value"] == pytest.approx(817000) and by[(2017, "births_registered")]["grade"] == "B"
+    assert (2017, "births") not in by
     assert by[(2015, "birth_rate")]["value"] == pytest.approx(0.01405) and by[(2015, "birth_rate")]["grade"] == "A"
     assert by[(2011, "death_rate")]["value"] == pytest.approx(0.00604)
     assert by[(2020, "e0")]["value"] == pytest.approx(77.52)
@@ -82,12 +84,14 @@ def _sim(D=1):
     births = np.full((D, Y, 2), 4e4)
     deaths = np.full((D, Y, 2), 2e4)
     e0 = np.tile(np.linspace(75.0, 77.0, Y), (D, 1))
-    return Simulated(years, res, urb, np.ones((D, 2, 2, 19)), np.ones((D, 2)), births, deaths, e0, urban_basis=1.5)
+    registered = np.full((D, Y, 2), 4.5e4)
+    return Simulated(years, res, urb, np.ones((D, 2, 2, 19)), np.ones((D, 2)), births, deaths, e0, urban_basis=1.5, births_registered=registered)
 
 
 def test_births_deaths_rates_e0_and_the_basis_term_as_targets():
     rows = [
         dict(year=2016, region="Guangxi", variable="births", value=8e4, grade="B"),
+        dict(year=2017, region="Guangxi", variable="births_registered", value=9e4, grade="B"),
         dict(year=2015, region="Guangxi", variable="birth_rate", value=0.013, grade="A"),
         dict(year=2016, region="Guangxi", variable="death_rate", value=0.006, grade="B"),
         dict(year=2018, region="Guangxi", variable="e0", value=77.5, grade="B"),
@@ -97,9 +101,10 @@ def test_births_deaths_rates_e0_and_the_basis_term_as_targets():
     ]
     end = load_inputs("guangxi_prefectures", 2020)
     blocks = {b.name: b for b in census_targets(end, rows, start_year=2010, fit_until=2019)}
-    assert set(blocks) == {"guangxi_births", "guangxi_birth_rate", "guangxi_death_rate", "guangxi_e0", "guangxi_urban_share_original"}
+    assert set(blocks) == {"guangxi_births", "guangxi_births_registered", "guangxi_birth_rate", "guangxi_death_rate", "guangxi_e0", "guangxi_urban_share_original"}
     s = _sim()
     assert blocks["guangxi_births"].get(s)[0, 0] == pytest.approx(8e4)
+    assert blocks["guangxi_births_registered"].get(s)[0, 0] == pytest.approx(9e4)
     assert blocks["guangxi_births"].sd[0] == pytest.approx(TARGET_SD["guangxi_births"] * GRADE_SD["B"])
     mean_pop = 0.5 * (s.residents[0, 4].sum() + s.residents[0, 5].sum())  # 2014 and 2015
     assert blocks["guangxi_birth_rate"].get(s)[0, 0] == pytest.approx(8e4 / mean_pop)
@@ -284,3 +289,79 @@ def test_the_history_kept_on_disk_is_the_history_computed(tmp_path, monkeypatch)
     assert prep._history_file(hist, key, inputs) == kept
     monkeypatch.setattr(prep, "_SOURCE", ["another source"])
     assert prep._history_file(hist, key, inputs) != kept
+
+
+# ---- the mortality shape, the births' basis, the smooth TFR path ------------------------------
+def test_the_background_hazard_moves_deaths_from_old_to_younger_ages_at_the_same_e0():
+    """models.mortality: at a given e0, a larger age-independent hazard (Siler a2) lowers the
+    survival of young adults and raises that of the old; None is the standard shape; the
+    engine's default adult_hazard is the standard shape's a2."""
+    from models.mortality import SILER_SHAPE, life_table_Lx, level_for_e0
+
+    assert compose_config([]).demography.mortality.adult_hazard == SILER_SHAPE["a2"]
+    k0, k5 = level_for_e0(77.52), level_for_e0(77.52, 5 * SILER_SHAPE["a2"])
+    L0, L5 = life_table_Lx(np.array(k0)), life_table_Lx(np.array(k5), 5 * SILER_SHAPE["a2"])
+    np.testing.assert_array_equal(L0, life_table_Lx(np.array(k0), SILER_SHAPE["a2"]))
+    assert L0.sum() == pytest.approx(77.52, abs=1e-9) and L5.sum() == pytest.approx(77.52, abs=1e-9)
+
+    def ten_year_survival(L, a):  # of the 5-year group a..a+4 into a+10..a+14
+        return L[a + 10 : a + 15].sum() / L[a : a + 5].sum()
+
+    assert ten_year_survival(L5, 20) < ten_year_survival(L0, 20) - 0.004
+    for a in (60, 70, 80):
+        assert ten_year_survival(L5, a) > ten_year_survival(L0, a) + 0.015
+    # the engine applies params.factors.mortality_adult to it
+    base = compose_config(["params=default", "figures.enabled=false"])
+    cfg = dataclasses.replace(base, params=dataclasses.replace(base.params, factors={"mortality_adult": 5.0}))
+    m0, m5 = prepare(validate(base)), prepare(validate(cfg))
+    np.testing.assert_allclose(m5.e0(2021), m0.e0(2021), atol=0.05)  # e0 kept (the improvement is one year)
+    assert m5.static["background_hazard"] == pytest.approx(5 * SILER_SHAPE["a2"])
+
+
+def test_registered_births_are_residents_births_less_other_province_migrants_plus_away():
+    """The bulletin's basis: births to residents, less those to urban migrants registered in
+    another province (the census's share), plus those in the away state; the calibration's
+    Simulated and the output dataset agree."""
+    from calibration.core import simulate
+    from sim.axes import URBAN_MIGRANT
+    from sim.engine.runner import project
+    from sim.outputs.dataset import to_dataset
+
+    cfg = validate(compose_config(["figures.enabled=false", "end_year=2023"]))
+    m = prepare(cfg)
+    ds = to_dataset(m, project(m))
+    b = ds.births.sum("sex")
+    share = m.static["other_province_share"]
+    assert 0 < share.min() and share.max() < 1
+    expect = b.sel(state=["rural", "urban_local", "urban_migrant"]).sum("state") + b.sel(state="away") - share * b.sel(state="urban_migrant")
+    np.testing.assert_allclose(ds.births_registered.values, expect.values, rtol=1e-12)
+    assert (ds.births_registered.isel(year=slice(1, None)) > b.sel(state="away").isel(year=slice(1, None))).all()
+    s = simulate(m)
+    np.testing.assert_allclose(s.births_registered[0], ds.births_registered.values, rtol=1e-12)
+    assert URBAN_MIGRANT == list(ds.state.values).index("urban_migrant")
+
+
+def test_the_tfr_path_prior_is_a_random_walk_back_from_2020():
+    """calibration.core.Space.prior_residuals: a path knot's prior term is its difference from
+    the next knot (0 at 2020) over prior_sd x sqrt(years apart); other parameters theta / sd;
+    the marginal prior s.d. of a knot is prior_sd x sqrt(2020 - year)."""
+    from calibration.core import Space
+
+    sp = Space(["A", "B"])
+    knots = PATH_KNOTS["tfr"]
+    ys = sorted(knots)
+    theta = np.zeros(len(sp))
+    vals = {y: 0.1 * (i + 1) for i, y in enumerate(ys)}
+    for y, v in vals.items():
+        theta[sp.names.index((knots[y], None))] = v
+    jt = sp.names.index(("tfr", None))
+    theta[jt] = 0.25
+    r = sp.prior_residuals(theta)
+    for i, y in enumerate(ys):
+        j = sp.names.index((knots[y], None))
+        nxt, gap = (vals[ys[i + 1]], ys[i + 1] - y) if i + 1 < len(ys) else (0.0, PATH_END - y)
+        assert r[j] == pytest.approx((vals[y] - nxt) / (sp.prior_sd[j] * np.sqrt(gap)))
+        assert sp.marginal_prior_sd()[j] == pytest.approx(sp.prior_sd[j] * np.sqrt(PATH_END - y))
+    assert r[jt] == pytest.approx(0.25 / sp.prior_sd[jt])
+    # batched rows equal single ones
+    np.testing.assert_allclose(sp.prior_residuals(np.stack([theta, 2 * theta]))[1], sp.prior_residuals(2 * theta))

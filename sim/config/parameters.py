@@ -27,7 +27,7 @@ class Parameter:
     uncertain: bool  # varied across draws by uncertainty.sd
     shared: bool  # params.factors may set it; the calibration fits one value for all regions
     regional: bool  # params.region_factors may set it; the calibration fits a value per prefecture
-    prior_sd: float  # prior s.d. of the shared log multiplier (regional deviations: calibration.region_sd)
+    prior_sd: float  # prior s.d. of the shared log multiplier (regional deviations: calibration.region_sd; a path knot: of its random walk per sqrt(year), calibration.core.Space.prior_residuals)
     unit: str  # unit of the quantity multiplied
     doc: str
     # a knot of a time path: the multiplier in ``year`` of parameter ``path``'s rates (log-linear
@@ -42,6 +42,10 @@ class Parameter:
 
 PARAMETERS = (
     Parameter("mortality", "", False, True, False, 0.3, "hazard (Siler level)", "hazard level of every state and sex (demography.mortality; Siler level)"),
+    Parameter(
+        "mortality_adult", "", False, True, False, 1.0, "hazard per year",
+        "age-independent hazard of the mortality shape (demography.mortality.adult_hazard; Siler a2): at a given e0, how much is lost before old age",
+    ),
     Parameter("tfr", "asfr", True, True, False, 0.3, "births per woman", "fertility (demography.fertility.tfr_multiplier)"),
     Parameter("rural_to_urban", "m_ru", True, True, True, 1.0, "moves per person-year", "rural -> urban moves within a region (demography.migration.rural_to_urban)"),
     Parameter("interregional", "m_inter", True, True, False, 1.0, "moves per person-year", "moves to other regions (demography.migration.interregional)"),
@@ -57,10 +61,11 @@ PARAMETERS = (
     ),
     # the history 2011-2020: time paths of fertility and mortality (knots relative to the 2020
     # level), the 2010 census's coverage of young children, the basis of the pre-census urban share
-    Parameter("tfr_2011", "", False, True, False, 0.3, "births per woman", "fertility in 2011 relative to 2020 (path knot)", path="tfr", year=2011),
-    Parameter("tfr_2014", "", False, True, False, 0.3, "births per woman", "fertility in 2014 relative to 2020 (path knot)", path="tfr", year=2014),
-    Parameter("tfr_2017", "", False, True, False, 0.3, "births per woman", "fertility in 2017 relative to 2020 (path knot: the two-child peak)", path="tfr", year=2017),
-    Parameter("mortality_2010", "", False, True, False, 0.2, "hazard (Siler level)", "hazard level in 2010 relative to the improvement path from 2020 back (path knot)", path="mortality", year=2010),
+    Parameter("tfr_2011", "", False, True, False, 0.1, "births per woman", "fertility in 2011 relative to 2020 (path knot)", path="tfr", year=2011),
+    Parameter("tfr_2014", "", False, True, False, 0.1, "births per woman", "fertility in 2014 relative to 2020 (path knot)", path="tfr", year=2014),
+    Parameter("tfr_2016", "", False, True, False, 0.1, "births per woman", "fertility in 2016 relative to 2020 (path knot: the first year of the universal two-child policy)", path="tfr", year=2016),
+    Parameter("tfr_2017", "", False, True, False, 0.1, "births per woman", "fertility in 2017 relative to 2020 (path knot: the two-child peak)", path="tfr", year=2017),
+    Parameter("mortality_2010", "", False, True, False, 0.063, "hazard (Siler level)", "hazard level in 2010 relative to the improvement path from 2020 back (path knot)", path="mortality", year=2010),
     Parameter("rural_to_urban_trend", "", False, True, False, 0.05, "log change per year", "trend of rural -> urban moves (0 = 1.0: none)", trend="rural_to_urban"),
     Parameter("to_away_trend", "", False, True, False, 0.05, "log change per year", "trend of departures to other provinces", trend="to_away"),
     Parameter("from_away_trend", "", False, True, False, 0.05, "log change per year", "trend of returns from other provinces", trend="from_away"),

@@ -76,6 +76,7 @@ class MortalityConfig:
     urban_advantage: float = _f(1.0, -5.0, 5.0, doc="e0 of urban states minus the mean (years)")
     rural_disadvantage: float = _f(1.0, -5.0, 5.0, doc="mean minus e0 of the rural state (years)")
     improvement: YearKeyed = _years({2020: 0.015}, -0.1, 0.1, doc="yearly decline of all hazards (1/year)")
+    adult_hazard: float = _f(2.0e-4, 0.0, 0.01, doc="age-independent hazard of the mortality shape (Siler a2: accidents and adult causes; per year, before the level that sets e0): at a given e0, more of it means higher hazards before old age and lower ones at old ages")
 
 
 @dataclass

@@ -105,16 +105,16 @@ def process_factors(cfg: Config, R: int) -> dict[str, np.ndarray] | None:
     return out
 
 
-_LX_CACHE: dict = {}  # (mortality model, hazard levels) -> L(x): the models of a sweep share life tables
+_LX_CACHE: dict = {}  # (mortality model, background hazard, levels) -> L(x): the models of a sweep share life tables
 LX_CACHE_BYTES = 128 * 2**20
 
 
-def _life_table(mortality, level: np.ndarray) -> np.ndarray:
-    """``mortality.life_table_Lx(level)``, read-only, computed once per process for equal
+def _life_table(mortality, level: np.ndarray, background: float) -> np.ndarray:
+    """``mortality.life_table_Lx(level, background)``, read-only, computed once per process for equal
     ``level`` arrays (the batches of a sweep that differ in policy only have the same life
     tables every year); the oldest entries go when the cache passes :data:`LX_CACHE_BYTES`."""
     level = np.ascontiguousarray(level, dtype=float)
-    key = (id(mortality), level.shape, level.tobytes())
+    key = (id(mortality), float(background), level.shape, level.tobytes())
     hit = _LX_CACHE.get(key)
     if hit is not None:
         return hit[1]
@@ -122,7 +122,7 @@ def _life_table(mortality, level: np.ndarray) -> np.ndarray:
     # 2,985 counties have a few hundred distinct levels, not 23,880); each table is computed
     # element by element, so this is exactly the table of every cell
     uniq, inv = np.unique(level.ravel(), return_inverse=True)
-    Lx = mortality.life_table_Lx(uniq)[inv].reshape(level.shape + (-1,))
+    Lx = mortality.life_table_Lx(uniq, background)[inv].reshape(level.shape + (-1,))
     Lx.setflags(write=False)
     _LX_CACHE[key] = (mortality, Lx)  # the model kept: its id cannot be reused while cached
     total = sum(v[1].nbytes for v in _LX_CACHE.values())
@@ -201,7 +201,8 @@ class Model:
         c = self.cfg
         yrs = np.arange(c.start_year + 1, year + 1)
         cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
-        return _life_table(self.static["mortality"], self.levels * (np.exp(-cum) * path_factor(c, "mortality", year)))
+        level = self.levels * (np.exp(-cum) * path_factor(c, "mortality", year))
+        return _life_table(self.static["mortality"], level, self.static["background_hazard"])
 
     def e0(self, year: int) -> np.ndarray:
         """Life expectancy at birth (R, K, S) of the life tables the step of ``year`` uses."""
@@ -327,7 +328,9 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
         e0[:, s] = base + mort.urban_advantage
         e0[RURAL, s] = base - mort.rural_disadvantage
     mortality = get_model("mortality", mort.model)
-    uniq = {v: mortality.level_for_e0(v) for v in np.unique(e0)}
+    # the shape's age-independent hazard (shared by all regions: params.region_factors has none)
+    background = mort.adult_hazard * float(pf["mortality_adult"][0])
+    uniq = {v: mortality.level_for_e0(v, background) for v in np.unique(e0)}
     levels = np.broadcast_to(np.vectorize(uniq.get)(e0), (R, N_STATES, N_SEXES)) * pf["mortality"][:, None, None]
     if cfg.start_year < E0_YEAR:  # the e0 levels are 2020's: back along the improvement path
         back = year_map(mort.improvement, np.arange(cfg.start_year + 1, E0_YEAR + 1)).sum()
@@ -396,6 +399,7 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
 
     static = dict(
         mortality=mortality,
+        background_hazard=background,
         srb=srb,
         ru_shape=np.ascontiguousarray(ru_shape),
         return_shape=np.ascontiguousarray(return_shape),
@@ -407,6 +411,7 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
         m_ext_out=np.ascontiguousarray(keep * mig.external_out * ext_share[:, None, None] * np.broadcast_to(one, (R, N_SEXES, N_AGES))),
         h_shape=np.ascontiguousarray(h_shape),
         land_per_settled=land_per_settled,
+        other_province_share=ext_share,
         release_weight=rural0 / rural0.sum(),
         reclass_factor=pf["reclassification"],
         beta_size=mig.beta_size * pf["beta_size"][0],

@@ -609,8 +609,15 @@ LAST_RECORD_YEAR = 2020  # nothing published for a later year goes into the proj
 # the file must give, factor to the observed variable's unit). Left out: the year-end residents
 # and urban residents on the original (pre-census) basis (the revised residents and the 2020
 # census are used), hukou population, migration and survey shares (no model counterpart yet).
+# The bulletin's births are on the registered (hukou) basis, its deaths on the resident basis:
+# 2016's 770,000 births over the end-2016 hukou population (55.79 M, data/README) are 13.80 per
+# 1000, the survey's resident birth rate of that year (13.82), while over the residents (48.57 M,
+# the mean of the revised year-ends) they would be 15.9; its 290,000 deaths over the residents
+# are 5.97 per 1000, the survey's death rate (5.95). So the counts are births to the population
+# registered in Guangxi, wherever it lives (the model's residents, less the migrants registered
+# in another province, plus the away state): ``births_registered``.
 ANNUAL_TARGETS = {
-    "GX_births": ("births", "10k persons", 1e4),
+    "GX_births": ("births_registered", "10k persons", 1e4),
     "GX_deaths": ("deaths", "10k persons", 1e4),
     "GX_birth_rate": ("birth_rate", "permille", 1e-3),
     "GX_death_rate": ("death_rate", "permille", 1e-3),

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from models import get_model
-from sim.axes import AGES, CAP_GROUPS, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
+from sim.axes import AGES, AWAY, CAP_GROUPS, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
 from sim.engine.model import Model
 from sim.engine.runner import Projection
 
@@ -68,6 +68,8 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     pop = proj.population
     years = proj.years
     net = net_migration(proj.flows, axis=3)  # (Y,D,R,S,A)
+    b = proj.births.sum(axis=-1)  # (Y,D,R,K)
+    registered = residents(b) + b[..., AWAY] - model.static["other_province_share"] * b[..., URBAN_MIGRANT]
 
     tot = pop.sum(axis=(4, 5))  # (Y,D,R,K)
     urban = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
@@ -91,6 +93,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     v = {
         "population": (Y + dd + rg + ("state", "sex", "age"), s(pop), P, "population at the end of the year (31 Dec)"),
         "births": (Y + dd + rg + ("state", "sex"), s(proj.births), P, "live births in the year, by mother's state and child's sex"),
+        "births_registered": (Y + dd + rg, s(registered), P, "live births in the year to the region's registered (hukou) population: to residents, less those to migrants registered in another province (census share of urban_migrant), plus those in the away state (the statistical bulletin's basis)"),
         "deaths": (Y + dd + rg + ("state", "sex", "age"), s(proj.deaths), P, "deaths in the year, by state and the age the cohort reaches at the year end"),
         "migration": (Y + dd + rg + ("flow", "sex", "age"), s(proj.flows), P, "moves in the year by flow type (age reached at the year end)"),
         "net_migration": (Y + dd + rg + ("sex", "age"), s(net), P, "persons entering the region's four states from outside them minus persons leaving"),

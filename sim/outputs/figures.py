@@ -152,14 +152,17 @@ def _plot_record(ax, ds: xr.Dataset, variable: str, scale: float) -> None:
     own geographies (the record is Guangxi's)."""
     if not str(ds.attrs.get("geography", "")).startswith("guangxi"):
         return
-    names = {"urban_share": ("urban_share", "urban_share_original"), "population": ("population",), "births": ("births",)}[variable]
+    # births: the census's children aged 0 (births to residents); the bulletin's counts are births to
+    # the registered population (grey: another basis, like the pre-census urban share)
+    names = {"urban_share": ("urban_share", "urban_share_original"), "population": ("population",), "births": ("births", "births_registered")}[variable]
+    other_basis = ("urban_share_original", "births_registered")
     for name in names:
         for grade, style in _RECORD_STYLE.items():
             pts = [r for r in observed_record() if r["variable"] == name and r.get("grade", "A") == grade]
             if not pts:
                 continue
-            colour = "0.55" if name.endswith("_original") else "black"
-            what = "pre-census basis" if name.endswith("_original") else ("census" if grade == "A" else "annual")
+            colour = "0.55" if name in other_basis else "black"
+            what = {"urban_share_original": "pre-census basis", "births_registered": "births to the registered population"}.get(name, "census" if grade == "A" else "annual")
             ax.plot([r["year"] for r in pts], [r["value"] * scale for r in pts], ls="none", color=colour, label=f"record, {what} (grade {grade})", **style)
 
 
