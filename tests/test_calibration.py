@@ -146,7 +146,9 @@ def test_fit_to_2019_scored_against_the_2020_census(tmp_path):
 # ---- the committed calibration ------------------------------------------------------------
 def test_committed_calibration_meets_the_issue_accuracy():
     """params=calibrated (the default) reproduces the 2020 census per prefecture: urban share
-    within 1 pp (RMSE <= 0.5), residents within 1.5 %; Guangxi 2015-2019 within 1 %."""
+    within 1 pp (RMSE <= 0.5), residents within 1.5 %; Guangxi 2015-2019 within 1 %; the
+    bulletin's births (registered basis) and the census's children aged 0 within 5 %; e0 in
+    2020 within 1 year of the published 77.52 (the forecast issue's limits)."""
     from calibration.run import setup
     from sim.config.compose import compose_config
 
@@ -155,10 +157,14 @@ def test_committed_calibration_meets_the_issue_accuracy():
     cfg = _cfg()
     problem = setup(cfg)
     theta = np.array([np.log(cal.factors[p]) if r is None else np.log(cal.region_factors[p][r]) for p, r in problem.space.names])
-    st = summary_stats(fitted_table(problem, simulate(problem.model(theta))))
+    table = fitted_table(problem, simulate(problem.model(theta)))
+    st = summary_stats(table)
     assert st["urban_share"]["max_abs"] <= 1.0 and st["urban_share"]["rmse"] <= 0.5
     assert st["residents"]["max_abs"] <= 1.5
     assert st["guangxi_residents"]["max_abs"] <= 1.0
+    assert st["guangxi_births_registered"]["max_abs"] <= 5.0 and st["guangxi_age0"]["max_abs"] <= 5.0  # %
+    e0 = {r["label"]: r for r in table if r["target"] == "guangxi_e0"}
+    assert abs(e0["Guangxi:2020"]["fitted"] - 77.52) <= 1.0
 
 
 def test_params_multiply_the_guesses():
@@ -235,7 +241,7 @@ def test_backtest_hand_case(tmp_path):
     """Errors, MAE, bias and interval coverage worked out by hand."""
     proj = _quantile_file(tmp_path / "q.nc")
     obs = tmp_path / "obs.csv"
-    obs.write_text("year,region,variable,value\n2021,A,population,100\n2021,Guangxi,urban_share,0.5\n2021,B,population,250\n2021,A,births,3\n2030,A,population,1\n")
+    obs.write_text("year,region,variable,value\n2021,A,population,100\n2021,Guangxi,urban_share,0.5\n2021,B,population,250\n2021,A,births,3\n2030,A,population,1\n2021,A,births_registered,5\n")
     per_row, summary = backtest(proj, obs, tmp_path)
     by = {(r["region"], r["variable"]): r for r in per_row}
     a = by[("A", "population")]
@@ -250,8 +256,25 @@ def test_backtest_hand_case(tmp_path):
     assert s["population"]["mae_relative"] == pytest.approx((0.05 + 0.2) / 2)
     assert s["population"]["coverage50"] == 0.5 and s["population"]["coverage90"] == 0.5
     assert s["urban_share"]["coverage90"] == 0.0 and s["births"]["mae"] == 0.0
-    assert len(per_row) == 4  # the 2030 row lies outside the projection: not scored
+    # the 2030 row lies outside the projection, and a quantile file has no births_registered: not scored
+    assert len(per_row) == 4
     assert (tmp_path / "backtest.csv").read_text().count("\n") == 5
+
+
+def test_backtest_scores_registered_births_of_a_full_projection():
+    """births_registered (the bulletin's basis) is scored from the full dataset's variable."""
+    from calibration.backtest import score
+
+    ds = xr.Dataset(
+        {"births_registered": (("year", "region"), np.array([[0.0, 0.0], [30.0, 50.0]])),
+         "residents": (("year", "region"), np.full((2, 2), 1000.0))},
+        coords={"year": [2020, 2021], "region": ["A", "B"], "prefecture": ("region", ["A", "B"]), "state": ["rural", "away"]},
+    )
+    rows = [dict(row=1, year=2021, region="Guangxi", variable="births_registered", value=100.0), dict(row=2, year=2021, region="B", variable="births_registered", value=40.0)]
+    per_row, summary = score(ds, rows)
+    assert [r["projected"] for r in per_row] == [80.0, 50.0]
+    assert per_row[0]["relative_error"] == pytest.approx(-0.2) and per_row[1]["relative_error"] == pytest.approx(0.25)
+    assert summary[0]["variable"] == "births_registered" and summary[0]["mae_relative"] == pytest.approx(0.225)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +284,7 @@ def test_backtest_hand_case(tmp_path):
         ("year,region,variable,value\n2021,A,population,100\n2021,A,population,lots\n", r"row 2 \(line 3\), column value: 'lots' is not a number"),
         ("year,region,variable,value\n20x1,A,population,100\n", r"row 1 \(line 2\), column year: '20x1' is not an integer year"),
         ("year,region,variable,value\n2021,Atlantis,population,100\n", r"row 1 \(line 2\), column region: unknown region 'Atlantis'; known: Guangxi, A, B"),
-        ("year,region,variable,value\n2021,A,gdp,100\n", r"row 1 \(line 2\), column variable: unknown variable 'gdp'; known: urban_share, population, births, deaths"),
+        ("year,region,variable,value\n2021,A,gdp,100\n", r"row 1 \(line 2\), column variable: unknown variable 'gdp'; known: urban_share, population, births, births_registered, deaths"),
         ("year,region,variable,value\n2021,A,urban_share,54.2\n", r"urban_share 54.2 must be a fraction"),
     ],
 )
