@@ -54,6 +54,14 @@ HOLDOUT_JSON = "holdout.json"
 # python -m experiments.sensitivity
 SOBOL_INDICES = "sobol_indices.csv"
 SENSITIVITY = "sensitivity.json"
+# python -m experiments.discover
+PACKAGES = "packages.csv"  # every lever package: lever values, probabilities, land
+PARETO = "pareto.csv"  # the non-dominated packages
+BOXES = "boxes.md"  # PRIM boxes
+DISCOVER_NC = "discover.nc"
+DISCOVER_JSON = "discover.json"
+DISCOVER_PARETO_FIGURE = "pareto.png"
+DISCOVER_BOXES_FIGURE = "boxes.png"
 # The inputs shipped in sim/data (python -m sim.derive)
 BOUNDARIES = "guangxi_prefectures_boundaries.json"  # prefecture outlines for the maps
 OBSERVED = "guangxi_observed.csv"  # the observed series the calibration fits

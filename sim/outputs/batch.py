@@ -149,16 +149,18 @@ def _plan(cfgs: list[Config]) -> list[Batch]:
     return sorted(out, key=lambda b: min(b.jobs))
 
 
-def batch_model(cfgs: list[Config], batch: Batch, *, reduced: bool = False):
+def batch_model(cfgs: list[Config], batch: Batch, *, reduced: bool = False, own=None):
     """The model of ``batch``: built for its base job, its draws (the base's ``draws.count``,
     ``D``: its per-draw factors and process noise) repeated for every job, job-major, each
-    job's levers as per-draw (and per-year) multipliers on its ``D`` draws."""
+    job's levers as per-draw (and per-year) multipliers on its ``D`` draws. ``own``: the base
+    job's model when already built (``prepare`` of it), for callers that project many batches
+    of one base."""
     from sim.engine.memory import check_memory
     from sim.engine.prepare import prepare
 
     base = cfgs[batch.base]
     n, D = len(batch.jobs), base.draws.count
-    own = prepare(base, reduced=reduced)  # the draws of one job
+    own = prepare(base, reduced=reduced) if own is None else own  # the draws of one job
     cfg = dataclasses.replace(base, draws=dataclasses.replace(base.draws, count=n * D))
     R = own.pop0.shape[0]
     check_memory(cfg, R, reduced=reduced)

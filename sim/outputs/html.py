@@ -104,11 +104,60 @@ def build_html(runs: dict[str, xr.Dataset], title: str | None = None) -> str:
     return "\n".join(parts)
 
 
+def _png_file_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _csv_table(path: Path, limit: int = 40) -> str:
+    import csv
+
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2:
+        return "<p>None.</p>"
+    head, body = rows[0], rows[1 : 1 + limit]
+    keep = [i for i, h in enumerate(head) if not h.startswith(("P(", "first_year("))] + [i for i, h in enumerate(head) if h.startswith("first_year(")]
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(head[i])}</th>" for i in keep) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{html.escape(r[i])}</td>" for i in keep) + "</tr>" for r in body]
+    more = f"<p>{len(rows) - 1 - limit} more in the file.</p>" if len(rows) - 1 > limit else ""
+    return "\n".join(out) + "</table>" + more
+
+
+def discover_html(folder: Path) -> str:
+    """The section of a policy search (``python -m experiments.discover``): the Pareto figure and
+    the non-dominated packages, the PRIM boxes (text and figure), the search's provenance."""
+    meta = json.loads((folder / files.DISCOVER_JSON).read_text(encoding="utf-8"))
+    spec = meta.get("spec", {})
+    parts = [f"<h2>Policy search: {html.escape(str(folder))}</h2>",
+             f"<p>{meta.get('projections', '?')} projections ({meta.get('samples')} Latin-hypercube points x the categorical options, {meta.get('draws')} posterior draws each) in {meta.get('seconds', '?')} s. "
+             f"Objectives: {html.escape('; '.join(spec.get('objectives', [])))}.</p>"]
+    for name, cap in ((files.DISCOVER_PARETO_FIGURE, "Probability of meeting every objective against the urban land needed; red: the non-dominated packages."),
+                      (files.DISCOVER_BOXES_FIGURE, "PRIM: the peeling trajectory and the reported box's lever ranges.")):
+        if (folder / name).is_file():
+            parts.append(f'<figure><img alt="{name}" src="{_png_file_uri(folder / name)}"><figcaption>{html.escape(cap)}</figcaption></figure>')
+    if (folder / files.PARETO).is_file():
+        parts += ["<h3>Non-dominated packages</h3>", _csv_table(folder / files.PARETO)]
+    if (folder / files.BOXES).is_file():
+        parts += ["<h3>Where the objectives hold (PRIM)</h3>", f"<pre>{html.escape((folder / files.BOXES).read_text(encoding='utf-8'))}</pre>"]
+    parts.append(f"<dl><dt>code_version</dt><dd>{html.escape(str(meta.get('code_version', '')))}</dd><dt>input_sha256</dt><dd>{html.escape(str(meta.get('input_sha256', '')))}</dd></dl>")
+    return "\n".join(parts)
+
+
 def write_report(paths, out: str | Path | None = None) -> Path:
     """Write the page for the runs under ``paths``; default ``report.html`` in the first path
-    (its directory when it is a file)."""
-    runs = load_runs(paths)
+    (its directory when it is a file). A policy search's folder (``discover.json`` in it) gives
+    its own section."""
+    searches = [Path(p) for p in paths if (Path(p) / files.DISCOVER_JSON).is_file()]
+    rest = [p for p in paths if Path(p) not in searches]
     if out is None:
         p = Path(paths[0])
         out = (p.parent if p.is_file() else p) / files.REPORT_HTML
-    return write_text(build_html(runs), out)
+    if not rest:
+        title = "Policy search report"
+        page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head><body><h1>{title}</h1>"
+                + "\n".join(discover_html(s) for s in searches) + "</body></html>")
+        return write_text(page, out)
+    page = build_html(load_runs(rest))
+    if searches:
+        page = page.replace("</body></html>", "\n".join(discover_html(s) for s in searches) + "</body></html>")
+    return write_text(page, out)

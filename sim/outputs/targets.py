@@ -75,7 +75,7 @@ def _land_needed(ds: xr.Dataset, t, groups: dict, projected: np.ndarray, med) ->
     return np.maximum(need, urban) * standard
 
 
-def _met_array(v, op: str, required: float, tol: float):
+def met_array(v, op: str, required: float, tol: float):
     """Whether the value(s) ``v`` meet ``op required`` (``~``: within ``tol``)."""
     if op == ">=":
         return v >= required
@@ -113,12 +113,12 @@ def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list
         at = arr[:, yi]
         outside = np.isnan(at).reshape(n, -1).all(axis=1)
         if draws:
-            prob = _met_array(at, t.op, t.value, t.tolerance).mean(axis=1)
+            prob = met_array(at, t.op, t.value, t.tolerance).mean(axis=1)
             val = np.median(at, axis=1)
             path = np.median(arr, axis=2)
         else:
             val, path = at, arr
-        met_path = _met_array(path, t.op, t.value, t.tolerance)
+        met_path = met_array(path, t.op, t.value, t.tolerance)
         with np.errstate(divide="ignore", invalid="ignore"):  # a region without urban residents: no land standard
             land = _land_needed(ds, t, groups, val, med)
         for k in range(n):
@@ -130,7 +130,7 @@ def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list
                 row["probability"] = float(prob[k])
             v = float(val[k])
             first = np.flatnonzero(met_path[k])
-            row.update(projected=v, gap=v - t.value, met=bool(_met_array(v, t.op, t.value, t.tolerance)), first_year_met=int(years[first[0]]) if first.size else "never")
+            row.update(projected=v, gap=v - t.value, met=bool(met_array(v, t.op, t.value, t.tolerance)), first_year_met=int(years[first[0]]) if first.size else "never")
             row["land_needed_km2"] = float(land[k])
             tables[k].append(row)
     return tables

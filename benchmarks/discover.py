@@ -1,0 +1,85 @@
+"""The policy search at its issue's size (``python -m benchmarks.discover``): 2,000 lever packages
+x 200 posterior draws (400,000 projections, 2020-2035, 14 prefectures, reduced outputs) with
+``python -m experiments.discover samples=1000 draws=200`` (the shipped spec: 1,000 Latin-hypercube
+points x 2 service options), wall time of the whole command and its peak memory; against it, in
+the same run, the per-package path: a few packages each projected alone as its own ensemble of
+200 draws (compose, build, project; the first one's start-up not counted), their mean time x
+2,000. Writes ``benchmarks/results/discover.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import machine, write_results
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GOAL_S = 300.0  # issue 20: 2,000 packages x 200 draws in 5 minutes
+PEAK = "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)"
+
+
+def per_package(n: int, draws: int) -> float:
+    """Mean seconds of one package projected alone (its own ensemble), over ``n`` packages."""
+    from experiments import discover as dv
+    from sim.engine.prepare import prepare
+    from sim.engine.runner import project_summary
+    from sim.outputs.batch import _set
+
+    spec = dv.load_spec(dv.SPEC, samples=n + 1, draws=draws)
+    pk = dv.packages(spec)
+    times = []
+    for k, p in enumerate(pk[: n + 1]):
+        t0 = time.perf_counter()
+        combo = {g: p[dv._cat(g)] for g in spec.categorical}
+        cfg = dv._combo_config(spec, combo, [])
+        for path in spec.continuous:
+            cfg = _set(cfg, path, p[path])
+        project_summary(prepare(cfg, reduced=True))
+        if k:  # the first one pays the start-up (imports, compilation)
+            times.append(time.perf_counter() - t0)
+    return sum(times) / len(times)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--draws", type=int, default=200)
+    a = ap.parse_args(argv)
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-c", PEAK, sys.executable, "-m", "experiments.discover", f"samples={a.samples}", f"draws={a.draws}", f"out={d}"],
+                           cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if r.returncode:
+            raise RuntimeError(r.stderr[-3000:])
+        peak_gb = int(r.stderr.strip().splitlines()[-1]) / 1024**2
+    packages = 2 * a.samples
+    one = per_package(5, a.draws)
+    res = {"machine": machine(), "packages": packages, "draws": a.draws, "projections": packages * a.draws, "wall_s": wall, "peak_gb": peak_gb,
+           "per_package_s": one, "per_package_s_for_all": one * packages, "speedup": one * packages / wall, "goal_s": GOAL_S, "met": wall <= GOAL_S}
+    text = "\n".join([
+        "# Policy search (python -m benchmarks.discover)", "",
+        f"Machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, numba threads {res['machine']['numba_threads']}.", "",
+        "| case | figure | goal | met |", "|---|---:|---:|---|",
+        f"| {packages} packages x {a.draws} draws ({packages * a.draws:,} projections), wall | {wall:.1f} s | <= {GOAL_S:.0f} s | {'yes' if res['met'] else 'no'} |",
+        f"| peak memory | {peak_gb:.2f} GB | | |",
+        f"| per-package path (each package its own ensemble), x {packages} | {one * packages:.0f} s ({one:.2f} s a package) | | |",
+        f"| ratio | {res['speedup']:.1f}x | | |",
+    ])
+    write_results(a.out, "discover", res, text)
+    print(text)
+    return res
+
+
+if __name__ == "__main__":
+    main()
