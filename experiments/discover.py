@@ -52,7 +52,7 @@ from sim import files
 log = logging.getLogger("sim")
 SPEC = Path(__file__).with_name("discover.yaml")
 DEFAULTS = {"spec": str(SPEC), "samples": None, "draws": None, "out": "outputs/discover"}
-SPEC_KEYS = ("base_overrides", "samples", "draws", "seed", "levers", "objectives", "extra_targets", "threshold", "prefecture_targets")
+SPEC_KEYS = ("base_overrides", "samples", "draws", "seed", "levers", "objectives", "extra_targets", "threshold", "box_density", "prefecture_targets")
 
 
 def _continuous_levers() -> tuple[str, ...]:
@@ -86,6 +86,7 @@ class Spec:
     categorical: dict[str, list[str]]  # policy group -> options
     objectives: list[str]  # target names: a package's probability of meeting all of them (per draw)
     threshold: float  # PRIM: a package holds when P(objectives) >= threshold
+    box_density: float = 0.8  # PRIM: the box reported is the widest (coverage) with at least this density
     extra_targets: list[dict] = field(default_factory=list)
     prefecture_targets: bool = True  # Guangxi's urban-share targets evaluated for each prefecture too
     raw: dict = field(default_factory=dict)
@@ -126,6 +127,9 @@ def load_spec(path: str | Path, *, samples=None, draws=None):
     thr = raw.get("threshold", 0.8)
     if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 < thr <= 1:
         raise ConfigError(f"threshold = {thr!r}: must be a probability in (0, 1]")
+    dens = raw.get("box_density", 0.8)
+    if isinstance(dens, bool) or not isinstance(dens, (int, float)) or not 0 < dens <= 1:
+        raise ConfigError(f"box_density = {dens!r}: must be a share in (0, 1]")
     levers = raw.get("levers") or {}
     if not isinstance(levers, dict) or not levers:
         raise ConfigError("levers: name at least one lever (a config path with {range: [low, high]} or a policy group with {options: [...]})")
@@ -168,7 +172,7 @@ def load_spec(path: str | Path, *, samples=None, draws=None):
     base = raw.get("base_overrides") or []
     if not isinstance(base, list) or not all(isinstance(o, str) for o in base):
         raise ConfigError(f"base_overrides = {base!r}: a list of Hydra overrides (strings)")
-    return Spec(list(base), n, m, seed, continuous, categorical, list(objectives), float(thr), list(extra), bool(raw.get("prefecture_targets", True)), raw)
+    return Spec(list(base), n, m, seed, continuous, categorical, list(objectives), float(thr), float(dens), list(extra), bool(raw.get("prefecture_targets", True)), raw)
 
 
 def targets_of(spec: Spec, cfg, regions: list[str]):
@@ -244,39 +248,37 @@ def _combo_config(spec: Spec, combo: dict, overrides: list[str]):
     return cfg
 
 
-def _met_draws(block: xr.Dataset, targets, years) -> tuple[np.ndarray, np.ndarray]:
-    """Per package, target and draw whether the target is met ``(n, T, D)`` and the median
-    path's first year met ``(n, T)`` (0: never; -1: target year outside the projection)."""
-    from sim.outputs.targets import met_array, region_selection, series
+def _met_draws(block: xr.Dataset, targets, years) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per package, target and draw whether the target is met ``(n, T, D)``, the median path's
+    first year met ``(n, T)`` (0: never; -1: target year outside the projection) and the urban
+    land the target's regions need in its year at the per-capita standard ``(n, T)`` (median)."""
+    from sim.outputs.targets import met_array, region_selection, variable_of
 
     groups = dict(targets.groups)
     n = block.sizes["scenario"]
     D = block.sizes.get("draw", 1)
+    Y = len(years)
     met = np.zeros((n, len(targets.targets), D), dtype=bool)
     first = np.zeros((n, len(targets.targets)), dtype=int)
-    # each target region's totals summed once (many targets share a region), as a dataset of one
-    # region that series() reads as it reads the whole
-    need = ["residents", "urban_population", "urban_local_population", "all_states_population", "city_proper_population"]
+    land = np.full((n, len(targets.targets)), np.nan)
+    # each target region's totals summed once (many targets share a region): (n, Y, D, G)
+    need = ["residents", "urban_population", "urban_local_population", "all_states_population", "city_proper_population", "land_required"]
     names = list(dict.fromkeys(t.region for t in targets.targets))
     M = np.stack([region_selection(block, r, groups) for r in names], axis=1).astype(float)  # (R, G)
-    dims = block.residents.dims[:-1]
-    sums = {v: np.asarray(block[v].values, dtype=float) @ M for v in need}  # (..., G): each target region's totals
-    agg = {}
-    for g, region in enumerate(names):
-        data = {v: (dims + ("region",), sums[v][..., g : g + 1]) for v in need}
-        agg[region] = xr.Dataset(data, coords={"year": block.year.values, "region": [region], "prefecture": ("region", [region])})
+    order = ("scenario", "year", "draw", "region") if "draw" in block.dims else ("scenario", "year", "region")
+    sums = {v: (np.asarray(block[v].transpose(*order).values, dtype=float) @ M).reshape(n, Y, D, len(names)) for v in need}
     for k, t in enumerate(targets.targets):
         if t.year not in years:
             first[:, k] = -1
             continue
-        ser = series(agg[t.region], t.region, t.variable, {})
-        order = ("scenario", "year", "draw") if "draw" in ser.dims else ("scenario", "year")
-        arr = np.asarray(ser.transpose(*order).values, dtype=float).reshape(n, len(years), D)
+        g = names.index(t.region)
+        arr = variable_of({v: sums[v][..., g] for v in need}, t.variable, lambda a: a[:, :1])  # (n, Y, D)
         yi = int(np.flatnonzero(years == t.year)[0])
         met[:, k] = met_array(arr[:, yi], t.op, t.value, t.tolerance)
         ok = met_array(np.median(arr, axis=2), t.op, t.value, t.tolerance)
         first[:, k] = np.where(ok.any(axis=1), years[np.argmax(ok, axis=1)], 0)
-    return met, first
+        land[:, k] = np.median(sums["land_required"][:, yi, :, g], axis=1)
+    return met, first, land
 
 
 class _Progress:
@@ -345,7 +347,7 @@ def evaluate(spec: Spec, overrides=(), *, progress=None, configs: list | None = 
             years = block.year.values
             if first_years is None:
                 first_years = years
-            met, first = _met_draws(block, targets, years)
+            met, first, land_t = _met_draws(block, targets, years)
 
             def last_median(v):  # all regions in the last year, median over draws: (n,)
                 a = np.asarray(block[v].isel(year=-1).sum("region").values, dtype=float)
@@ -353,7 +355,7 @@ def evaluate(spec: Spec, overrides=(), *, progress=None, configs: list | None = 
 
             land, urban_land = last_median("land_required"), last_median("urban_land")
             for k, i in enumerate(chunk):
-                results[i] = dict(met=met[k], first=first[k], land=float(land[k]), urban_land=float(urban_land[k]))
+                results[i] = dict(met=met[k], first=first[k], land_t=land_t[k], land=float(land[k]), urban_land=float(urban_land[k]))
             if progress is not None:
                 progress(len(chunk) * spec.draws)
     names = [t.name for t in targets.targets]
@@ -367,6 +369,7 @@ def evaluate(spec: Spec, overrides=(), *, progress=None, configs: list | None = 
             "probability": (("package", "target"), prob, {"units": "1", "long_name": "share of the draws that meet the target"}),
             "p_objectives": (("package",), p_obj, {"units": "1", "long_name": "share of the draws that meet every objective at once"}),
             "first_year_met": (("package", "target"), np.stack([results[i]["first"] for i in range(N)]), {"long_name": "first year the median path meets the target (0: never; -1: outside the projection)"}),
+            "target_land_needed_km2": (("package", "target"), np.stack([results[i]["land_t"] for i in range(N)]), {"units": "km2", "long_name": "urban land the target's regions need in the target's year at the per-capita standard (median over draws)"}),
             "land_needed_km2": (("package",), land, {"units": "km2", "long_name": f"urban land the urban residents of all regions need at the per-capita standard in {int(first_years[-1])} (median over draws)"}),
             "urban_land_km2": (("package",), np.array([results[i]["urban_land"] for i in range(N)]), {"units": "km2", "long_name": f"urban construction land of all regions the quota rules provide by {int(first_years[-1])} (median over draws)"}),
             "pareto": (("package",), pareto_front(p_obj, land), {"long_name": "non-dominated in (p_objectives, land_needed_km2)"}),
@@ -392,7 +395,8 @@ def lever_frame(ds: xr.Dataset, spec: Spec):
 
 def prim_boxes(ds: xr.Dataset, spec: Spec) -> dict:
     """PRIM on ``p_objectives >= threshold`` over the levers (EMA Workbench). The box reported is
-    the largest one on the peeling trajectory with the trajectory's highest density. Returns the
+    the one of the peeling trajectory with the largest coverage among those with a density of
+    at least ``box_density`` (none: the densest, the widest of them). Returns the
     trajectory and, per restricted lever, the box's limits; ``note`` when PRIM cannot run (every
     package holds, or none)."""
     y = ds.p_objectives.values >= spec.threshold
@@ -407,8 +411,12 @@ def prim_boxes(ds: xr.Dataset, spec: Spec) -> dict:
         p = prim.Prim(x, y, threshold=spec.threshold)
         box = p.find_box()
     traj = box.peeling_trajectory
-    dens = traj["density"].values
-    i = int(np.flatnonzero(dens >= dens.max() - 1e-12)[0])
+    dens, cov = traj["density"].values, traj["coverage"].values
+    ok = np.flatnonzero(dens >= spec.box_density - 1e-12)
+    if ok.size:
+        i = int(ok[np.argmax(cov[ok])])  # the first of the widest: argmax takes the earliest
+    else:
+        i = int(np.flatnonzero(dens >= dens.max() - 1e-12)[0])
     lims, full = box.box_lims[i], box.box_lims[0]
     restricted = {}
     for col in x.columns:
@@ -428,7 +436,7 @@ def boxes_markdown(boxes: dict, spec: Spec) -> str:
          f"Objectives: {'; '.join(spec.objectives)}. A package holds when the share of its draws meeting all of them is at least {spec.threshold:g}.", ""]
     if "note" in boxes:
         return "\n".join(L + [f"{boxes['note']} ({boxes['holds']} of {boxes['n']} packages hold).", ""])
-    L += [f"{boxes['holds']} of {boxes['n']} packages hold. PRIM (EMA Workbench) box {boxes['index']} of the peeling trajectory: "
+    L += [f"{boxes['holds']} of {boxes['n']} packages hold. PRIM (EMA Workbench) box {boxes['index']} of the peeling trajectory (the widest with a density of at least {spec.box_density:g}): "
           f"coverage {boxes['coverage']:.3f} (share of the holding packages inside), density {boxes['density']:.3f} (share of the packages inside that hold), mass {boxes['mass']:.3f}.", "",
           "| lever | box | searched |", "|---|---|---|"]
     for k, v in boxes["restricted"].items():
@@ -515,6 +523,7 @@ def package_rows(ds: xr.Dataset, spec: Spec) -> list[dict]:
             if n in spec.objectives:
                 fy = int(ds.first_year_met.values[i, k])
                 r[f"first_year({n})"] = fy if fy > 0 else "never"
+                r[f"land_km2({n})"] = round(float(ds.target_land_needed_km2.values[i, k]), 3)
         rows.append(r)
     return rows
 

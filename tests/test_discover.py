@@ -93,7 +93,7 @@ def test_prim_recovers_the_one_lever_that_decides_and_ignores_the_other(tmp_path
         tmp_path, samples=samples, base_overrides=["scenario=plan", f"end_year={year}", "policy.land.brake_width=0"],
         levers={"policy.hukou.conversion_rate": {"range": [0.02, 0.3]}, "policy.land.m2_per_settled": {"range": [0.0, 200.0]}},
         extra_targets=[{"name": "hukou share", "region": "Guangxi", "variable": "hukou_urban_share", "year": year, "op": ">=", "value": required}],
-        objectives=["hukou share"], prefecture_targets=False,
+        objectives=["hukou share"], prefecture_targets=False, box_density=1.0,
     )
     spec = dv.load_spec(spec_path)
     ds, _ = dv.evaluate(spec)
@@ -137,6 +137,8 @@ def test_probabilities_are_the_share_of_draws_of_a_direct_ensemble_run(tmp_path)
         assert ds.p_objectives.values[i] == pytest.approx(both.mean(), abs=1e-12)
         land = s.urban[yi[2030]].sum(axis=-1) * cfg.policy.land.capacity_m2_per_person / 1e6
         assert ds.land_needed_km2.values[i] == pytest.approx(np.median(land), rel=1e-9)
+        land25 = s.urban[yi[2025]].sum(axis=-1) * cfg.policy.land.capacity_m2_per_person / 1e6
+        assert ds.target_land_needed_km2.values[i, k25] == pytest.approx(np.median(land25), rel=1e-9)
         # a prefecture's own probability of the Guangxi target
         kn = names.index("resident urbanization >=57% by 2025 [Nanning]")
         j = list(prepare(cfg, reduced=True).regions).index("Nanning")

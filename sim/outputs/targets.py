@@ -27,28 +27,56 @@ def region_selection(ds: xr.Dataset, name: str, groups: dict) -> np.ndarray:
     return region_mask(groups.get(name, [name]), regions, prefectures)
 
 
+def variable_of(tot: dict, variable: str, first):
+    """Target ``variable`` (:data:`sim.config.schema.TARGET_VARIABLES`) from a region's totals
+    ``tot`` (``residents``, ``urban_population``, ``urban_local_population``,
+    ``all_states_population``, ``city_proper_population``: DataArrays, or arrays with any layout);
+    ``first(a)``: ``a`` in the first year. Only the totals the variable needs are read, so a
+    caller may give callables for the others (their value is taken by calling them)."""
+
+    def get(k):
+        v = tot[k]
+        return v() if callable(v) else v
+
+    def share():
+        return get("urban_population") / get("residents")
+
+    def hukou():
+        return get("urban_local_population") / get("all_states_population")
+
+    if variable == "population":
+        return get("residents")
+    if variable == "urban_share":
+        return share()
+    if variable == "hukou_urban_share":
+        return hukou()
+    if variable == "city_proper_population":
+        return get("city_proper_population")
+    if variable == "urban_share_change":
+        u = share()
+        return u - first(u)
+    if variable == "hukou_gap":
+        return share() - hukou()
+    raise KeyError(f"unknown target variable {variable!r}")
+
+
 def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = None) -> xr.DataArray:
     """The path of ``variable`` (see :data:`sim.config.schema.TARGET_VARIABLES`) for a region or an
     aggregate of regions, over ``year`` (and ``draw`` for an ensemble)."""
     sel = ds.isel(region=np.flatnonzero(region_selection(ds, region, groups or {})))
-    residents = sel.residents.sum("region")
-    urban_share = sel.urban_population.sum("region") / residents
 
-    def hukou():
-        if "population" not in sel:  # reduced outputs (the batched launcher's outputs=summary)
-            return sel.urban_local_population.sum("region") / sel.all_states_population.sum("region")
-        states = sel.population.sum(("sex", "age", "region"))
-        return states.sel(state="urban_local") / states.sum("state")
+    def states():
+        return sel.population.sum(("sex", "age", "region"))
 
-    out = {
-        "population": lambda: residents,
-        "urban_share": lambda: urban_share,
-        "hukou_urban_share": hukou,
+    full = "population" in sel  # full outputs: the hukou states from the population; reduced: their totals
+    tot = {
+        "residents": lambda: sel.residents.sum("region"),
+        "urban_population": lambda: sel.urban_population.sum("region"),
+        "urban_local_population": (lambda: states().sel(state="urban_local")) if full else (lambda: sel.urban_local_population.sum("region")),
+        "all_states_population": (lambda: states().sum("state")) if full else (lambda: sel.all_states_population.sum("region")),
         "city_proper_population": lambda: sel.city_proper_population.sum("region", min_count=1),
-        "urban_share_change": lambda: urban_share - urban_share.isel(year=0),
-        "hukou_gap": lambda: urban_share - hukou(),
     }
-    return out[variable]()
+    return variable_of(tot, variable, lambda a: a.isel(year=0))
 
 
 def _land_needed(ds: xr.Dataset, t, groups: dict, projected: np.ndarray, med) -> np.ndarray:
