@@ -156,3 +156,9 @@ def test_the_command_writes_every_output(tmp_path):
     assert meta["projections"] == 30 and meta["code_version"] and meta["input_sha256"]
     rows = (out / "packages.csv").read_text().splitlines()
     assert len(rows) == 7 and "p_objectives" in rows[0]
+    # the HTML report shows the search
+    from sim.report import main as report
+
+    assert report([str(out)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Policy search" in page and "Non-dominated packages" in page and page.count("data:image/png;base64,") == 2
