@@ -26,22 +26,28 @@ PEAK = "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); prin
 
 
 def per_package(n: int, draws: int) -> float:
-    """Mean seconds of one package projected alone (its own ensemble), over ``n`` packages."""
-    from experiments import discover as dv
+    """Mean seconds of one package projected alone (its own ensemble: composed, built and
+    projected), over ``n`` packages of the shipped spec's levers (random points of its ranges,
+    its first option of each group)."""
+    import numpy as np
+    import yaml
+
+    from sim.config.compose import compose_config
     from sim.engine.prepare import prepare
     from sim.engine.runner import project_summary
-    from sim.outputs.batch import _set
 
-    spec = dv.load_spec(dv.SPEC, samples=n + 1, draws=draws)
-    pk = dv.packages(spec)
+    spec = yaml.safe_load((ROOT / "experiments" / "discover.yaml").read_text(encoding="utf-8"))
+    rng = np.random.default_rng(1)
     times = []
-    for k, p in enumerate(pk[: n + 1]):
+    for k in range(n + 1):
+        ov = list(spec["base_overrides"]) + [f"draws.count={draws}"]
+        for name, v in spec["levers"].items():
+            if "range" in v:
+                ov.append(f"{name}={rng.uniform(*v['range']):.6g}")
+            else:
+                ov.append(f"{name}={v['options'][0]}")
         t0 = time.perf_counter()
-        combo = {g: p[dv._cat(g)] for g in spec.categorical}
-        cfg = dv._combo_config(spec, combo, [])
-        for path in spec.continuous:
-            cfg = _set(cfg, path, p[path])
-        project_summary(prepare(cfg, reduced=True))
+        project_summary(prepare(compose_config(ov), reduced=True))
         if k:  # the first one pays the start-up (imports, compilation)
             times.append(time.perf_counter() - t0)
     return sum(times) / len(times)

@@ -281,6 +281,12 @@ def _met_draws(block: xr.Dataset, targets, years) -> tuple[np.ndarray, np.ndarra
     return met, first, land
 
 
+def _last_median(block: xr.Dataset, v: str) -> np.ndarray:
+    """``v`` of all regions in the last year, median over draws: one value per package."""
+    a = np.asarray(block[v].isel(year=-1).sum("region").values, dtype=float)
+    return np.median(a.reshape(block.sizes["scenario"], -1), axis=1)
+
+
 class _Progress:
     """A tqdm bar with the time left on a terminal, a log line per batch otherwise."""
 
@@ -348,12 +354,7 @@ def evaluate(spec: Spec, overrides=(), *, progress=None, configs: list | None = 
             if first_years is None:
                 first_years = years
             met, first, land_t = _met_draws(block, targets, years)
-
-            def last_median(v):  # all regions in the last year, median over draws: (n,)
-                a = np.asarray(block[v].isel(year=-1).sum("region").values, dtype=float)
-                return np.median(a.reshape(len(chunk), -1), axis=1)
-
-            land, urban_land = last_median("land_required"), last_median("urban_land")
+            land, urban_land = _last_median(block, "land_required"), _last_median(block, "urban_land")
             for k, i in enumerate(chunk):
                 results[i] = dict(met=met[k], first=first[k], land_t=land_t[k], land=float(land[k]), urban_land=float(urban_land[k]))
             if progress is not None:
