@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from sim.axes import AWAY, N_GROUPS, RESIDENT_STATES, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age, residents
+from sim.axes import N_GROUPS, RESIDENT_STATES, RURAL, URBAN_LOCAL, URBAN_MIGRANT, group_index_of_age, residents
+from sim.axes import registered as births_registered
 from sim.config.parameters import BY_NAME as PARAMETER_TABLE
 from sim.config.parameters import FACTOR_FIELD, PATH_END, PATH_KNOTS, REGIONAL_PARAMETERS, SHARED_FIT
 from sim.engine.model import build_model
@@ -203,8 +204,7 @@ def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulat
         urb[:, i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
         if out is not None:
             births[:, i] = out.births[:, :, RESIDENT_STATES].sum(axis=(2, 3))
-            b = out.births.sum(axis=3)  # (D,R,K)
-            registered[:, i] = births[:, i] + b[:, :, AWAY] - other_prov * b[:, :, URBAN_MIGRANT]
+            registered[:, i] = births_registered(out.births.sum(axis=3), other_prov)  # (D,R,K) -> (D,R)
             deaths[:, i] = out.deaths[:, :, RESIDENT_STATES].sum(axis=(2, 3, 4))
             w = pop[:, :, RESIDENT_STATES].sum(axis=-1)  # (D,R,K',S) residents by state and sex
             e = model.e0(int(years[i]))[:, RESIDENT_STATES]  # (R,K',S)

@@ -33,6 +33,7 @@ from calibration.backtest import csv_table, read_observed, score
 from calibration.core import emcee_draws, laplace_draws, simulate
 from calibration.run import fit_with_spreads, setup
 from sim import files
+from sim.config.cli import own_arguments
 from sim.config.compose import compose_config
 from sim.config.schema import ConfigError
 from sim.engine.model import process_factors
@@ -129,13 +130,7 @@ def main(argv=None) -> int:
     from sim.outputs.figures import save
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    own, rest = dict(DEFAULTS), []
-    for a in argv:
-        k, sep, v = a.partition("=")
-        if sep and k in own:
-            own[k] = v
-        else:
-            rest.append(a)
+    own, rest = own_arguments(argv, DEFAULTS)
     try:
         T, draws = int(own["T"]), int(own["draws"])
     except ValueError:

@@ -537,24 +537,14 @@ def cheapest(ds: xr.Dataset, target: str, probability: float) -> int | None:
     return int(ok[np.argmin(ds.land_needed_km2.values[ok])]) if ok.size else None
 
 
-def _args(argv):
-    own, rest = dict(DEFAULTS), []
-    for a in argv:
-        k, sep, v = a.partition("=")
-        if sep and k in own:
-            own[k] = v
-        else:
-            rest.append(a)
-    return own, rest
-
-
 def main(argv=None) -> int:
+    from sim.config.cli import own_arguments
     from sim.config.schema import ConfigError
     from sim.files import write_text
     from sim.outputs.dataset import code_version
     from sim.outputs.targets import to_csv
 
-    own, rest = _args(list(sys.argv[1:] if argv is None else argv))
+    own, rest = own_arguments(list(sys.argv[1:] if argv is None else argv), DEFAULTS)
     try:
         samples = int(own["samples"]) if own["samples"] is not None else None
         draws = int(own["draws"]) if own["draws"] is not None else None

@@ -89,6 +89,14 @@ def residents(by_state: np.ndarray, axis: int = -1) -> np.ndarray:
     return by_state.sum(axis=axis) - np.take(by_state, AWAY, axis=axis)
 
 
+def registered(births_by_state: np.ndarray, other_province_share) -> np.ndarray:
+    """Births to the registered (hukou) population of counts with the state on the last axis:
+    to residents, less those to urban migrants registered in another province (their share of
+    urban_migrant, ``other_province_share``, broadcast against the remaining axes), plus those in
+    the away state (the statistical bulletin's basis)."""
+    return residents(births_by_state) + births_by_state[..., AWAY] - other_province_share * births_by_state[..., URBAN_MIGRANT]
+
+
 # Census 5-year groups (the first two are 0 and 1-4; the last is open).
 CENSUS_GROUP_EDGES = np.array([0, 1] + list(range(5, 90, 5)))  # lower bounds, 19 groups
 CENSUS_GROUP_LABELS = ("0", "1-4") + tuple(f"{x}-{x + 4}" for x in range(5, 85, 5)) + ("85+",)

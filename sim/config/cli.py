@@ -122,6 +122,19 @@ def config_exceptions() -> tuple:
     return (ConfigError, ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException)
 
 
+def own_arguments(argv: list[str], defaults: dict) -> tuple[dict, list[str]]:
+    """A command's own ``key=value`` arguments (the keys of ``defaults``, given values replace
+    theirs) and the rest (Hydra overrides), in their order."""
+    own, rest = dict(defaults), []
+    for a in argv:
+        k, sep, v = a.partition("=")
+        if sep and k in own:
+            own[k] = v
+        else:
+            rest.append(a)
+    return own, rest
+
+
 def run_app(main: Callable[[], None], prog: str = "") -> None:
     """Run the ``@hydra.main`` function ``main`` on ``sys.argv`` with year-keyed overrides
     rewritten; a config error prints one line and exits 2 (Hydra's own report is turned off

@@ -14,7 +14,8 @@ import numpy as np
 import xarray as xr
 
 from models import get_model
-from sim.axes import AGES, AWAY, CAP_GROUPS, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
+from sim.axes import AGES, CAP_GROUPS, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
+from sim.axes import registered as births_registered
 from sim.engine.model import Model
 from sim.engine.runner import Projection
 
@@ -68,8 +69,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> 
     pop = proj.population
     years = proj.years
     net = net_migration(proj.flows, axis=3)  # (Y,D,R,S,A)
-    b = proj.births.sum(axis=-1)  # (Y,D,R,K)
-    registered = residents(b) + b[..., AWAY] - model.static["other_province_share"] * b[..., URBAN_MIGRANT]
+    registered = births_registered(proj.births.sum(axis=-1), model.static["other_province_share"])  # (Y,D,R)
 
     tot = pop.sum(axis=(4, 5))  # (Y,D,R,K)
     urban = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
