@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= outputs/baseline
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: setup run test test-props bench derive clean fonts browser warmup
+.PHONY: setup run test test-props bench derive clean fonts browser warmup explore
 
 # Debian packages, installed only where apt-get can run (root); without them the figures use
 # English place names and the HTML report's screenshot test skips.
@@ -36,6 +36,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(PY) -m sim hydra.run.dir=$(RUN_DIR) $(ARGS)
 	@echo "outputs in $(RUN_DIR): projection.nc targets.csv regions.csv report.txt; figures in $(RUN_DIR)/figures"
+
+# The lever explorer (a local web app): python -m sim.explore, its URL printed; ARGS for its
+# arguments (ARGS="params=calibrated_ensemble port=8060").
+explore: $(STAMP)
+	$(PY) -m sim.explore $(ARGS)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q

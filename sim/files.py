@@ -25,6 +25,7 @@ LOCK = ".lock"  # held (flock) by the run writing into the directory
 STAGING = ".staging"  # a run's files before they are published into the directory as one set
 FIGURES = "figures"  # folder of the run's figures
 REPORT_HTML = "report.html"  # python -m sim.report
+OVERRIDES = "overrides.txt"  # the explorer's export: the command line that reproduces the run
 # A sweep directory (python -m sim.collect)
 COLLECTED = "collected.nc"
 COLLECTED_ZARR = "collected.zarr"

@@ -137,7 +137,6 @@ def test_job_composer_equals_hydra_composition_job_by_job():
 def _check_job_composer(h):
     from omegaconf import OmegaConf, open_dict, read_write
 
-    from hydra_plugins.urbsim_launcher.batched_launcher import _is_group
     from sim.config.jobs import JobComposer
     from hydra.types import RunMode
 
@@ -149,7 +148,7 @@ def _check_job_composer(h):
         ["scenario=stress", "policy/hukou=full_opening", "end_year=2035", "policy.land.m2_per_settled=40"],
         ["scenario=trend", "policy/hukou=easing", "policy.hukou.conversion_rate=-1"],
     ]
-    composer = JobComposer(h.config_loader, master, _is_group)
+    composer = JobComposer(h.config_loader, master)
     got = composer.compose(jobs)
     assert composer.hydra_composed == 0
     assert "policy.hukou.conversion_rate" in str(got[-1])  # refused, naming the field

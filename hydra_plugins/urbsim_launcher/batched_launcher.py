@@ -55,13 +55,6 @@ class BatchedLauncherConf:
 ConfigStore.instance().store(group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="urbsim")
 
 
-def _is_group(key: str) -> bool:
-    from sim.paths import CONFIG_DIR
-
-    k = key.lstrip("+~")
-    return k.startswith("hydra/") or (CONFIG_DIR / k).is_dir()
-
-
 class _Progress:
     """A progress bar with the time left on a terminal (tqdm), a log line per piece otherwise."""
 
@@ -112,9 +105,9 @@ class BatchedLauncher(Launcher):
     def compose(self, job_overrides: Sequence[Sequence[str]]) -> list:
         """Every job's :class:`sim.config.schema.Config`, validated, or its ConfigError
         (:class:`sim.config.jobs.JobComposer`: composed once per distinct set of group choices)."""
-        from sim.config.jobs import JobComposer
+        from sim.config.jobs import JobComposer, is_group
 
-        self.composer = JobComposer(self.hydra_context.config_loader, self.config, _is_group)
+        self.composer = JobComposer(self.hydra_context.config_loader, self.config, is_group)
         return self.composer.compose(job_overrides)
 
     def _run_piece(self, piece, composed, job_overrides, first: int, sweep_dir: Path, swept, progress) -> tuple:

@@ -61,3 +61,21 @@ def calibrated_params():
 
 
 _CALIBRATED: dict = {}
+
+
+def job_composer():
+    """A :class:`sim.config.jobs.JobComposer` of ``configs/config.yaml`` outside a Hydra app: it
+    composes each distinct set of config-group choices once and applies value overrides to a
+    copy, with the schema's validation (what the batched launcher does for a sweep's jobs), for
+    callers that compose many configs in one process (the explorer)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from sim.config.jobs import JobComposer
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # restores the global Hydra on exit
+        h = GlobalHydra.instance().hydra
+        master = h.compose_config("config", overrides=[], run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+        return JobComposer(h.config_loader, master)

@@ -36,6 +36,15 @@ def _get(cfg, path: str):
     return cfg
 
 
+def is_group(key: str) -> bool:
+    """Whether the override key ``key`` (``policy/hukou``, ``+scenario``, ``hydra/launcher``)
+    names a config group (a folder of ``configs/``, or one of Hydra's own)."""
+    from sim.paths import CONFIG_DIR
+
+    k = key.lstrip("+~")
+    return k.startswith("hydra/") or (CONFIG_DIR / k).is_dir()
+
+
 def replace_path(obj, path: str, value):
     """``obj`` (nested dataclasses) with the field at dotted ``path`` set to ``value``."""
     head, _, rest = path.partition(".")
@@ -63,7 +72,7 @@ class JobComposer:
     """Compose many jobs of one Hydra app (``config_loader`` and ``master_config`` of the
     launcher's ``setup``); see the module."""
 
-    def __init__(self, config_loader, master_config, is_group):
+    def __init__(self, config_loader, master_config, is_group=is_group):
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from omegaconf import OmegaConf
 
@@ -159,6 +168,11 @@ class JobComposer:
                 return False
         mine = self._option(group, str(choices[group]))
         return mine is not None and OmegaConf.to_container(mine) == OmegaConf.to_container(OmegaConf.select(cfg, package))
+
+    def choices(self, global_overrides: Sequence[str] = ()) -> dict:
+        """The config-group choices (``{"policy/hukou": "easing", ...}``) of the composition of
+        ``global_overrides`` (``scenario=plan``): what a scenario selects."""
+        return dict(self._base(tuple(global_overrides))[1])
 
     # -- values ------------------------------------------------------------------------------
     def _value(self, base_key, make_base, override: str):

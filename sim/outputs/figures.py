@@ -131,15 +131,20 @@ def _runs(runs) -> dict[str, xr.Dataset]:
 
 # ---------------------------------------------------------------------------------- figures
 @lru_cache(maxsize=1)
-def observed_record() -> tuple[dict, ...]:
-    """Guangxi's rows of the shipped observed series (``sim/data/guangxi_observed.csv``)."""
+def observed_rows() -> tuple[dict, ...]:
+    """Every row of the shipped observed series (``sim/data/guangxi_observed.csv``)."""
     import csv
 
     path = DATA_DIR / files.OBSERVED
     if not path.is_file():
         return ()
     with open(path, encoding="utf-8") as f:
-        return tuple(dict(r, year=int(r["year"]), value=float(r["value"])) for r in csv.DictReader(f) if r["region"] == "Guangxi")
+        return tuple(dict(r, year=int(r["year"]), value=float(r["value"])) for r in csv.DictReader(f))
+
+
+def observed_record() -> tuple[dict, ...]:
+    """Guangxi's rows of the shipped observed series."""
+    return tuple(r for r in observed_rows() if r["region"] == "Guangxi")
 
 
 # how the record is drawn: the censuses filled, the annual series open, the pre-census basis grey
