@@ -48,6 +48,26 @@ def _quoted(v) -> str:
     return str(v)
 
 
+_CHOICES = re.compile(r"^[\w.-]+(,[\w.-]+)*$")
+
+
+def check_group_choices(args: list[str]) -> None:
+    """A choice of a config group of ``configs/`` (``params=calibrated``, ``policy/land=link,off``)
+    must name one of its files: Hydra skips an unknown option of an optional group (``params``)
+    without a word. Raises :class:`ConfigError` naming the group, the value and its options."""
+    from sim.paths import CONFIG_DIR
+
+    for a in args:
+        key, eq, value = a.partition("=")
+        key = key.lstrip("+~")
+        if not eq or key.startswith("hydra/") or not _CHOICES.match(value) or not (CONFIG_DIR / key).is_dir():
+            continue
+        options = sorted(p.stem for p in (CONFIG_DIR / key).glob("*.yaml"))
+        for v in value.split(","):
+            if v not in options and v != "null":
+                raise ConfigError(f"{key} = {v!r}: no such option; allowed values are {', '.join(options)}")
+
+
 def rewrite_overrides(args: list[str]) -> list[str]:
     """``args`` with each map given to a year-keyed field (also in a choice sweep) passed as a
     quoted string, which replaces the field's value whole (see the module); every other
@@ -144,6 +164,7 @@ def run_app(main: Callable[[], None], prog: str = "") -> None:
     from hydra.errors import InstantiationException
 
     try:
+        check_group_choices([a for a in sys.argv[1:] if not a.startswith("-")])
         main()
     except config_exceptions() as e:
         print(f"config error: {describe(e)}", file=sys.stderr)

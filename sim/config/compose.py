@@ -18,9 +18,10 @@ def compose_config(overrides=(), config_name: str = "config") -> Config:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from sim.config.cli import config_exceptions, describe, rewrite_overrides
+    from sim.config.cli import check_group_choices, config_exceptions, describe, rewrite_overrides
     from sim.config.schema import ConfigError
 
+    check_group_choices(list(overrides))
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         try:

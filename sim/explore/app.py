@@ -159,7 +159,7 @@ class Page:
         try:
             res = self.ex.run(new)
         except ConfigError as e:
-            self.error.text = html.escape(f"config error: {e}")
+            self.error.text = f'<span class="msg">config error: {html.escape(str(e))}</span>'
             self.sync(self.result)  # the controls back to what the panels show
             return
         self.state, self.result = new, res
@@ -291,7 +291,7 @@ class Page:
     # -- compare and export --------------------------------------------------------------------
     def add_pin(self):
         if len(self.pins) >= MAX_PINS:
-            self.error.text = f"at most {MAX_PINS} pinned runs: clear them first"
+            self.error.text = f'<span class="msg">at most {MAX_PINS} pinned runs: clear them first</span>'
             return
         res = self.result
         gx, reg = guangxi_paths(res), region_paths(res)
@@ -317,7 +317,7 @@ class Page:
         try:
             token, out = self.ex.export(self.state, self.result)
         except ConfigError as e:
-            self.error.text = html.escape(f"config error: {e}")
+            self.error.text = f'<span class="msg">config error: {html.escape(str(e))}</span>'
             return
         links = " · ".join(f'<a href="/export/{token}/{name}" download="{name}">{name}</a>' for name in EXPORT_FILES)
         cmd = (out / "overrides.txt").read_text(encoding="utf-8").strip()

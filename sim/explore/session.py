@@ -83,8 +83,9 @@ class Explorer:
     # -- configs -----------------------------------------------------------------------------
     def compose(self, ovs: list[str]) -> Config:
         """The validated config of ``ovs`` or the :class:`ConfigError` the command line gives."""
-        from sim.config.cli import rewrite_overrides
+        from sim.config.cli import check_group_choices, rewrite_overrides
 
+        check_group_choices(list(ovs))
         cfg = self.composer.compose([rewrite_overrides(list(ovs))])[0]
         if isinstance(cfg, ConfigError):
             raise cfg
