@@ -84,6 +84,7 @@ class JobComposer:
         self._bases: dict[tuple, Any] = {}  # global group choices -> (DictConfig, simple-group check)
         self._options: dict[tuple, Any] = {}  # (group, option) -> node or None (not simple)
         self._values: dict[tuple, Any] = {}  # (base key, override) -> the value left at its key
+        self._scratch: dict[tuple, Any] = {}  # base key -> a copy of its config, leaf overrides applied and put back
         self._objects: dict[tuple, Config] = {}
         self._validated: set = set()
         self._simples: dict[tuple, bool] = {}
@@ -186,10 +187,23 @@ class JobComposer:
         key = (base_key, override)
         if key not in self._values:
             ov = self.parser.parse_overrides([override])
+            k = ov[0].key_or_group
+            scratch = self._scratch.get(base_key)
+            if scratch is None:
+                scratch = self._scratch[base_key] = make_base()
+            old = OmegaConf.select(scratch, k, throw_on_missing=False) if OmegaConf.select(scratch, k.rpartition(".")[0] or "", default=None) is not None else None
+            if old is not None and not isinstance(old, (DictConfig, ListConfig)) and not isinstance(ov[0].value(), (dict, list)):
+                # a leaf set to a leaf: applied to the base's one scratch copy and put back (no copy of the whole config)
+                with read_write(scratch):
+                    ConfigLoaderImpl._apply_overrides_to_config(ov, scratch)
+                    v = OmegaConf.select(scratch, k)
+                    OmegaConf.update(scratch, k, old, merge=False)
+                self._values[override] = v
+                return v
             cfg = make_base()
             with read_write(cfg):
                 ConfigLoaderImpl._apply_overrides_to_config(ov, cfg)
-            v = OmegaConf.select(cfg, ov[0].key_or_group)
+            v = OmegaConf.select(cfg, k)
             if isinstance(v, (DictConfig, ListConfig)):  # merged into the base's: per base
                 self._values[key] = OmegaConf.to_object(v)
             else:

@@ -15,7 +15,7 @@ import html
 import time
 
 import numpy as np
-from bokeh.layouts import column, gridplot, row
+from bokeh.layouts import column, row
 from bokeh.models import (
     Button,
     ColorBar,
@@ -119,10 +119,11 @@ class Page:
                 self.inputs[lev.path] = (lev, pairs)
             panels[g.key.split("/")[0]].append(column(*items, styles={"border-top": "1px solid #ddd", "padding-top": "4px"}))
         tabs = Tabs(tabs=[TabPanel(child=column(*panels[r]), title=r) for r in controls.GROUP_ROOTS])
-        self.status = Div(text="", css_classes=["status"], width=300)
-        self.error = Div(text="", css_classes=["error"], width=300, styles={"color": "#b00020"})
-        self.exported = Div(text="", css_classes=["exported"], width=300)
-        self.pinned = Div(text="", css_classes=["pinned"], width=300)
+        # fixed sizes: a Div whose text changes then redraws alone, without a layout of the page
+        self.status = Div(text="", css_classes=["status"], width=300, height=22)
+        self.error = Div(text="", css_classes=["error"], width=300, height=60, styles={"color": "#b00020", "overflow-y": "auto"})
+        self.exported = Div(text="", css_classes=["exported"], width=300, height=90, styles={"overflow-y": "auto", "font-size": "11px"})
+        self.pinned = Div(text="", css_classes=["pinned"], width=300, height=110, styles={"overflow-y": "auto", "font-size": "11px"})
         head = Div(text=f"<b>Urbanization explorer</b><br><small>{html.escape(' '.join(ex.base) or 'default inputs')}</small>", width=300)
         self.sidebar = column(head, self.scenario, row(self.reset, self.pin, self.unpin), row(self.export_button), self.status, self.error,
                               self.exported, self.pinned, tabs, width=330, height=1100, styles={"overflow-y": "auto"})
@@ -212,24 +213,8 @@ class Page:
         g.add_tools(HoverTool(tooltips=[("year", "@year"), ("urban share", "@mid{0.00} %")], renderers=[g.renderers[1]]))
         self.fig_gx = g
 
-        names = [str(r) for r in res.ds.region.values]
-        self.src_reg, self.pin_reg, figs = {}, {}, []
-        for name in names[:40]:  # small multiples: the first 40 regions (all of a prefecture run)
-            f = figure(title=name, width=190, height=140, tools="", toolbar_location=None, y_range=(0, 100))
-            src = ColumnDataSource(dict(year=[], mid=[], lo=[], hi=[]))
-            f.varea("year", "lo", "hi", source=src, fill_alpha=0.25, fill_color="#1f77b4")
-            f.line("year", "mid", source=src, line_width=2, color="#1f77b4")
-            years, vals, _ = observed(name)
-            if years:
-                f.scatter(years, vals, size=5, color="black")
-            pins = [ColumnDataSource(dict(year=[], mid=[])) for _ in range(MAX_PINS)]
-            for k, p in enumerate(pins):
-                f.line("year", "mid", source=p, line_dash="dashed", color=PIN_COLOURS[k])
-            f.title.text_font_size = "8pt"
-            f.axis.major_label_text_font_size = "7pt"
-            self.src_reg[name], self.pin_reg[name] = src, pins
-            figs.append(f)
-        self.fig_reg = gridplot(figs, ncols=7, toolbar_location=None)
+        self.trellis = Trellis([str(r) for r in res.ds.region.values])
+        self.fig_reg = self.trellis.figure
 
         xs, ys, rnames, zh = _ring_patches()
         self.src_map = ColumnDataSource(dict(xs=xs, ys=ys, name=rnames, zh=zh, value=[np.nan] * len(xs)))
@@ -252,7 +237,7 @@ class Page:
         land.legend.label_text_font_size = "8pt"
         self.fig_land = land
 
-        self.targets = Div(text="", css_classes=["targets"], width=760)
+        self.targets = Div(text="", css_classes=["targets"], width=760, height=300, styles={"overflow-y": "auto"})
         regions = Div(text="<b>Urban share by region (%)</b>: median, 90 % band, census points, pinned runs dashed")
         self.main = column(row(self.fig_gx, column(self.map_variable, self.fig_map)), row(self.targets, self.fig_land), regions, self.fig_reg)
 
@@ -265,8 +250,7 @@ class Page:
         self.src_targets.data = dict(year=[t[0] for t in tg], value=[t[1] for t in tg], op=[t[2] for t in tg])
         self.src_land.data = {k: gx[k] for k in ("year", "land", "need")}
         reg = region_paths(res)
-        for name, src in self.src_reg.items():
-            src.data = dict(year=gx["year"], **reg[name])
+        self.trellis.draw(gx["year"], reg)
         self.draw_map(res)
         self.targets.text = targets_html(res)
         self.sync(res)
@@ -279,7 +263,7 @@ class Page:
     def draw_map(self, res):
         variable = self.map_variable.value
         vals, label = map_values(res, MAP_YEAR, variable)
-        self.src_map.data = dict(self.src_map.data, value=[vals.get(n, np.nan) for n in self.src_map.data["name"]])
+        self.src_map.patch({"value": [(slice(0, len(self.src_map.data["name"])), [vals.get(n, np.nan) for n in self.src_map.data["name"]])]})  # the outlines stay
         v = np.array([x for x in vals.values() if np.isfinite(x)])
         if variable == "target_gap" and label.endswith("(pp)"):
             lim = float(max(1e-6, np.abs(v).max())) if v.size else 1.0
@@ -298,17 +282,14 @@ class Page:
         k = len(self.pins)
         self.pins.append({"overrides": res.overrides})
         self.pin_gx[k].data = dict(year=gx["year"], mid=gx["mid"])
-        for name, pins in self.pin_reg.items():
-            pins[k].data = dict(year=gx["year"], mid=reg[name]["mid"])
+        self.trellis.pin(k, gx["year"], reg)
         self.pinned.text = pins_html(self.pins, self.ex.base)
 
     def clear_pins(self):
         self.pins = []
         for src in self.pin_gx:
             src.data = dict(year=[], mid=[])
-        for pins in self.pin_reg.values():
-            for src in pins:
-                src.data = dict(year=[], mid=[])
+        self.trellis.pin(None)
         self.pinned.text = ""
 
     def export(self):
@@ -322,6 +303,88 @@ class Page:
         links = " · ".join(f'<a href="/export/{token}/{name}" download="{name}">{name}</a>' for name in EXPORT_FILES)
         cmd = (out / "overrides.txt").read_text(encoding="utf-8").strip()
         self.exported.text = f'<div data-token="{token}">exported to {html.escape(str(out))}: {links}<br><code>{html.escape(cmd)}</code></div>'
+
+
+class Trellis:
+    """Small multiples of the regions' urban share in one canvas (one redraw per run, where a
+    figure per region costs a redraw each: 0.4 s for the 14 prefectures in headless Chromium):
+    panel ``(row, col)`` spans :data:`FIRST_YEAR`..end on x and 0..100 % on y, offset by cell."""
+
+    FIRST_YEAR, LAST_YEAR, NCOLS = 2010, 2050, 7
+    CELL_X, CELL_Y = 48.0, 130.0  # data units of a cell (years + gap; percent + title)
+
+    def __init__(self, names: list[str]):
+        from bokeh.models import Range1d
+
+        self.names = names[:70]  # the first 70 regions (all of a prefecture run)
+        n = len(self.names)
+        self.nrows = -(-n // self.NCOLS)
+        cols = min(n, self.NCOLS)
+        f = figure(width=190 * cols, height=150 * self.nrows + 30, tools="hover", toolbar_location=None, css_classes=["panel-regions"],
+                   x_range=Range1d(-8, cols * self.CELL_X), y_range=Range1d(-22, self.nrows * self.CELL_Y), tooltips=[("region", "@name"), ("", "@label")])
+        f.axis.visible = False
+        f.grid.visible = False
+        f.outline_line_color = None
+        left = [self._x(k, self.FIRST_YEAR) for k in range(n)]
+        bottom = [self._y(k, 0.0) for k in range(n)]
+        f.quad(left=left, right=[x + self.LAST_YEAR - self.FIRST_YEAR for x in left], bottom=bottom, top=[b + 100 for b in bottom], fill_color="#f6f6f6", line_color="#cccccc")
+        for level in (25, 50, 75):
+            f.segment(x0=left, x1=[x + self.LAST_YEAR - self.FIRST_YEAR for x in left], y0=[b + level for b in bottom], y1=[b + level for b in bottom], line_color="#e0e0e0")
+        f.text(x=left, y=[b + 102 for b in bottom], text=self.names, text_font_size="8pt", text_font_style="bold")
+        for k in range(n):
+            if k % self.NCOLS == 0:
+                f.text(x=[left[k] - 1] * 3, y=[bottom[k] + v for v in (0, 50, 100)], text=["0", "50", "100"], text_font_size="7pt", text_align="right", text_baseline="middle")
+            if k >= n - self.NCOLS:
+                f.text(x=[self._x(k, y) for y in (2010, 2030, 2050)], y=[bottom[k] - 3] * 3, text=["2010", "2030", "2050"], text_font_size="7pt", text_align="center", text_baseline="top")
+        self.band = ColumnDataSource(dict(xs=[], ys=[], name=[], label=[]))
+        self.line = ColumnDataSource(dict(xs=[], ys=[], name=[], label=[]))
+        self.pins = ColumnDataSource(dict(xs=[], ys=[], color=[], name=[], label=[]))
+        self._pins: dict[int, tuple] = {}
+        f.patches("xs", "ys", source=self.band, fill_color="#1f77b4", fill_alpha=0.25, line_color=None)
+        f.multi_line("xs", "ys", source=self.line, line_color="#1f77b4", line_width=2)
+        f.multi_line("xs", "ys", source=self.pins, line_color="color", line_dash="dashed", line_width=1.5)
+        ox, oy = [], []
+        for k, name in enumerate(self.names):
+            years, vals, _ = observed(name)
+            ox += [self._x(k, y) for y in years]
+            oy += [self._y(k, v) for v in vals]
+        f.scatter(ox, oy, size=4, color="black")
+        self.figure = f
+
+    def _x(self, k: int, year):
+        return (k % self.NCOLS) * self.CELL_X + (np.asarray(year, dtype=float) - self.FIRST_YEAR)
+
+    def _y(self, k: int, value):
+        return (self.nrows - 1 - k // self.NCOLS) * self.CELL_Y + np.asarray(value, dtype=float)
+
+    def draw(self, years, reg: dict):
+        xs, ys, bx, by, labels = [], [], [], [], []
+        for k, name in enumerate(self.names):
+            r = reg[name]
+            x = self._x(k, years)
+            xs.append(x)
+            ys.append(self._y(k, r["mid"]))
+            bx.append(np.concatenate([x, x[::-1]]))
+            by.append(self._y(k, np.concatenate([r["lo"], r["hi"][::-1]])))
+            labels.append(f"{r['mid'][0]:.1f} % in {int(years[0])}, {r['mid'][-1]:.1f} % in {int(years[-1])}")
+        self.line.data = dict(xs=xs, ys=ys, name=self.names, label=labels)
+        self.band.data = dict(xs=bx, ys=by, name=self.names, label=labels)
+
+    def pin(self, k: int | None, years=None, reg: dict | None = None):
+        """Pin ``k`` drawn dashed (its regions' medians); ``None``: every pin removed."""
+        if k is None:
+            self._pins = {}
+        else:
+            self._pins[k] = (years, {n: reg[n]["mid"] for n in self.names})
+        d = dict(xs=[], ys=[], color=[], name=[], label=[])
+        for p, (yrs, mids) in sorted(self._pins.items()):
+            for j, name in enumerate(self.names):
+                d["xs"].append(self._x(j, yrs))
+                d["ys"].append(self._y(j, mids[name]))
+                d["color"].append(PIN_COLOURS[p])
+                d["name"].append(name)
+                d["label"].append(f"pin {p + 1}: {mids[name][-1]:.1f} % in {int(yrs[-1])}")
+        self.pins.data = d
 
 
 def targets_html(res) -> str:

@@ -79,22 +79,58 @@ def series(ds: xr.Dataset, region: str, variable: str, groups: dict | None = Non
     return variable_of(tot, variable, lambda a: a.isel(year=0))
 
 
-def _land_needed(ds: xr.Dataset, t, groups: dict, projected: np.ndarray, med) -> np.ndarray:
+TOTALS = ("residents", "urban_population", "urban_local_population", "all_states_population", "city_proper_population", "land_required")
+
+
+class _Totals:
+    """Each target region's totals as arrays ``(dim, year[, draw])``, summed over its regions once
+    per region and variable, when first asked for (many targets share a region)."""
+
+    def __init__(self, ds: xr.Dataset, dim: str, groups: dict):
+        self.ds, self.groups = ds, groups
+        self.order = (dim, "year", "draw") if "draw" in ds.dims else (dim, "year")
+        self.full = "population" in ds  # full outputs: the hukou states from the population; reduced: their totals
+        self._masks: dict = {}
+        self._cache: dict = {}
+
+    def _mask(self, region: str) -> np.ndarray:
+        if region not in self._masks:
+            self._masks[region] = np.flatnonzero(region_selection(self.ds, region, self.groups))
+        return self._masks[region]
+
+    def get(self, region: str, name: str) -> np.ndarray:
+        key = (region, name)
+        if key not in self._cache:
+            idx = self._mask(region)
+            if self.full and name in ("urban_local_population", "all_states_population"):
+                pop = self.ds.population.isel(region=idx).sum(("sex", "age", "region"))
+                a = pop.sel(state="urban_local") if name == "urban_local_population" else pop.sum("state")
+                out = np.asarray(a.transpose(*self.order).values, dtype=float)
+            else:
+                a = np.asarray(self.ds[name].transpose(*self.order, "region").values, dtype=float)[..., idx]
+                out = np.nansum(a, axis=-1)  # as xarray's sum: a region without the value (a collected job's subset) adds nothing
+                if name == "city_proper_population":  # no city-proper figure in any of the regions: none (min_count=1)
+                    out = np.where(np.isnan(a).all(axis=-1), np.nan, out)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def variable(self, region: str, variable: str) -> np.ndarray:
+        return variable_of({n: (lambda n=n: self.get(region, n)) for n in TOTALS}, variable, lambda a: a[:, :1])
+
+
+def _land_needed(tot: _Totals, t, yi: int, projected: np.ndarray, med) -> np.ndarray:
     """Urban land (km2) the target's regions need in the target year at the per-capita land
     standard: for the urban residents the target requires, or the projected ones if more.
     Hukou targets move no one, so they need the land of the projected urban residents. One value
-    per index of the leading ``scenario`` axis (``med``: the median over draws, if any)."""
-    sel = ds.isel(region=np.flatnonzero(region_selection(ds, t.region, groups)))
-    at = sel.sel(year=t.year)
-    urban = med(at.urban_population.sum("region"))
-    residents = med(at.residents.sum("region"))
-    standard = med(at.land_required.sum("region")) / urban  # km2 per urban resident
+    per index of the leading axis (``med``: the median over draws, if any)."""
+    urban = med(tot.get(t.region, "urban_population")[:, yi])
+    residents = med(tot.get(t.region, "residents")[:, yi])
+    standard = med(tot.get(t.region, "land_required")[:, yi]) / urban  # km2 per urban resident
     need = urban
     if t.variable == "urban_share":
         need = t.value * residents
     elif t.variable == "urban_share_change":
-        first = sel.isel(year=0)
-        share0 = med(first.urban_population.sum("region") / first.residents.sum("region"))
+        share0 = med(tot.get(t.region, "urban_population")[:, 0] / tot.get(t.region, "residents")[:, 0])
         need = (share0 + t.value) * residents
     elif t.variable == "city_proper_population":
         need = np.where(projected > 0, t.value * urban / projected, urban)  # at the region's city-proper share of urban
@@ -119,24 +155,21 @@ def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list
     tables: list[list[dict]] = [[] for _ in range(n)]
     years = ds.year.values
     geography = ds.attrs.get("geography", "")
-    groups = dict(targets.groups)
     draws = "draw" in ds.dims
+    tot = _Totals(ds, dim, dict(targets.groups))
 
-    def med(a: xr.DataArray) -> np.ndarray:  # (dim,) values, the median over draws
-        a = a.median("draw") if "draw" in a.dims else a
-        return np.asarray(a.transpose(dim).values, dtype=float)
+    def med(a: np.ndarray) -> np.ndarray:  # (dim,) values, the median over draws
+        return np.median(a, axis=-1) if draws else a
 
     for t in targets.targets:
         if t.geography is not None and t.geography != geography:
             continue  # a target of another geography (e.g. county towns in a prefecture run)
         head = dict(target=t.name, region=t.region, variable=t.variable, year=t.year, op=t.op, required=t.value)
-        ser = series(ds, t.region, t.variable, groups)
         if t.year not in years:
             for rows in tables:
                 rows.append({**head, "projected": np.nan, "gap": np.nan, "met": "outside projection", "first_year_met": ""})
             continue
-        order = (dim, "year", "draw") if draws else (dim, "year")
-        arr = np.asarray(ser.transpose(*order).values, dtype=float)  # (n, year[, draw])
+        arr = tot.variable(t.region, t.variable)  # (n, year[, draw])
         yi = int(np.flatnonzero(years == t.year)[0])
         at = arr[:, yi]
         outside = np.isnan(at).reshape(n, -1).all(axis=1)
@@ -148,7 +181,7 @@ def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list
             val, path = at, arr
         met_path = met_array(path, t.op, t.value, t.tolerance)
         with np.errstate(divide="ignore", invalid="ignore"):  # a region without urban residents: no land standard
-            land = _land_needed(ds, t, groups, val, med)
+            land = _land_needed(tot, t, yi, val, med)
         for k in range(n):
             if outside[k]:
                 tables[k].append({**head, "projected": np.nan, "gap": np.nan, "met": "outside projection", "first_year_met": ""})
