@@ -267,7 +267,7 @@ class Page:
         v = np.array([x for x in vals.values() if np.isfinite(x)])
         if variable == "target_gap" and label.endswith("(pp)"):
             lim = float(max(1e-6, np.abs(v).max())) if v.size else 1.0
-            self.mapper.update(palette=RdBu11[::-1][::-1], low=-lim, high=lim)
+            self.mapper.update(palette=RdBu11[::-1], low=-lim, high=lim)  # below the target red, above it blue
         else:
             self.mapper.update(palette=Viridis256, low=float(v.min()) if v.size else 0, high=float(v.max()) if v.size else 100)
         self.fig_map.title.text = label
