@@ -541,6 +541,7 @@ class Posterior:
     evaluations: int
     seconds: float
     ess: np.ndarray | None = None  # (n,) bulk effective sample size (emcee)
+    tau: float | None = None  # emcee's integrated autocorrelation time, largest over the whitened parameters (iterations)
 
 
 def split_rhat(x: np.ndarray) -> np.ndarray:
@@ -672,6 +673,11 @@ def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iteration
     idx = np.linspace(0, len(flat) - 1, min(draws, len(flat))).round().astype(int)
     post = Posterior(flat[idx], float(np.mean(sampler.acceptance_fraction)), rhat, walkers, iterations, (iterations + 1) * walkers, time.perf_counter() - t0)
     post.ess = ess
+    # emcee's own diagnostic (Goodman & Weare 2010; Foreman-Mackey et al. 2013): the kept
+    # iterations should be many (about 50) autocorrelation times; tol=0 gives the estimate anyway
+    with np.errstate(invalid="ignore", divide="ignore"):  # a walker that never moved in the kept half: no estimate from it
+        tau = sampler.get_autocorr_time(discard=burn, tol=0)
+    post.tau = float(np.nanmax(tau)) if np.isfinite(tau).any() else None
     return post
 
 

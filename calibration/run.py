@@ -229,6 +229,7 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
         evaluations=problem.evaluations, fit_seconds=f.seconds, cost=f.cost, fit_evaluations=f.iterations,
         sampler=c.sampler, acceptance=post.acceptance if post else None, max_rhat=float(np.nanmax(post.rhat)) if post and c.sampler != "laplace" else None,
         min_ess=float(np.nanmin(post.ess)) if post and post.ess is not None else None, chains=c.chains, iterations=c.iterations,
+        max_tau=post.tau if post else None,
         posterior_evaluations=post.evaluations if post else 0, posterior_seconds=post.seconds if post else 0.0,
         statistics=stats, factors=factors, region_factors=region_factors, region_sd=spreads, region_sd_rounds=rounds,
     )
@@ -354,7 +355,9 @@ def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dic
         L.append(f"Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); held at the optimum (the kernel cannot vary them per draw): {', '.join(HELD_IN_DRAWS)}.")
     elif meta.get("sampler") == "emcee":
         L.append(f"Posterior: emcee, {meta['chains']} walkers x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, "
-                 f"largest split R-hat {meta['max_rhat']:.3f}, smallest bulk ESS {meta['min_ess']:.0f} (arviz; walkers as chains); held at the optimum: {', '.join(HELD_IN_DRAWS)}.")
+                 f"largest split R-hat {meta['max_rhat']:.3f}, smallest bulk ESS {meta['min_ess']:.0f} (arviz; walkers as chains)"
+                 + (f", largest integrated autocorrelation time {meta['max_tau']:.0f} iterations ({meta['iterations'] // 2} kept: {meta['iterations'] // 2 / meta['max_tau']:.1f} times it; emcee asks for about 50)" if meta.get("max_tau") else "")
+                 + f"; held at the optimum: {', '.join(HELD_IN_DRAWS)}.")
     elif meta.get("max_rhat") is not None:
         L.append(f"Posterior: {meta['chains']} Metropolis chains x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, largest split R-hat {meta['max_rhat']:.3f}.")
     L += ["", "## Errors by target (fitted - observed; counts in %, shares in percentage points)", "", "| target | n | RMSE | max abs | unit |", "|---|---:|---:|---:|---|"]
