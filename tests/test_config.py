@@ -119,3 +119,18 @@ def test_region_subsets_by_name_or_prefecture():
     assert len(m.inputs.attrs["input_sha256"]) == 64
     m = prepare(compose_cfg(["geography=guangxi_counties", "geography.regions=[Beihai]"]))
     assert m.regions == ["450502", "450503", "450512", "450521"]  # Beihai's four counties and districts
+
+
+def test_no_config_sets_hydra_mode():
+    """sim.config.cli.skip_mode_composition relies on it: the mode comes from the flags."""
+    from hydra import compose, initialize_config_dir
+
+    from sim.config.compose import register_configs
+    from sim.paths import CONFIG_DIR
+
+    register_configs()
+    scenarios = sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        for s in scenarios:
+            cfg = compose(config_name="config", overrides=[f"scenario={s}"], return_hydra_config=True)
+            assert cfg.hydra.mode is None, s

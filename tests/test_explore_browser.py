@@ -115,6 +115,20 @@ def test_the_page_is_drawn_and_only_its_exports_are_served(page, tmp_path):
     assert img.std() > 0.1  # not blank
     colours = np.unique((img.reshape(-1, 3) * 255).astype(int), axis=0)
     assert len(colours) > 200  # lines, the map's colours, the table
+    import socket
+    from urllib.parse import urlparse
+
+    port = urlparse(d.url).port
+    try:  # the address of the machine's outward interface (a UDP connect sends nothing)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.connect(("192.0.2.1", 9))
+            own = u.getsockname()[0]
+    except OSError:
+        own = "127.0.0.1"
+    if not own.startswith("127."):  # the machine's own address: nothing listens there (127.0.0.1 only)
+        with socket.socket() as s, pytest.raises(OSError):
+            s.settimeout(2)
+            s.connect((own, port))
     for href in ("/export/0123456789abcdef/projection.nc", "/export/../../etc/passwd", "/export/0123456789abcdef/config.yaml"):
         r = d.page.request.get(d.url.rstrip("/") + href)
         assert r.status == 404, href
