@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import numpy as np
-from scipy.optimize import brentq
+
 
 from sim.axes import N_AGES
 
@@ -63,10 +63,59 @@ def e0_of_level(level: float, background: float | None = None) -> float:
 
 def level_for_e0(e0: float, background: float | None = None) -> float:
     """Hazard multiplier whose life table (age-independent hazard ``background``) has life
-    expectancy ``e0`` at birth."""
+    expectancy ``e0`` at birth (Brent's root; the roots already found are kept, see
+    :func:`_levels`)."""
     if not 20.0 < e0 < 110.0:
         raise ValueError(f"e0 = {e0} outside the range 20..110 the Siler shape supports")
-    return brentq(lambda k: e0_of_level(k, background) - e0, 1e-4, 1e3, xtol=1e-12)
+    key = f"{float(e0)!r}|{background!r}"
+    levels = _levels()
+    if key not in levels:
+        from scipy.optimize import brentq  # imported when a root is new: 0.6 s of import a warm run does not need
+
+        levels[key] = float(brentq(lambda k: e0_of_level(k, background) - e0, 1e-4, 1e3, xtol=1e-12))
+        while len(levels) > MAX_KEPT_LEVELS:
+            levels.pop(next(iter(levels)))
+        _save_levels(levels)
+    return levels[key]
+
+
+MAX_KEPT_LEVELS = 4096
+_LEVELS: dict = {}
+
+
+def _levels_file():
+    """The roots found so far, in the cache directory (``$URBSIM_CACHE_DIR``, ...), named by the
+    digest of this module's source: another shape or integration is another file."""
+    import hashlib
+    from pathlib import Path
+
+    from sim.paths import cache_dir
+
+    h = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:24]
+    return cache_dir() / "mortality" / f"siler-levels-{h}.json"
+
+
+def _levels() -> dict:
+    """``{"e0|background": level}``, read once per process (exact: JSON keeps a float's repr)."""
+    if "levels" not in _LEVELS:
+        import json
+
+        try:
+            _LEVELS["levels"] = dict(json.loads(_levels_file().read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            _LEVELS["levels"] = {}
+    return _LEVELS["levels"]
+
+
+def _save_levels(levels: dict) -> None:
+    import json
+
+    from sim.files import write_text
+
+    try:
+        write_text(json.dumps(levels), _levels_file())
+    except OSError:  # a read-only cache: the roots are found again next time
+        pass
 
 
 class MortalityModel(NamedTuple):

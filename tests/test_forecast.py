@@ -364,3 +364,18 @@ def test_the_tfr_path_prior_is_a_random_walk_back_from_2020():
     assert r[jt] == pytest.approx(0.25 / sp.prior_sd[jt])
     # batched rows equal single ones
     np.testing.assert_allclose(sp.prior_residuals(np.stack([theta, 2 * theta]))[1], sp.prior_residuals(2 * theta))
+
+
+def test_mortality_levels_kept_on_disk_are_the_roots(tmp_path, monkeypatch):
+    """models.mortality keeps the e0 -> level roots in the cache directory (a warm run needs no
+    root finder); a root read back is the one found, exactly."""
+    import models.mortality as M
+
+    monkeypatch.setenv("URBSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(M, "_LEVELS", {})
+    k = M.level_for_e0(77.0, 3e-4)
+    assert M._levels_file().is_file() and str(M._levels_file()).startswith(str(tmp_path))
+    assert M.e0_of_level(k, 3e-4) == pytest.approx(77.0, abs=1e-9)
+    monkeypatch.setattr(M, "_LEVELS", {})  # as a new process
+    assert M.level_for_e0(77.0, 3e-4) == k
+    assert M.level_for_e0(77.0, 2e-4) != k  # another shape, another root
