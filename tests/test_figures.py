@@ -172,3 +172,36 @@ def test_formats_and_bad_figure_config(ds, tmp_path):
         validate(compose_cfg(["figures.map_variable=target_gap", "figures.map_year=2030"]))
     with pytest.raises(ConfigError, match="figures.pyramid_region = 'Atlantis': unknown"):
         prepare(compose_cfg(["figures.pyramid_region=Atlantis"]))
+
+
+def test_figures_drawn_by_two_processes_equal_those_of_one(tmp_path):
+    """figures.parallel (the default): the second process's figures and the run's own are the
+    files one process draws, byte for byte."""
+    from sim.config.compose import compose_config
+    from sim.config.schema import validate
+    from sim.outputs.job import run
+    from sim.outputs.runs import file_sha256
+
+    out = {}
+    for parallel in (True, False):
+        cfg = validate(compose_config(["end_year=2026", f"figures.parallel={str(parallel).lower()}"]))
+        run(cfg, tmp_path / str(parallel), echo=False)
+        out[parallel] = {p.name: file_sha256(p) for p in sorted((tmp_path / str(parallel) / "figures").iterdir())}
+    assert out[True] == out[False] and len(out[True]) == 6
+
+
+def test_a_figure_that_fails_in_the_second_process_fails_the_run(tmp_path, monkeypatch):
+    import sim.outputs.figures as F
+    from sim.config.compose import compose_config
+    from sim.config.schema import validate
+    from sim.outputs.job import run
+    from sim.outputs.runs import read_status
+
+    def broken(ds):
+        raise ValueError("no small multiples today")
+
+    monkeypatch.setattr(F, "regions_figure", broken)  # the forked process has it too
+    with pytest.raises((RuntimeError, ValueError), match="no small multiples today"):
+        run(validate(compose_config(["end_year=2026"])), tmp_path / "r", echo=False)
+    assert read_status(tmp_path / "r")["status"] == "failed"
+    assert not (tmp_path / "r" / "projection.nc").exists()  # nothing published

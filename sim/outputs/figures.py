@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 from functools import lru_cache
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -442,28 +443,38 @@ def save(fig: Figure, path: Path, dpi: int = 110) -> Path:
     return path
 
 
-def run_figures(ds: xr.Dataset, fcfg) -> dict[str, Figure]:
-    """The standard set for one run, by file stem (``fcfg``: :class:`sim.config.schema.FiguresConfig`)."""
+def figure_builders(ds: xr.Dataset, fcfg) -> dict[str, "Callable[[], Figure]"]:
+    """The standard set for one run, by file stem, each a function that draws it (``fcfg``:
+    :class:`sim.config.schema.FiguresConfig`)."""
     from sim.config.schema import figure_year
 
     first, last = int(ds.year.values[0]), int(ds.year.values[-1])
-    figs = {
-        "urban_share": urban_share_figure(ds),
-        "regions": regions_figure(ds),
-        "map": map_figure(ds, figure_year(fcfg, "map_year", first, last), fcfg.map_variable),
-        "pyramid": pyramid_figure(ds, fcfg.pyramid_region or None, figure_year(fcfg, "pyramid_year", first, last)),
-        "land": land_figure(ds),
+    out = {
+        "urban_share": lambda: urban_share_figure(ds),
+        "regions": lambda: regions_figure(ds),
+        "map": lambda: map_figure(ds, figure_year(fcfg, "map_year", first, last), fcfg.map_variable),
+        "pyramid": lambda: pyramid_figure(ds, fcfg.pyramid_region or None, figure_year(fcfg, "pyramid_year", first, last)),
+        "land": lambda: land_figure(ds),
     }
     if "migration_od" in ds and ds.sizes["region"] > 1:
-        figs["flows"] = flows_figure(ds, figure_year(fcfg, "flows_year", first + 1, last))
-    return figs
+        out["flows"] = lambda: flows_figure(ds, figure_year(fcfg, "flows_year", first + 1, last))
+    return out
 
 
-def write_figures(ds: xr.Dataset, out_dir: str | os.PathLike, fcfg) -> list[Path]:
-    """Write the standard set into ``out_dir`` in every configured format; returns the paths."""
+def run_figures(ds: xr.Dataset, fcfg) -> dict[str, Figure]:
+    """The standard set for one run, by file stem, drawn."""
+    return {stem: draw() for stem, draw in figure_builders(ds, fcfg).items()}
+
+
+def write_figures(ds: xr.Dataset, out_dir: str | os.PathLike, fcfg, stems=None, exclude=()) -> list[Path]:
+    """Write the standard set (or those of its ``stems``, but not those of ``exclude``) into
+    ``out_dir`` in every configured format; returns the paths."""
     out_dir = Path(out_dir)
     paths = []
-    for stem, fig in run_figures(ds, fcfg).items():
+    for stem, draw in figure_builders(ds, fcfg).items():
+        if (stems is not None and stem not in stems) or stem in exclude:
+            continue
+        fig = draw()
         for fmt in fcfg.formats:
             paths.append(save(fig, out_dir / f"{stem}.{fmt}", fcfg.dpi))
     return paths

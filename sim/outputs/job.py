@@ -182,19 +182,27 @@ def _run(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Dataset, list
     proj = project(model, backend=cfg.backend)
     ds = to_dataset(model, proj, scenario=cfg.scenario)
     ds.attrs["overrides"] = json.dumps(list(overrides))
-    written = [write_netcdf(ds, out_dir / cfg.output)]
-    rows = target_rows(ds, cfg.targets)
-    if rows:
-        written.append(write_text(to_csv(rows), out_dir / files.TARGETS))
-    if cfg.targets.region_years:
-        written.append(write_text(to_csv(region_rows(ds, list(cfg.targets.region_years))), out_dir / files.REGIONS))
-    report = format_report(ds, cfg.targets)
-    written.append(write_text(report + "\n", out_dir / files.REPORT))
-    written.append(_write_config(cfg, overrides, out_dir))
-    if cfg.figures.enabled:
-        from sim.outputs.figures import write_figures  # matplotlib only when figures are asked for
+    figures = None
+    if cfg.figures.enabled:  # matplotlib only when figures are asked for; half of them drawn while the rest is written
+        from sim.outputs.figure_workers import FigureJob
 
-        written += [Path(p) for p in write_figures(ds, out_dir / files.FIGURES, cfg.figures)]
+        figures = FigureJob(ds, out_dir / files.FIGURES, cfg.figures)
+    try:
+        written = [write_netcdf(ds, out_dir / cfg.output)]
+        rows = target_rows(ds, cfg.targets)
+        if rows:
+            written.append(write_text(to_csv(rows), out_dir / files.TARGETS))
+        if cfg.targets.region_years:
+            written.append(write_text(to_csv(region_rows(ds, list(cfg.targets.region_years))), out_dir / files.REGIONS))
+        report = format_report(ds, cfg.targets)
+        written.append(write_text(report + "\n", out_dir / files.REPORT))
+        written.append(_write_config(cfg, overrides, out_dir))
+        if figures is not None:
+            written += figures.finish()
+    except BaseException:
+        if figures is not None:
+            figures.abort()
+        raise
     return ds, written, report
 
 
