@@ -23,6 +23,7 @@ import math
 import typing
 from dataclasses import dataclass
 
+from sim.config.jobs import _get as get
 from sim.config.schema import Config
 from sim.config.values import year_map
 from sim.paths import CONFIG_DIR
@@ -113,12 +114,6 @@ def groups() -> list[Group]:
 
 def scenarios() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
-
-
-def get(cfg, path: str):
-    for part in path.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
 
 
 def slider_values(cfg: Config, lever: Lever) -> tuple[float, ...]:
