@@ -173,7 +173,22 @@ def continued_inputs(cfg: Config, census: xr.Dataset) -> xr.Dataset:
     of an iterative proportional fit to the census margins: residents by sex and age, and the
     census split's resident state totals (urban and rural residents, the urban_migrant stock
     from residents with hukou elsewhere). The ``away`` state, which no census counts, is the
-    history's. The census split (the derivation's) is kept as ``population_census``."""
+    history's. The census split (the derivation's) is kept as ``population_census``. Kept per
+    process for the history's config and the census state (the jobs of a sweep that differ in
+    their policy share it): a copy is returned."""
+    hist = history_config(cfg)
+    key = (json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str), tuple(census.region.values.tolist()), hashlib.sha256(np.ascontiguousarray(census.population.values)).hexdigest())
+    if key not in _CONTINUED:
+        if len(_CONTINUED) >= 8:
+            _CONTINUED.pop(next(iter(_CONTINUED)))
+        _CONTINUED[key] = _continued(cfg, census)
+    return _CONTINUED[key].copy(deep=True)
+
+
+_CONTINUED: dict[tuple, xr.Dataset] = {}
+
+
+def _continued(cfg: Config, census: xr.Dataset) -> xr.Dataset:
     hist_all = history_state(cfg)
     hist_regions = history_regions(cfg)
     pop = census.population.values.astype(float)
