@@ -113,7 +113,7 @@ class BatchedLauncher(Launcher):
     def _run_piece(self, piece, composed, job_overrides, first: int, sweep_dir: Path, swept, progress) -> tuple:
         """Project the jobs of ``piece``: its part of the collected dataset and its target rows."""
         from sim.config.schema import ConfigError
-        from sim.outputs.batch import MAX_BATCH_DRAWS, plan, run_batch, run_summaries
+        from sim.outputs.batch import MAX_BATCH_DRAWS, plan, run_batch
         from sim.outputs.collection import combine
         from sim.outputs.job import run
 
@@ -127,22 +127,14 @@ class BatchedLauncher(Launcher):
         for b in batches:
             for j, why in b.reasons.items():
                 log.info("job %d (%s): %s", first + ok[j], " ".join(job_overrides[ok[j]]), why)
-        summaries = [b for b in batches if not (b.reasons or self.per_job_outputs)] if self.outputs == "summary" else []
-        if summaries:  # every batch's jobs stacked along scenario, the batches in as few kernel calls as they allow
-            done, calls = run_summaries(cfgs, summaries)
-            for b, block in zip(summaries, done):
-                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], block))
-            n = sum(len(b.jobs) for b in summaries)
-            how = "in one projection" if calls == 1 else f"in {calls} projections"
-            progress.update(n, f"piece {piece.index} (jobs {piece.span()}): {n} job(s) {how} ({len(summaries)} model(s): config-group options as variants of the rates)")
         for b in batches:
             if b.reasons or self.per_job_outputs:  # the per-job path: the job's own directory
                 for j in b.jobs:
                     i = ok[j]
                     job_dirs[first + i] = sweep_dir / str(first + i)
                     results[i] = run(cfgs[j], job_dirs[first + i], echo=False, overrides=job_overrides[i], record_refusal=True)
-            elif self.outputs == "summary":
-                continue  # projected above
+            elif self.outputs == "summary":  # the batch's jobs stacked along scenario
+                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary")))
             else:
                 dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs)
                 for j, ds in zip(b.jobs, dss):

@@ -678,12 +678,12 @@ N_SUMMARY = 8
 
 
 @njit(**VIEW)
-def _mul_into(dst, src, f, v):
-    """``dst[0, r, ...] = f[r] * src[v, r, ...]`` for C-contiguous arrays of shape ``(1, R, ...)``
-    and ``(V, R, ...)`` (``v`` modulo ``V``, as :func:`_at`): a multiplier per region."""
+def _mul_into(dst, src, f):
+    """``dst[0, r, ...] = f[r] * src[0, r, ...]`` for C-contiguous arrays of one shape
+    ``(1, R, ...)``: a multiplier per region."""
     R = f.size
-    d = dst[0].reshape((R, -1))
-    s = _at(src, v).reshape((R, -1))
+    d = dst.reshape((R, -1))
+    s = src.reshape((R, -1))
     for r in range(R):
         fr = f[r]
         for i in range(d.shape[1]):
@@ -691,33 +691,30 @@ def _mul_into(dst, src, f, v):
 
 
 @njit(**VIEW)
-def _mul_cols_into(dst, src, f, v):
-    """``dst[0, i, j] = f[j] * src[v, i, j]``: a multiplier per destination."""
+def _mul_cols_into(dst, src, f):
+    """``dst[0, i, j] = f[j] * src[0, i, j]``: a multiplier per destination."""
     R = f.size
-    s = _at(src, v)
     for i in range(R):
         for j in range(R):
-            dst[0, i, j] = f[j] * s[i, j]
+            dst[0, i, j] = f[j] * src[0, i, j]
 
 
 @njit(**JIT)
-def _year_inputs(P, y, f, buf, v):
-    """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, then a variant
-    axis of length 1 or V: the rates of V models that share the jump-off, :func:`summary`), with
-    the factored fields of variant ``v`` multiplied by ``f[N_FACTORS, R]`` into ``buf`` (one
-    scratch array per factored field, in the order of _KERNEL_FACTORS, variant axis of length 1;
-    ``f`` empty: no factors). The other fields keep their variant axis: the step reads variant
-    ``v`` of them (:func:`_at`)."""
+def _year_inputs(P, y, f, buf):
+    """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, a draw axis of
+    length 1 after it), with the factored fields multiplied by ``f[N_FACTORS, R]`` into ``buf``
+    (one scratch array per factored field, in the order of _KERNEL_FACTORS; ``f`` empty: no
+    factors)."""
     if f.size:
-        _mul_into(buf[0], P.asfr[y], f[_F_ASFR], v)
-        _mul_into(buf[1], P.m_ru[y], f[_F_RU], v)
-        _mul_into(buf[2], P.m_away[y], f[_F_AWAY], v)
-        _mul_into(buf[3], P.m_return[y], f[_F_RETURN], v)
-        _mul_into(buf[4], P.m_inter[y], f[_F_INTER], v)
-        _mul_into(buf[5], P.h_conv[y], f[_F_HCONV], v)
-        _mul_into(buf[6], P.reclass[y], f[_F_RECLASS], v)
-        _mul_into(buf[7], P.land_per_settled[y], f[_F_LPS], v)
-        _mul_cols_into(buf[8], P.dest_weight[y], f[_F_DEST], v)
+        _mul_into(buf[0], P.asfr[y], f[_F_ASFR])
+        _mul_into(buf[1], P.m_ru[y], f[_F_RU])
+        _mul_into(buf[2], P.m_away[y], f[_F_AWAY])
+        _mul_into(buf[3], P.m_return[y], f[_F_RETURN])
+        _mul_into(buf[4], P.m_inter[y], f[_F_INTER])
+        _mul_into(buf[5], P.h_conv[y], f[_F_HCONV])
+        _mul_into(buf[6], P.reclass[y], f[_F_RECLASS])
+        _mul_into(buf[7], P.land_per_settled[y], f[_F_LPS])
+        _mul_cols_into(buf[8], P.dest_weight[y], f[_F_DEST])
         asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps, dest_weight = buf
     else:
         asfr, m_ru, m_away, m_return, m_inter = P.asfr[y], P.m_ru[y], P.m_away[y], P.m_return[y], P.m_inter[y]
@@ -759,11 +756,10 @@ def _summarise(x, land, births, deaths, capped, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _summary(pop0, land0, P, factors, variant, chunks, out):
+def _summary(pop0, land0, P, factors, chunks, out):
     """Every draw of an ensemble, every year, with only the totals kept: ``out[Y+1, D, R, N_SUMMARY]``
-    (row 0: the jump-off); draw ``d`` steps with the rates of variant ``variant[d]``. Draws are
-    split into ``chunks`` runs of consecutive draws; each run has its own scratch state, which
-    stays in the core's cache for all the years of a draw."""
+    (row 0: the jump-off). Draws are split into ``chunks`` runs of consecutive draws; each run
+    has its own scratch state, which stays in the core's cache for all the years of a draw."""
     Y1, D, R, _ = out.shape
     _, K, S, A = pop0.shape
     for c in prange(chunks):
@@ -780,10 +776,10 @@ def _summary(pop0, land0, P, factors, variant, chunks, out):
         od = np.empty((0, 0))
         no_factors = np.empty((0, R))
         per_region, cells, scratch = _draw_scratch(R, S, A, P.timing == TIMING_EVEN)
-        buf = (  # one variant's factored fields
-            np.empty_like(P.asfr[0, :1]), np.empty_like(P.m_ru[0, :1]), np.empty_like(P.m_away[0, :1]), np.empty_like(P.m_return[0, :1]),
-            np.empty_like(P.m_inter[0, :1]), np.empty_like(P.h_conv[0, :1]), np.empty_like(P.reclass[0, :1]), np.empty_like(P.land_per_settled[0, :1]),
-            np.empty_like(P.dest_weight[0, :1]),
+        buf = (
+            np.empty_like(P.asfr[0]), np.empty_like(P.m_ru[0]), np.empty_like(P.m_away[0]), np.empty_like(P.m_return[0]),
+            np.empty_like(P.m_inter[0]), np.empty_like(P.h_conv[0]), np.empty_like(P.reclass[0]), np.empty_like(P.land_per_settled[0]),
+            np.empty_like(P.dest_weight[0]),
         )
         for d in range(lo, hi):
             x[...] = pop0
@@ -795,21 +791,17 @@ def _summary(pop0, land0, P, factors, variant, chunks, out):
             _summarise(x, land, births, deaths, capped, out[0, d])
             for y in range(Y1 - 1):
                 f = factors[d, y] if factors.shape[0] else no_factors
-                p = _year_inputs(P, y, f, buf, variant[d])
-                _step_draw(x, land, sp, p, variant[d], births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
+                p = _year_inputs(P, y, f, buf)
+                _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
                 _summarise(x, land, births, deaths, capped, out[y + 1, d])
 
 
-def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray, variant: np.ndarray | None = None) -> None:
+def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray) -> None:
     """Project ``out.shape[1]`` draws of the jump-off state ``pop0`` (R,K,S,A), ``land0`` (R,)
-    through the years of ``P`` (StepInputs whose arrays have a leading year axis and a variant
-    axis of length 1 or V: the rates of V models), draw ``d`` with the rates of variant
-    ``variant[d]`` (default: 0 for every draw), its factored parameters in year ``y`` multiplied
-    by ``factors[d, y]`` (shape ``(N_FACTORS, R)``: a row per field of :data:`FACTOR_FIELDS`, a
-    multiplier per region; an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
+    through the years of ``P`` (StepInputs whose arrays have a leading year axis and a draw axis
+    of length 1), draw ``d``'s factored parameters in year ``y`` multiplied by ``factors[d, y]``
+    (shape ``(N_FACTORS, R)``: a row per field of :data:`FACTOR_FIELDS`, a multiplier per region;
+    an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
     D = out.shape[1]
-    variant = np.zeros(D, dtype=np.int64) if variant is None else np.ascontiguousarray(variant, dtype=np.int64)
-    if variant.shape != (D,) or (D and (variant.min() < 0)):
-        raise ValueError(f"variant: shape {variant.shape}, expected ({D},) of indices >= 0")
     chunks = min(D, 8 * numba.get_num_threads())
-    _summary(pop0, land0, P, factors, variant, chunks, out)
+    _summary(pop0, land0, P, factors, chunks, out)

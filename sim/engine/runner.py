@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.axes import N_CAPS, N_FLOWS, RESIDENT_STATES, URBAN_LOCAL, URBAN_MIGRANT, residents
-from sim.config.parameters import FACTOR_FIELD
-from sim.engine.contract import StepInputs, new_outputs
+from sim.engine.contract import new_outputs
 from sim.engine.invariants import check_projection, check_summary
 from sim.engine.model import Model
 
@@ -147,64 +146,3 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
             res.capped[i] = out.capped.sum(axis=-1)
     check_summary(res, model.inputs.region.values)
     return res
-
-
-def shares_jump_off(a: Model, b: Model) -> bool:
-    """Whether ``a`` and ``b`` can be projected as variants of one call of
-    :func:`project_summaries`: the same jump-off state, land, years and step timing."""
-    return (
-        a.cfg.start_year == b.cfg.start_year
-        and a.cfg.end_year == b.cfg.end_year
-        and a.pop0.shape == b.pop0.shape
-        and a.cfg.demography.migration.timing == b.cfg.demography.migration.timing
-        and np.array_equal(a.land0, b.land0)
-        and np.array_equal(a.pop0, b.pop0)
-    )
-
-
-def variant_inputs(models: list[Model], years) -> tuple:
-    """The stacked inputs of ``models`` (:meth:`Model.stacked_inputs` of ``years``) as one
-    StepInputs whose variant axis (axis 1) has length 1 where every model's array is the same and
-    ``len(models)`` where they differ, with the models' factor tables as one (an empty table
-    where no model has per-draw factors; ones for a model without them)."""
-    ps = [m.stacked_inputs(years) for m in models]
-    fields = []
-    for f in zip(*(p[:-1] for p in ps)):
-        same = all(a is f[0] or np.array_equal(a, f[0]) for a in f[1:])
-        fields.append(f[0] if same else np.ascontiguousarray(np.concatenate(f, axis=1)))
-    tables = [m.factor_table(years) for m in models]
-    if all(t.size == 0 for t in tables):
-        factors = np.zeros((0, 0, 0, 0))
-    else:
-        R = models[0].pop0.shape[0]
-        factors = np.concatenate([t if t.size else np.ones((m.draws, len(years), len(FACTOR_FIELD), R)) for m, t in zip(models, tables)])
-    return StepInputs(*fields, ps[0].timing), factors
-
-
-def project_summaries(models: list[Model]) -> list[Summary]:
-    """:func:`project_summary` of each of ``models`` (which must share the jump-off:
-    :func:`shares_jump_off`), all in one kernel call: model ``i``'s draws are a block of the
-    call's draws, stepped with its own rates (a variant of the stacked inputs,
-    :func:`variant_inputs`). Equal to projecting each alone."""
-    from sim.engine.kernel import summary
-
-    first = models[0]
-    for m in models[1:]:
-        if not shares_jump_off(first, m):
-            raise ValueError("project_summaries: the models differ in their jump-off state, land, years or timing")
-    years = np.arange(first.cfg.start_year, first.cfg.end_year + 1)
-    R = first.pop0.shape[0]
-    n = len(dataclasses.fields(Summary)) - 1
-    P, factors = variant_inputs(models, years[1:])
-    sizes = [m.draws for m in models]
-    variant = np.repeat(np.arange(len(models)), sizes)
-    tot = np.zeros((len(years), int(sum(sizes)), R, n))
-    summary(first.pop0, first.land0, P, factors, tot, variant)
-    out = []
-    lo = 0
-    for m, D in zip(models, sizes):
-        res = Summary(years, *(np.ascontiguousarray(tot[:, lo:lo + D, :, i]) for i in range(n)))
-        check_summary(res, m.inputs.region.values)
-        out.append(res)
-        lo += D
-    return out

@@ -262,45 +262,10 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
     coords["scenario_name"] = ("scenario", [c.scenario for c in jobs])
     coords["config_json"] = ("scenario", configs_json(cfgs, batch))
     attrs = provenance(model, cfgs[batch.base].scenario, f"Urbanization scenario projection, reduced outputs: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
-                       "multistate cohort-component projection (batched launcher, outputs=summary)")
-    for k in ("config_json", "scenario"):  # per job: coordinates
-        attrs.pop(k)
+                       "multistate cohort-component projection (batched launcher, outputs=summary)", with_config=False)
+    attrs.pop("scenario")  # per job: a coordinate, as its config
     attrs["outputs"] = "summary"
     return xr.Dataset(data, coords=coords, attrs=attrs)
-
-
-VARIANT_BYTES = 1 << 28  # the stacked rates of the models projected in one call (sim.engine.runner.project_summaries)
-
-
-def run_summaries(cfgs: list[Config], batches: list[Batch]) -> tuple[list[xr.Dataset], int]:
-    """:func:`run_batch` with ``outputs="summary"`` for each of ``batches``, in their order; the
-    batches whose models share the jump-off state (:func:`sim.engine.runner.shares_jump_off`: jobs
-    that differ in config groups the history does not see, such as the policy options) are
-    projected together, each batch's rates a variant of one kernel call of at most
-    :data:`MAX_BATCH_DRAWS` draws and :data:`VARIANT_BYTES` of stacked rates. Also returns the
-    number of kernel calls."""
-    from sim.engine.runner import project_summaries, shares_jump_off
-
-    models = [batch_model(cfgs, b, reduced=True) for b in batches]
-    groups: list[list[int]] = []  # indices of batches projected in one call
-    size: list[tuple[int, int]] = []  # (draws, bytes) of each group
-    for i, m in enumerate(models):
-        Y = m.cfg.end_year - m.cfg.start_year
-        nbytes = Y * sum(a.nbytes for a in m.step_inputs(m.cfg.start_year + 1)[:-1])
-        for g, members in enumerate(groups):
-            d, b = size[g]
-            if d + m.draws <= MAX_BATCH_DRAWS["summary"] and b + nbytes <= VARIANT_BYTES and shares_jump_off(models[members[0]], m):
-                members.append(i)
-                size[g] = (d + m.draws, b + nbytes)
-                break
-        else:
-            groups.append([i])
-            size.append((m.draws, nbytes))
-    out: list = [None] * len(batches)
-    for members in groups:
-        for i, summ in zip(members, project_summaries([models[i] for i in members])):
-            out[i] = reduced_block(models[i], summ, cfgs, batches[i])
-    return out, len(groups)
 
 
 def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outputs: str = "full") -> list[xr.Dataset] | xr.Dataset:

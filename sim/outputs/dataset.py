@@ -44,23 +44,27 @@ def config_json(cfg) -> str:
     return json.dumps(dataclasses.asdict(cfg), default=str, sort_keys=True)
 
 
-def provenance(model: Model, scenario: str, title: str, source: str) -> dict:
+def provenance(model: Model, scenario: str, title: str, source: str, *, with_config: bool = True) -> dict:
     """The attributes every output file carries: what it is, the resolved config, the code
-    version and the input file's checksum."""
+    version and the input file's checksum (``with_config=False``: without ``config_json``, for a
+    caller that records each job's config as a coordinate)."""
     inp = model.inputs
-    return {
+    out = {
         "title": title,
         "Conventions": "CF-1.10",
         "institution": "urbanization scenario engine (sim)",
         "source": source,
         "scenario": scenario,
         "geography": model.cfg.geography.name,
-        "config_json": config_json(model.cfg),
+        "config_json": config_json(model.cfg) if with_config else "",
         "code_version": code_version(),
         "input_file": inp.attrs.get("input_file", ""),
         "input_sha256": inp.attrs.get("input_sha256", ""),
         "jump_off": inp.attrs.get("jump_off", "census: the census split of the inputs (python -m sim.derive)"),
     }
+    if not with_config:
+        del out["config_json"]
+    return out
 
 
 def to_dataset(model: Model, proj: Projection, *, scenario: str = "default") -> xr.Dataset:
