@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sim import files
 from sim.outputs import chunks
 from sim.outputs.collection import FORMATS, CollectError, collect, open_collected, write_collected
 
@@ -38,10 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sweep_dir", help="a sweep directory (hydra.sweep.dir)")
     ap.add_argument("--out", help="output directory (default: the sweep directory)")
     ap.add_argument("--format", default="netcdf", help=f"dataset format: {', '.join(FORMATS)} (default netcdf)")
+    ap.add_argument("--compression", type=int, default=files.COMPRESSION, help=f"zlib level of the collected netCDF file, 0-9 (default {files.COMPRESSION}: none)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a job failed or is incomplete")
     a = ap.parse_args(argv)
     if a.format not in FORMATS:
         print(f"--format = {a.format!r}: allowed values are {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    if not 0 <= a.compression <= 9:
+        print(f"--compression = {a.compression}: allowed values are 0-9 (0: not compressed)", file=sys.stderr)
         return 2
     try:
         manifest = chunks.read_manifest(a.sweep_dir)
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except CollectError as e:
         print(f"collect: {e}", file=sys.stderr)
         return 2
-    path, table = write_collected(ds, rows, a.out or a.sweep_dir, a.format)
+    path, table = write_collected(ds, rows, a.out or a.sweep_dir, a.format, a.compression)
     bad = [s for s in states if s[0] != "ok"]
     n_draw = ds.sizes.get("draw", 1)
     print(f"collected {len(states) - len(bad)} of {len(states)} jobs: {ds.sizes['scenario']} scenario(s) x {n_draw} draw(s) -> {path}")

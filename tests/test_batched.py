@@ -160,6 +160,34 @@ def _check_job_composer(h):
     assert got[0].policy.land.release_m2_per_leaver == 8.0 and got[0].policy.land.m2_per_settled == 0.0  # plan's value kept, land=off's choice
 
 
+def test_defaults_entries_read_off_the_choices_equal_hydras_defaults_list():
+    """The composer reads a composition's defaults-list entries (config path, package) off its
+    group choices instead of unfolding the defaults list a second time: for every scenario and
+    group options with and without a package header they are Hydra's own."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from sim.config.compose import register_configs
+    from sim.config.jobs import JobComposer
+    from sim.paths import CONFIG_DIR
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        h = GlobalHydra.instance().hydra
+        master = h.compose_config("config", overrides=["hydra/launcher=batched"], run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+        composer = JobComposer(h.config_loader, master)
+        hydra_overrides = list(master.hydra.overrides.hydra)
+        cases = [[f"scenario={p.stem}"] for p in sorted((CONFIG_DIR / "scenario").glob("*.yaml"))]
+        cases += [["scenario=plan", "policy/hukou=restricted_big_city", "demography/fertility=low"], ["params=default", "policy/land=link"]]
+        for ovs in cases:
+            cfg = h.config_loader.load_sweep_config(master, ovs)
+            derived = composer._entries(dict(cfg.hydra.runtime.choices))
+            dl = h.config_loader.compute_defaults_list("config", hydra_overrides + ovs, RunMode.RUN)
+            ref = {(d.config_path, d.package or "") for d in dl.defaults if not d.config_path.startswith("hydra/")}
+            assert derived is not None and {(e.config_path, e.package) for e in derived} == ref, ovs
+
+
 @pytest.mark.slow
 def test_chunked_sweep_collected_equals_the_unchunked_one_and_resume_recomputes_nothing(tmp_path):
     import csv

@@ -84,6 +84,23 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["projection.nc"]
 
 
+def test_compression_changes_the_file_not_the_values(short_run, tmp_path):
+    """``compression`` (the config's, ``write_netcdf``'s) sets the zlib level: the values read
+    back are the same; level 0 (the default) stores the variables unfiltered."""
+    import netCDF4
+
+    with xr.open_dataset(short_run / "projection.nc") as ds:
+        ds = ds.load()
+    write_netcdf(ds, tmp_path / "z4.nc", compression=4)
+    with netCDF4.Dataset(short_run / "projection.nc") as plain, netCDF4.Dataset(tmp_path / "z4.nc") as packed:
+        assert plain["population"].filters()["zlib"] is False
+        assert packed["population"].filters()["zlib"] is True and packed["population"].filters()["complevel"] == 4
+    assert (tmp_path / "z4.nc").stat().st_size < 0.9 * (short_run / "projection.nc").stat().st_size
+    with xr.open_dataset(tmp_path / "z4.nc") as z:
+        for v in ("population", "migration", "urban_land"):
+            np.testing.assert_array_equal(z[v].values, ds[v].values)
+
+
 @pytest.mark.slow
 def test_make_run_end_to_end(tmp_path):
     env = dict(os.environ)

@@ -189,7 +189,9 @@ def test_overlapping_slices_and_bad_arguments_are_refused(tmp_path, capsys):
     assert collect_main([str(tmp_path)]) == 2
     assert "draw slices overlap at draw 1" in capsys.readouterr().err
     assert collect_main([str(tmp_path), "--format", "parquet"]) == 2
-    assert "allowed values are netcdf, zarr" in capsys.readouterr().err
+    assert collect_main([str(tmp_path), "--compression", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "allowed values are netcdf, zarr" in err and "--compression = 10: allowed values are 0-9" in err
     assert collect_main([str(tmp_path / "nowhere")]) == 2
 
 

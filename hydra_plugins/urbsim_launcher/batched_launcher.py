@@ -179,6 +179,7 @@ class BatchedLauncher(Launcher):
                 if len(todo) < len(mine):
                     log.info("batched launcher: %d piece(s) complete, skipped (resume=true)", len(mine) - len(todo))
                 mine = [p for p in mine if p in todo]
+        level = max((composed[i].compression for i in ok), default=files.COMPRESSION)  # the collected file's zlib level
         progress = _Progress(sum(len(p.jobs) for p in mine))
         try:
             for piece in mine:
@@ -186,9 +187,9 @@ class BatchedLauncher(Launcher):
                 if whole:
                     if ds is not None:
                         ds.attrs[chunks.DIGEST_ATTR] = chunks.sweep_digest(pieces)
-                        write_collected(ds, rows, sweep_dir)
+                        write_collected(ds, rows, sweep_dir, compression=level)
                 else:
-                    chunks.write_piece(sweep_dir, piece, ds, rows)
+                    chunks.write_piece(sweep_dir, piece, ds, rows, compression=level)
         finally:
             progress.close()
         if not whole:
@@ -198,7 +199,7 @@ class BatchedLauncher(Launcher):
                     log.info("batched launcher: %d of %d pieces still to run (jobs %s); the chunk that completes the last writes %s", len(left), len(pieces), ", ".join(p.span() for p in left[:8]), files.COLLECTED)
                 elif chunks.stored_digest(collected) != chunks.sweep_digest(pieces):
                     ds, rows = chunks.join_pieces(sweep_dir, pieces, len(composed), swept)
-                    write_collected(ds, rows, sweep_dir)
+                    write_collected(ds, rows, sweep_dir, compression=level)
         log.info("batched launcher: %d jobs in %.1f s; wrote %s", len(composed), time.perf_counter() - t0, sweep_dir)
         mine_jobs = {j for p in mine for j in p.jobs}
         returns = []

@@ -68,6 +68,14 @@ def _touches(node, rel: str) -> bool:
     return True
 
 
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One config of a composition's defaults list: its path and the package it is merged into."""
+
+    config_path: str
+    package: str
+
+
 class JobComposer:
     """Compose many jobs of one Hydra app (``config_loader`` and ``master_config`` of the
     launcher's ``setup``); see the module."""
@@ -129,13 +137,41 @@ class JobComposer:
             overrides = list(OmegaConf.to_container(self.master.hydra.overrides.hydra))
             with read_write(cfg), open_dict(cfg):
                 del cfg["hydra"]
-            try:
-                dl = self.loader.compute_defaults_list(self.master.hydra.job.config_name, overrides + list(globals_), RunMode.RUN)
-                entries = [d for d in dl.defaults if not d.config_path.startswith("hydra/")]
-            except Exception:
-                entries = None
+            entries = self._entries(choices)
+            if entries is None:  # a defaults list Hydra alone can unfold
+                try:
+                    dl = self.loader.compute_defaults_list(self.master.hydra.job.config_name, overrides + list(globals_), RunMode.RUN)
+                    entries = [Entry(d.config_path, d.package or "") for d in dl.defaults if not d.config_path.startswith("hydra/")]
+                except Exception:
+                    entries = None
             self._bases[globals_] = (cfg, choices, entries)
         return self._bases[globals_]
+
+    def _entries(self, choices: dict) -> list | None:
+        """The composition's defaults-list entries (config path, package) read off its group
+        choices (``hydra.runtime.choices``) and the files' package headers, without unfolding
+        the defaults list again; None when a file's defaults list names a config outside a group
+        (no choice records it), or an entry is not found."""
+        from hydra.core.default_element import ConfigDefault
+
+        primary = str(self.master.hydra.job.config_name)
+        out = [Entry(primary, "")]
+        for key, option in choices.items():
+            if key.startswith("hydra/") or option is None:
+                continue
+            group, _, at = key.partition("@")
+            path = f"{group}/{option}"
+            res = self._raw(path)
+            if res is None:
+                return None
+            header = (res.header or {}).get("package")
+            package = at if at else header if header not in (None, "", "_group_") else group.replace("/", ".")
+            out.append(Entry(path, "" if package == "_global_" else package))
+        for e in out:
+            res = self._raw(e.config_path)
+            if res is None or any(isinstance(d, ConfigDefault) and d.path != "_self_" for d in res.defaults_list or ()):
+                return None
+        return out
 
     def _simple(self, globals_: tuple, group: str) -> bool:
         """Whether ``group``'s node in the base of ``globals_`` is its option's alone."""

@@ -313,6 +313,7 @@ class Config:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     backend: str = _f("numba", choices=("numba", "numpy"))
     output: str = files.PROJECTION
+    compression: int = _f(files.COMPRESSION, 0, 9, doc="zlib level of the netCDF files written (0: none; 1-9: about a quarter smaller, tens of times slower to write); a batched sweep writes its collected file at the highest level of its jobs")
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")
     figures: FiguresConfig = field(default_factory=FiguresConfig)
     quiet: bool = False

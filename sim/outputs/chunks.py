@@ -156,10 +156,10 @@ def sweep_digest(pieces: list[Piece]) -> str:
     return hashlib.sha256("\n".join(p.digest for p in pieces).encode()).hexdigest()
 
 
-def write_piece(sweep_dir, piece: Piece, ds: xr.Dataset | None, rows: list[dict]) -> Path:
+def write_piece(sweep_dir, piece: Piece, ds: xr.Dataset | None, rows: list[dict], compression: int = files.COMPRESSION) -> Path:
     ds = xr.Dataset() if ds is None else ds
     ds = ds.assign_attrs({DIGEST_ATTR: piece.digest, ROWS_ATTR: json.dumps(rows, default=_json_value), JOBS_ATTR: json.dumps(list(piece.jobs))})
-    return write_netcdf(ds, parts_dir(sweep_dir) / piece.file)
+    return write_netcdf(ds, parts_dir(sweep_dir) / piece.file, compression)
 
 
 def _json_value(v):

@@ -162,7 +162,7 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
     summ = project_summary(model, backend=cfg.backend)
     ds = summary_dataset(model, summ, scenario=cfg.scenario, keep_draws=cfg.params.keep_draws)
     ds.attrs["overrides"] = json.dumps(list(overrides))
-    written = [write_netcdf(ds, out_dir / cfg.output)]
+    written = [write_netcdf(ds, out_dir / cfg.output, cfg.compression)]
     tu = ds.total_urban_share
     lines = [f"Ensemble of {ds.attrs['draws']} draws ({cfg.params.name}), scenario {cfg.scenario}: resident urbanization rate of all regions, quantiles 5 / 25 / 50 / 75 / 95 %"]
     for t in cfg.targets.targets:
@@ -188,7 +188,7 @@ def _run(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Dataset, list
 
         figures = FigureJob(ds, out_dir / files.FIGURES, cfg.figures)
     try:
-        written = [write_netcdf(ds, out_dir / cfg.output)]
+        written = [write_netcdf(ds, out_dir / cfg.output, cfg.compression)]
         rows = target_rows(ds, cfg.targets)
         if rows:
             written.append(write_text(to_csv(rows), out_dir / files.TARGETS))
