@@ -84,6 +84,18 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["projection.nc"]
 
 
+def test_config_json_is_json_of_asdict():
+    """``config_json`` converts without ``dataclasses.asdict``'s deep copy, to the same text."""
+    import dataclasses
+
+    from sim.config.compose import compose_config
+    from sim.outputs.dataset import config_json
+
+    for ovs in ([], ["scenario=plan", "policy.hukou.conversion_rate={2020: 0.05, 2030: 0.2}", "geography.regions=[Nanning,Liuzhou]"], ["params=calibrated_ensemble"]):
+        cfg = compose_config(ovs)
+        assert config_json(cfg) == json.dumps(dataclasses.asdict(cfg), default=str, sort_keys=True), ovs
+
+
 def test_compression_changes_the_file_not_the_values(short_run, tmp_path):
     """``compression`` (the config's, ``write_netcdf``'s) sets the zlib level: the values read
     back are the same; level 0 (the default) stores the variables unfiltered."""

@@ -86,10 +86,10 @@ def _history(cfg: Config) -> tuple[list[str], np.ndarray]:
     projected once per process and config, and kept on disk (:func:`_history_file`) for the
     next process: a sweep's jobs and repeated runs share it."""
     hist = history_config(cfg)
-    key = json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str)
+    key = repr(hist)  # in this process: the dataclass tree's repr (deterministic, cheap)
     if key not in _HISTORIES:
         inputs = history_inputs(hist.geography.name)
-        path = _history_file(hist, key, inputs)
+        path = _history_file(hist, json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str), inputs)
         got = _read_history(path)
         if got is None:
             model = build_model(hist, inputs, factors=None)
@@ -175,14 +175,18 @@ def continued_inputs(cfg: Config, census: xr.Dataset) -> xr.Dataset:
     from residents with hukou elsewhere). The ``away`` state, which no census counts, is the
     history's. The census split (the derivation's) is kept as ``population_census``. Kept per
     process for the history's config and the census state (the jobs of a sweep that differ in
-    their policy share it): a copy is returned."""
+    their policy share it): a shallow copy is returned, its arrays the kept ones, read-only (a
+    caller that wrote into them would change every later job's inputs: it fails instead)."""
     hist = history_config(cfg)
-    key = (json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str), tuple(census.region.values.tolist()), hashlib.sha256(np.ascontiguousarray(census.population.values)).hexdigest())
+    key = (repr(hist), tuple(census.region.values.tolist()), hashlib.sha256(np.ascontiguousarray(census.population.values)).hexdigest())
     if key not in _CONTINUED:
         if len(_CONTINUED) >= 8:
             _CONTINUED.pop(next(iter(_CONTINUED)))
-        _CONTINUED[key] = _continued(cfg, census)
-    return _CONTINUED[key].copy(deep=True)
+        ds = _continued(cfg, census).copy(deep=True)  # arrays of its own, not the census's
+        for v in ds.variables.values():
+            v.values.flags.writeable = False
+        _CONTINUED[key] = ds
+    return _CONTINUED[key].copy(deep=False)
 
 
 _CONTINUED: dict[tuple, xr.Dataset] = {}

@@ -44,15 +44,17 @@ def load_inputs(geography: str, year: int, regions: list[str] | None = None, dat
         raise FileNotFoundError(f"no inputs for geography={geography!r}, start_year={year}: {path} is missing (run python -m sim.derive)")
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    if key not in _LOADED:  # read once per process (a sweep's jobs read the same file); a copy each time
+    if key not in _LOADED:  # read once per process (a sweep's jobs read the same file)
         with xr.open_dataset(path) as f:
             ds = f.load()
         ds.attrs["input_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         ds.attrs["input_file"] = path.name
+        for v in ds.variables.values():  # shared by every caller: a write into them fails
+            v.values.flags.writeable = False
         if len(_LOADED) >= 4:
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = ds
-    ds = _LOADED[key].copy(deep=True)
+    ds = _LOADED[key].copy(deep=False)  # its own attributes and variables, the arrays shared (read-only)
     if regions:
         ds = ds.sel(region=list(regions), region_to=list(regions))
     return ds

@@ -189,11 +189,11 @@ def configs_json(cfgs: list[Config], batch: Batch) -> list[str]:
     """:func:`sim.outputs.dataset.config_json` of every job of ``batch``: the base job's config as
     a dict once, each job's lever values and labels (the fields in which a batch's jobs may
     differ) set into a copy of it (checked equal to the full conversion on the first and last)."""
-    from sim.outputs.dataset import config_json
+    from sim.outputs.dataset import config_json, plain
 
     if len(batch.jobs) <= 3:  # the check below would convert as many
         return [config_json(cfgs[j]) for j in batch.jobs]
-    base = dataclasses.asdict(cfgs[batch.base])
+    base = plain(cfgs[batch.base])
     out = []
     for j in batch.jobs:
         d = dict(base)

@@ -227,13 +227,15 @@ def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tupl
     if out is not None:
         targets = [cfgs_by_job[n[0]].targets for n in order_jobs]
         single = all(len(n) == 1 for n in order_jobs)
-        same_years = all(ds.year.equals(out.year) for ds in [d for _, _, d in labelled] + [b for _, _, b in blocks])
+        # the years alone (a job's ``year`` carries its scalar coordinates, its scenario among them)
+        same_years = all(np.array_equal(ds.year.values, out.year.values) for ds in [d for _, _, d in labelled] + [b for _, _, b in blocks])
         direct = job_dirs or {}  # jobs run on the per-job path: their own targets.csv
         if single:
             tables = [_read_targets(direct[n[0]]) if n[0] in direct else None for n in order_jobs]
             todo = [k for k, t in enumerate(tables) if t is None]
             if todo and same_years and all(targets[k] == targets[todo[0]] for k in todo):  # all together
-                for k, t in zip(todo, target_tables(out.isel(scenario=todo), targets[todo[0]], "scenario")):
+                every = out if len(todo) == out.sizes["scenario"] else out.isel(scenario=todo)  # all of them: no copy
+                for k, t in zip(todo, target_tables(every, targets[todo[0]], "scenario")):
                     tables[k] = t
             else:
                 for k in todo:

@@ -39,9 +39,28 @@ def code_version() -> str:
     return f"{__version__}+unknown"
 
 
+def plain(obj):
+    """``dataclasses.asdict`` of a config (dataclasses, lists, tuples and dicts of immutable
+    leaves) without its deep copy of every leaf: a sweep converts one config a job."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELDS.get(type(obj))
+        if names is None:
+            names = _FIELDS[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+        return {n: plain(getattr(obj, n)) for n in names}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    return obj
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def config_json(cfg) -> str:
-    """The resolved config as the outputs record it (``config_json``)."""
-    return json.dumps(dataclasses.asdict(cfg), default=str, sort_keys=True)
+    """The resolved config as the outputs record it (``config_json``: JSON of
+    ``dataclasses.asdict``, keys sorted)."""
+    return json.dumps(plain(cfg), default=str, sort_keys=True)
 
 
 def provenance(model: Model, scenario: str, title: str, source: str, *, with_config: bool = True) -> dict:
