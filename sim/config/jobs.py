@@ -173,6 +173,29 @@ class JobComposer:
                 return None
         return out
 
+    def _written_by(self, globals_: tuple, group: str) -> bool:
+        """Whether the file of one of the ``globals_`` options (``scenario=plan``) sets values inside
+        ``group``'s package (``configs/scenario/plan.yaml`` sets ``policy.land.*``)."""
+        package = group.replace("/", ".")
+        for o in globals_:
+            g, _, opt = o.partition("=")
+            if g.startswith(("hydra/", "+", "~")) or "@" in g:
+                continue
+            res = self._raw(f"{g}/{opt}")
+            if res is None:
+                continue
+            header = (res.header or {}).get("package")
+            p = "" if header == "_global_" else g.replace("/", ".") if header in (None, "", "_group_") else header
+            if not p:  # a global file: any key path
+                rel = package
+            elif package == p or package.startswith(p + "."):  # the group's package lies inside the file's
+                rel = package[len(p) + 1 :]
+            else:
+                continue
+            if _touches(res.config, rel):
+                return True
+        return False
+
     def _simple(self, globals_: tuple, group: str) -> bool:
         """Whether ``group``'s node in the base of ``globals_`` is its option's alone."""
 
@@ -271,9 +294,12 @@ class JobComposer:
                 globals_.append(o)
             else:
                 simple.append((g, opt))
-        # a group another entry writes into joins the global choices (Hydra composes it)
+        # a group another entry writes into joins the global choices (Hydra composes it): those a
+        # global option's own file writes into (read off the file: no composition of the global
+        # choices alone), then any other the composition of the key shows
         first = tuple(globals_)
-        gkey = first + tuple(f"{g}={opt}" for g, opt in simple if not self._simple(first, g))
+        gkey = first + tuple(f"{g}={opt}" for g, opt in simple if self._written_by(first, g))
+        gkey = gkey + tuple(f"{g}={opt}" for g, opt in simple if f"{g}={opt}" not in gkey and not self._simple(gkey, g))
         simple = [(g, opt) for g, opt in simple if f"{g}={opt}" not in gkey]
         base_cfg, _, _ = self._base(gkey)
         skey = (gkey, tuple(simple))
