@@ -68,6 +68,14 @@ def _touches(node, rel: str) -> bool:
     return True
 
 
+def _file_package(group: str, res, at: str = "") -> str:
+    """The package a file of ``group`` (its loaded ``res``) merges into: ``at`` (``group@at``),
+    else its ``# @package`` header, else the group's path; ``""`` for ``_global_``."""
+    header = (res.header or {}).get("package")
+    package = at or (header if header not in (None, "", "_group_") else group.replace("/", "."))
+    return "" if package == "_global_" else package
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One config of a composition's defaults list: its path and the package it is merged into."""
@@ -111,8 +119,7 @@ class JobComposer:
             node = None
             res = self._raw(f"{group}/{option}")
             package = group.replace("/", ".")
-            header = (res.header or {}).get("package") if res is not None else None
-            if res is not None and not res.defaults_list and header in (None, "", "_group_", package):
+            if res is not None and not res.defaults_list and _file_package(group, res) == package:
                 try:
                     default = OmegaConf.select(self.schema, package)
                     if default is not None:
@@ -164,9 +171,7 @@ class JobComposer:
             res = self._raw(path)
             if res is None:
                 return None
-            header = (res.header or {}).get("package")
-            package = at if at else header if header not in (None, "", "_group_") else group.replace("/", ".")
-            out.append(Entry(path, "" if package == "_global_" else package))
+            out.append(Entry(path, _file_package(group, res, at)))
         for e in out:
             res = self._raw(e.config_path)
             if res is None or any(isinstance(d, ConfigDefault) and d.path != "_self_" for d in res.defaults_list or ()):
@@ -184,8 +189,7 @@ class JobComposer:
             res = self._raw(f"{g}/{opt}")
             if res is None:
                 continue
-            header = (res.header or {}).get("package")
-            p = "" if header == "_global_" else g.replace("/", ".") if header in (None, "", "_group_") else header
+            p = _file_package(g, res)
             if not p:  # a global file: any key path
                 rel = package
             elif package == p or package.startswith(p + "."):  # the group's package lies inside the file's

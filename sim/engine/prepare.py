@@ -18,7 +18,7 @@ from sim.config.values import region_mask
 from sim.engine.memory import check_memory
 from sim.engine.model import Model, build_model
 from sim.engine.runner import steps
-from sim.inputs.load import HISTORY_START, history_inputs, load_inputs
+from sim.inputs.load import HISTORY_START, history_inputs, load_inputs, read_only
 from sim.inputs.prep import ipf
 
 HISTORY_END = 2020  # the second census: where the history ends and a projection starts
@@ -182,10 +182,7 @@ def continued_inputs(cfg: Config, census: xr.Dataset) -> xr.Dataset:
     if key not in _CONTINUED:
         if len(_CONTINUED) >= 8:
             _CONTINUED.pop(next(iter(_CONTINUED)))
-        ds = _continued(cfg, census).copy(deep=True)  # arrays of its own, not the census's
-        for v in ds.variables.values():
-            v.values.flags.writeable = False
-        _CONTINUED[key] = ds
+        _CONTINUED[key] = read_only(_continued(cfg, census).copy(deep=True))  # arrays of its own, not the census's
     return _CONTINUED[key].copy(deep=False)
 
 

@@ -33,6 +33,14 @@ def derived_path(geography: str, year: int, census: str = "", cache: str = "") -
     return path
 
 
+def read_only(ds: xr.Dataset) -> xr.Dataset:
+    """Mark every array of ``ds`` read-only, for a dataset a cache hands out as shallow copies: a
+    caller that wrote into it would change every later caller's data, and fails instead."""
+    for v in ds.variables.values():
+        v.values.flags.writeable = False
+    return ds
+
+
 def load_inputs(geography: str, year: int, regions: list[str] | None = None, data_dir: Path | None = None, *, census: str = "", cache: str = "") -> xr.Dataset:
     """The inputs of ``geography`` at census ``year``, restricted to ``regions`` when given.
     ``census``, ``cache``: the census directory and the cache of derived geographies
@@ -49,8 +57,7 @@ def load_inputs(geography: str, year: int, regions: list[str] | None = None, dat
             ds = f.load()
         ds.attrs["input_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         ds.attrs["input_file"] = path.name
-        for v in ds.variables.values():  # shared by every caller: a write into them fails
-            v.values.flags.writeable = False
+        read_only(ds)  # shared by every caller
         if len(_LOADED) >= 4:
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = ds
