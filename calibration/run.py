@@ -127,7 +127,8 @@ def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.D
     sampled = int((~space.held()).sum())
     if c.sampler == "emcee" and c.draws > 0 and c.chains < 2 * sampled:
         raise ConfigError(f"calibration.chains = {c.chains}: emcee needs at least twice the {sampled} sampled parameters as walkers; allowed: >= {2 * sampled}")
-    return Problem(cfg, inputs, blocks, space, backend=cfg.backend)
+    backend = "numba" if cfg.backend == "auto" else cfg.backend  # a fit projects thousands of times: "auto" is the kernel
+    return Problem(cfg, inputs, blocks, space, backend=backend)
 
 
 def _yaml_params(name: str, factors: dict, region_factors: dict, source: str, ensemble: str = "", draws: int = 0) -> str:
@@ -195,7 +196,7 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
     f, spreads, rounds = fit_with_spreads(problem, c, progress=bar)
     bar.close(f"{f.iterations} evaluations, cost {f.cost:.2f}: {f.message}")
 
-    sim = simulate(problem.model(f.theta), backend=cfg.backend)
+    sim = simulate(problem.model(f.theta), backend=problem.backend)
     table = fitted_table(problem, sim)
     stats = summary_stats(table)
     ident = identifiability(problem.space, f, sum(len(b.observed) for b in problem.blocks))

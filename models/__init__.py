@@ -16,7 +16,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "mortality": {"siler": "models.mortality:SILER"},
     "fertility": {"gamma": "models.fertility:gamma_schedule"},
     "migration_schedule": {"rogers_castro": "models.migration:rogers_castro"},
-    # the brake on urban inflows near land capacity, compiled into the kernel (no config choice)
+    # the brake on urban inflows near land capacity, compiled into the kernel by sim.engine.kernel (no config choice)
     "capacity_brake": {"logistic": "models.land:capacity_brake"},
 }
 

@@ -8,15 +8,14 @@ Each region's urban land ``L`` (km2) grows every year by a quota (applied in the
 and holds ``L * 1e6 / standard`` urban residents at the per-capita land standard (m2/person).
 Inflows into the region's urban states are multiplied by the smooth brake of
 :func:`capacity_brake`, 1 far below capacity, 1/2 at capacity and falling towards 0 above it.
+It is plain NumPy (the reference calls it as it is, without numba); the kernel compiles it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 
-@njit(cache=True)
 def capacity_brake(ratio, width):
     """Logistic brake ``(1 + e^(-1/w)) / (1 + e^((ratio - 1)/w))`` on urban inflows.
 

@@ -39,6 +39,23 @@ def job_threads(launcher: DictConfig | None, env=os.environ, cores: int | None =
     return None
 
 
+_DONE = {"run": False}  # set by main() when a single run (not a sweep) has written its files
+
+
+def exit_now(code: int = 0) -> None:
+    """End the process without the interpreter's teardown, which frees every object of every
+    module one by one (about 0.25 s after a run, a tenth of it). Only after a single run: its
+    files are written and closed (atomically), its figure processes joined and no thread is
+    left; the logs and the standard streams are flushed here. A sweep ends normally (its
+    launcher's worker pools clean up at exit)."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _set_threads(n: int | None) -> None:
     if n is None:
         return
@@ -57,6 +74,7 @@ def main(cfg: DictConfig) -> None:
     try:
         obj = OmegaConf.to_object(cfg)
         run(obj, hc.runtime.output_dir, overrides=list(hc.overrides.task), record_refusal=multirun)
+        _DONE["run"] = not multirun
     except ConfigError as e:
         if multirun:  # recorded in the job's status.json; Hydra reports it after the sweep
             raise
@@ -71,3 +89,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     run_app(main)
+    if _DONE["run"]:
+        exit_now()

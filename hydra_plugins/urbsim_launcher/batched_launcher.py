@@ -113,7 +113,7 @@ class BatchedLauncher(Launcher):
     def _run_piece(self, piece, composed, job_overrides, first: int, sweep_dir: Path, swept, progress) -> tuple:
         """Project the jobs of ``piece``: its part of the collected dataset and its target rows."""
         from sim.config.schema import ConfigError
-        from sim.outputs.batch import MAX_BATCH_DRAWS, plan, run_batch
+        from sim.outputs.batch import MAX_BATCH_DRAWS, draw_years, plan, run_batch
         from sim.outputs.collection import combine
         from sim.outputs.job import run
 
@@ -127,16 +127,19 @@ class BatchedLauncher(Launcher):
         for b in batches:
             for j, why in b.reasons.items():
                 log.info("job %d (%s): %s", first + ok[j], " ".join(job_overrides[ok[j]]), why)
+        size = {id(b): draw_years(cfgs, b) for b in batches}
+        total = max(1, sum(size[id(b)] for b in batches if not (b.reasons or self.per_job_outputs)))
         for b in batches:
+            share = size[id(b)] / total
             if b.reasons or self.per_job_outputs:  # the per-job path: the job's own directory
                 for j in b.jobs:
                     i = ok[j]
                     job_dirs[first + i] = sweep_dir / str(first + i)
                     results[i] = run(cfgs[j], job_dirs[first + i], echo=False, overrides=job_overrides[i], record_refusal=True)
             elif self.outputs == "summary":  # the batch's jobs stacked along scenario
-                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary")))
+                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary", share=share)))
             else:
-                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs)
+                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs, share=share)
                 for j, ds in zip(b.jobs, dss):
                     results[ok[j]] = ds
             how = "on the per-job path" if (b.reasons or self.per_job_outputs) else "in one projection"

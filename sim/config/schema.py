@@ -311,7 +311,7 @@ class Config:
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     params: ParamsConfig = field(default_factory=ParamsConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-    backend: str = _f("numba", choices=("numba", "numpy"))
+    backend: str = _f("auto", choices=("auto", "numba", "numpy"), doc="numba (the compiled kernel), numpy (the reference implementation) or auto (numpy where a run projects at most 20,000 region-draw-years, e.g. the default run, since loading the kernel costs about 1 s; numba otherwise); the two agree to rounding")
     output: str = files.PROJECTION
     compression: int = _f(files.COMPRESSION, 0, 9, doc="zlib level of the netCDF files written (0: none; 1-9: about a quarter smaller, tens of times slower to write); a batched sweep writes its collected file at the highest level of its jobs")
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")

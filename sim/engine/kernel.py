@@ -60,8 +60,9 @@ from sim.config.parameters import FACTOR_FIELD
 from sim.engine.contract import TIMING_EVEN, StepInputs, StepOutputs
 from sim.engine.jit import JIT, ROW, VIEW, VIEW_SUM
 
-# the brake on urban inflows near land capacity (the model catalogue's only one, compiled in)
-capacity_brake = get_model("capacity_brake", "logistic")
+# the brake on urban inflows near land capacity (the model catalogue's only one, a plain NumPy
+# function compiled here)
+capacity_brake = njit(**JIT)(get_model("capacity_brake", "logistic"))
 
 _MIN_REGIONS_TO_SHARE = 64  # see step()
 

@@ -17,7 +17,7 @@ from sim.config.schema import CONTINUED_BY_DEFAULT, CalibrationConfig, Config, D
 from sim.config.values import region_mask
 from sim.engine.memory import check_memory
 from sim.engine.model import Model, build_model
-from sim.engine.runner import steps
+from sim.engine.runner import resolve_backend, steps, work
 from sim.inputs.load import HISTORY_START, history_inputs, load_inputs, read_only
 from sim.inputs.prep import ipf
 
@@ -72,9 +72,10 @@ def history_config(cfg: Config) -> Config:
     return dataclasses.replace(
         cfg, start_year=HISTORY_START, end_year=HISTORY_END, policy=history_policy(),
         geography=dataclasses.replace(cfg.geography, regions=[]), draws=DrawsConfig(), uncertainty=dataclasses.replace(cfg.uncertainty, enabled=False),
-        params=params, od_flows=False, jump_off="census", backend=cfg.backend,
-        # fields no model reads, reset so that a sweep's jobs share their history
-        scenario="history", targets=TargetsConfig(), figures=FiguresConfig(), calibration=CalibrationConfig(), output=Config.output, quiet=False, resume=False,
+        params=params, od_flows=False, jump_off="census",
+        # fields no model reads, reset so that a sweep's jobs share their history (its backend: "auto", of the
+        # history's own size, so that the 2020 state is the same whichever backend the job asks for)
+        backend="auto", scenario="history", targets=TargetsConfig(), figures=FiguresConfig(), calibration=CalibrationConfig(), output=Config.output, quiet=False, resume=False,
     )
 
 
@@ -94,7 +95,7 @@ def _history(cfg: Config) -> tuple[list[str], np.ndarray]:
         if got is None:
             model = build_model(hist, inputs, factors=None)
             last = None
-            for _, state, _, _ in steps(model, 1, hist.backend, False):
+            for _, state, _, _ in steps(model, 1, resolve_backend(hist.backend, work(model, 1)), False):
                 last = state
             got = ([str(r) for r in inputs.region.values], last[0].copy())
             _write_history(path, *got)

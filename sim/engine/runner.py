@@ -29,6 +29,33 @@ class Projection:
     od: np.ndarray | None = None  # (Y,D,R,R) moves from region to region_to, when asked for
 
 
+BACKENDS = ("auto", "numba", "numpy")  # the config's choices; the functions below take numba or numpy
+# "auto": the NumPy reference when a process projects at most this many region-draw-years in all,
+# else the kernel. Loading the compiled kernel costs about 1 s a process (import numba 0.3-0.5 s,
+# its typing registries and the cached machine code 0.5-0.9 s); a region-draw-year costs the
+# reference about 50 us and the kernel about 3.5 us (benchmarks/results/latest.md, one step of
+# 14 regions: 0.68 ms and 0.046 ms), so the reference is faster up to about 20,000-30,000 of them.
+AUTO_NUMPY_WORK = 20_000
+
+
+def resolve_backend(backend: str, work: int) -> str:
+    """``backend``, with "auto" resolved for a process that will project ``work``
+    region-draw-years in all (:data:`AUTO_NUMPY_WORK`). The two agree to rounding (the tests
+    hold the kernel to the reference); "auto" only saves the kernel's loading time where the
+    projection is small (the default run: 14 regions x 30 years)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend = {backend!r}: allowed values are {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    return "numpy" if work <= AUTO_NUMPY_WORK else "numba"
+
+
+def work(model: Model, draws: int | None = None) -> int:
+    """Region-draw-years of one projection of ``model`` (for :func:`resolve_backend`)."""
+    cfg = model.cfg
+    return (model.draws if draws is None else draws) * model.pop0.shape[0] * max(0, cfg.end_year - cfg.start_year)
+
+
 def get_step(backend: str):
     if backend == "numba":
         from sim.engine.kernel import step

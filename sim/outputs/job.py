@@ -41,7 +41,7 @@ import xarray as xr
 from sim import files
 from sim.config.schema import Config, ConfigError
 from sim.engine.prepare import prepare
-from sim.engine.runner import project
+from sim.engine.runner import project, resolve_backend, work
 from sim.files import write_netcdf, write_text
 from sim.outputs.dataset import to_dataset
 from sim.outputs.runs import config_digest, file_sha256, is_complete, job_info, read_status, write_status
@@ -77,34 +77,48 @@ def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[
         else:
             write_status(out_dir, **info)
 
+    figures = _figure_job(cfg, out_dir / files.STAGING / files.FIGURES)  # warms up while the model is built
     try:
-        model = prepare(cfg)  # validates the config against the schema and the inputs
-    except ConfigError as e:
-        if record_refusal and not had_result:  # a sweep's job directory records why it did not run
-            out_dir.mkdir(parents=True, exist_ok=True)
-            failed(e)
-        raise
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(out_dir):
-        for stale in out_dir.glob(".*.tmp"):  # left by a job killed while writing
-            stale.unlink(missing_ok=True)
-        stage = out_dir / files.STAGING
-        shutil.rmtree(stage, ignore_errors=True)  # left by a job killed before publishing
-        if not had_result:
-            write_status(out_dir, status="running", started=started, **job)
         try:
-            ds, staged, report = _run(cfg, model, stage, overrides)
-            written = _publish(stage, out_dir, staged)
-        except BaseException as e:
-            shutil.rmtree(stage, ignore_errors=True)
-            failed(e)
+            model = prepare(cfg)  # validates the config against the schema and the inputs
+        except ConfigError as e:
+            if record_refusal and not had_result:  # a sweep's job directory records why it did not run
+                out_dir.mkdir(parents=True, exist_ok=True)
+                failed(e)
             raise
-        listed = {str(p.relative_to(out_dir)): file_sha256(p) for p in written}
-        write_status(out_dir, status="ok", started=started, seconds=round(time.perf_counter() - t0, 3), files=listed, **job)
-        (out_dir / files.FAILURE).unlink(missing_ok=True)
-    if echo and not cfg.quiet:
-        _echo(ds, cfg, out_dir, written, report, time.perf_counter() - t0)
-    return ds
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(out_dir):
+            for stale in out_dir.glob(".*.tmp"):  # left by a job killed while writing
+                stale.unlink(missing_ok=True)
+            stage = out_dir / files.STAGING
+            shutil.rmtree(stage, ignore_errors=True)  # left by a job killed before publishing
+            if not had_result:
+                write_status(out_dir, status="running", started=started, **job)
+            try:
+                ds, staged, report = _run(cfg, model, stage, overrides, figures)
+                written = _publish(stage, out_dir, staged)
+            except BaseException as e:
+                shutil.rmtree(stage, ignore_errors=True)
+                failed(e)
+                raise
+            listed = {str(p.relative_to(out_dir)): file_sha256(p) for p in written}
+            write_status(out_dir, status="ok", started=started, seconds=round(time.perf_counter() - t0, 3), files=listed, **job)
+            (out_dir / files.FAILURE).unlink(missing_ok=True)
+        if echo and not cfg.quiet:
+            _echo(ds, cfg, out_dir, written, report, time.perf_counter() - t0)
+        return ds
+    finally:
+        if figures is not None:
+            figures.abort()  # nothing left to stop once the figures are drawn
+
+
+def _figure_job(cfg: Config, fig_dir: Path):
+    """The run's figure job (:mod:`sim.outputs.figure_workers`), or None without figures."""
+    if not cfg.figures.enabled or cfg.params.ensemble:
+        return None
+    from sim.outputs.figure_workers import FigureJob
+
+    return FigureJob(fig_dir, cfg.figures)
 
 
 class RunDirBusy(RuntimeError):
@@ -159,7 +173,7 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
     from sim.engine.runner import project_summary
     from sim.outputs.dataset import summary_dataset
 
-    summ = project_summary(model, backend=cfg.backend)
+    summ = project_summary(model, backend=resolve_backend(cfg.backend, work(model)))
     ds = summary_dataset(model, summ, scenario=cfg.scenario, keep_draws=cfg.params.keep_draws)
     ds.attrs["overrides"] = json.dumps(list(overrides))
     written = [write_netcdf(ds, out_dir / cfg.output, cfg.compression)]
@@ -175,18 +189,16 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
     return ds, written, report
 
 
-def _run(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Dataset, list[Path], str]:
-    """Project ``model`` and write its files into ``out_dir`` (the staging folder)."""
+def _run(cfg: Config, model, out_dir: Path, overrides, figures=None) -> tuple[xr.Dataset, list[Path], str]:
+    """Project ``model`` and write its files into ``out_dir`` (the staging folder); ``figures``:
+    the run's :class:`sim.outputs.figure_workers.FigureJob` (drawing into ``out_dir``), if any."""
     if cfg.params.ensemble:
         return _run_ensemble(cfg, model, out_dir, overrides)
-    proj = project(model, backend=cfg.backend)
+    proj = project(model, backend=resolve_backend(cfg.backend, work(model)))
     ds = to_dataset(model, proj, scenario=cfg.scenario)
     ds.attrs["overrides"] = json.dumps(list(overrides))
-    figures = None
-    if cfg.figures.enabled:  # matplotlib only when figures are asked for; half of them drawn while the rest is written
-        from sim.outputs.figure_workers import FigureJob
-
-        figures = FigureJob(ds, out_dir / files.FIGURES, cfg.figures)
+    if figures is not None:  # drawn by the figure processes while the rest is written
+        figures.draw(ds)
     try:
         written = [write_netcdf(ds, out_dir / cfg.output, cfg.compression)]
         rows = target_rows(ds, cfg.targets)
@@ -199,10 +211,9 @@ def _run(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Dataset, list
         written.append(_write_config(cfg, overrides, out_dir))
         if figures is not None:
             written += figures.finish()
-    except BaseException:
-        if figures is not None:
+    finally:  # a failure stops the figure processes (run() does it too, for failures before this)
+        if figures is not None and not figures.done:
             figures.abort()
-        raise
     return ds, written, report
 
 

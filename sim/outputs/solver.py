@@ -17,7 +17,7 @@ from sim import files
 from sim.config.schema import Config, ConfigError, Target, validate
 from sim.config.values import year_map
 from sim.engine.prepare import prepare
-from sim.engine.runner import project
+from sim.engine.runner import project, resolve_backend, work
 from sim.files import write_netcdf, write_text
 from sim.outputs.dataset import to_dataset
 from sim.outputs.targets import series
@@ -132,7 +132,8 @@ def solve(cfg: Config, target: str, lever: str, bounds=(0.0, 1.0), *, probabilit
         n_eval += 1
         c = set_lever(cfg, lever, v, lever_from)
         model = prepare(c)  # validates the lever value against its allowed range
-        ds = to_dataset(model, project(model, backend=c.backend), scenario=c.scenario)
+        # the grid and brentq's steps: about grid + 20 projections of this size in all
+        ds = to_dataset(model, project(model, backend=resolve_backend(c.backend, work(model) * (grid + 20))), scenario=c.scenario)
         return ds
 
     def response(v):
