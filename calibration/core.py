@@ -33,7 +33,7 @@ from sim.axes import registered as births_registered
 from sim.config.parameters import BY_NAME as PARAMETER_TABLE
 from sim.config.parameters import FACTOR_FIELD, PATH_END, PATH_KNOTS, REGIONAL_PARAMETERS, SHARED_FIT
 from sim.engine.model import build_model
-from sim.engine.runner import steps
+from sim.engine.runner import project_totals
 
 log = logging.getLogger("calibration")
 
@@ -184,35 +184,24 @@ def _group_matrix() -> np.ndarray:
     return G
 
 
-def simulate(model, draws: int | None = None, backend: str = "numba") -> Simulated:
-    """Project ``model`` (all its draws) from its start to its end year, keeping what targets need."""
-    cfg = model.cfg
-    D = model.draws if draws is None else draws
-    years = np.arange(cfg.start_year, cfg.end_year + 1)
-    R = model.pop0.shape[0]
-    res = np.zeros((D, len(years), R))
-    urb = np.zeros((D, len(years), R))
-    births = np.zeros((D, len(years), R))
-    registered = np.zeros((D, len(years), R))
+def simulate(model, backend: str = "numba") -> Simulated:
+    """Project ``model`` (all its draws) from its start to its end year, keeping what targets need
+    (:func:`sim.engine.runner.project_totals`: with numba one call of the ensemble kernel, each
+    draw's factors applied inside it)."""
+    t = project_totals(model, backend=backend)
+    years = t.years
+    pop = t.population.transpose(1, 0, 2, 3, 4)  # (D,Y,R,K,S)
+    tot = pop.sum(axis=-1)  # (D,Y,R,K)
+    births_k, deaths_k = t.births.transpose(1, 0, 2, 3), t.deaths.transpose(1, 0, 2, 3)  # (D,Y,R,K)
     other_prov = model.static["other_province_share"]  # (R,) of urban_migrant
-    deaths = np.zeros((D, len(years), R))
-    e0 = np.full((D, len(years)), np.nan)
-    last = None
-    for i, pop, _, out in steps(model, D, backend, False):
-        tot = pop.sum(axis=(3, 4))  # (D,R,K)
-        res[:, i] = residents(tot)
-        urb[:, i] = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
-        if out is not None:
-            births[:, i] = out.births[:, :, RESIDENT_STATES].sum(axis=(2, 3))
-            registered[:, i] = births_registered(out.births.sum(axis=3), other_prov)  # (D,R,K) -> (D,R)
-            deaths[:, i] = out.deaths[:, :, RESIDENT_STATES].sum(axis=(2, 3, 4))
-            w = pop[:, :, RESIDENT_STATES].sum(axis=-1)  # (D,R,K',S) residents by state and sex
-            e = model.e0(int(years[i]))[:, RESIDENT_STATES]  # (R,K',S)
-            e0[:, i] = (w * e).sum(axis=(1, 2, 3)) / w.sum(axis=(1, 2, 3))
-        last = pop
-    groups = residents(last, axis=2) @ _group_matrix()  # (D,R,S,G)
-    return Simulated(years, res, urb, groups, last[:, :, URBAN_MIGRANT].sum(axis=(2, 3)), births, deaths, e0,
-                     float(cfg.params.factors.get("urban_basis", 1.0)), registered)
+    w = pop[:, 1:, :, RESIDENT_STATES]  # (D,Y-1,R,K',S) residents by state and sex at each year's end
+    e = np.stack([model.e0(int(y))[:, RESIDENT_STATES] for y in years[1:]])  # (Y-1,R,K',S)
+    e0 = np.full((pop.shape[0], len(years)), np.nan)
+    e0[:, 1:] = (w * e).sum(axis=(2, 3, 4)) / w.sum(axis=(2, 3, 4))
+    groups = residents(t.last, axis=2) @ _group_matrix()  # (D,R,S,G)
+    return Simulated(years, residents(tot), tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT], groups, t.last[:, :, URBAN_MIGRANT].sum(axis=(2, 3)),
+                     births_k[..., RESIDENT_STATES].sum(axis=-1), deaths_k[..., RESIDENT_STATES].sum(axis=-1), e0,
+                     float(model.cfg.params.factors.get("urban_basis", 1.0)), births_registered(births_k, other_prov))
 
 
 @dataclass

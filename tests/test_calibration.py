@@ -317,3 +317,33 @@ def test_cli_calibration_and_backtest_quiet_without_a_terminal(tmp_path):
     assert bad.returncode == 2 and "calibration.fit_until = 2030" in bad.stderr
     r = subprocess.run([sys.executable, "-m", "calibration.backtest", f"projection={_quantile_file(tmp_path / 'q.nc')}", "observed=/nonexistent.csv"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_the_targets_read_the_same_through_the_ensemble_kernel_as_through_the_reference():
+    """simulate() projects every draw in one call of the ensemble kernel, each draw's factors
+    (shared and per prefecture) and process noise applied inside it: what the targets read
+    (totals by year and region, births, registered births, deaths, e0, the last year's age
+    groups and migrants) equals the NumPy reference's full projection reduced, to rounding."""
+    from sim.engine.model import process_factors
+    from sim.inputs.load import history_inputs
+
+    cfg = _cfg()
+    inputs = history_inputs("guangxi_prefectures")
+    space = Space([str(r) for r in inputs.region.values])
+    problem = Problem(cfg, inputs, [], space)
+    rng = np.random.default_rng(3)
+    theta = 0.2 * rng.standard_normal(len(space))
+    free = np.flatnonzero(~space.held())
+    thetas = np.repeat(theta[None], 6, axis=0)
+    thetas[:, free] += 0.3 * rng.standard_normal((6, len(free)))
+    model = problem.model(theta, space.draw_factors(thetas, theta))
+    noisy = dataclasses.replace(model.cfg, uncertainty=dataclasses.replace(model.cfg.uncertainty, process=True, process_sd={"rural_to_urban": 0.05, "tfr": 0.03}, seed=2))
+    model = dataclasses.replace(model, process=process_factors(noisy, len(space.regions)))
+    fast, ref = simulate(model), simulate(model, backend="numpy")
+    for f in ("residents", "urban", "groups", "migrants", "births", "deaths", "e0", "births_registered"):
+        a, b = getattr(fast, f), getattr(ref, f)
+        assert a.shape == b.shape and a.shape[0] == 6, f
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9, err_msg=f)
+    assert fast.births[:, 0].sum() == 0 and fast.births[:, 1:].min() > 0  # no births in the jump-off year
+    assert np.isnan(fast.e0[:, 0]).all() and 70 < np.nanmin(fast.e0) and np.nanmax(fast.e0) < 90
+    assert np.ptp(fast.residents[:, -1].sum(axis=1)) > 0  # the draws differ

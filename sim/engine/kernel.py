@@ -756,12 +756,37 @@ def _summarise(x, land, births, deaths, capped, out):
         out[r, 7] = n
 
 
+@njit(**VIEW_SUM)
+def _state_totals(x, births, deaths, pop_ks, births_k, deaths_k):
+    """The detail of :func:`_summary` for one draw and year: ``pop_ks[R, K, S]`` (the stock
+    ``x[R, K, S, A]`` summed over ages), ``births_k[R, K]`` (by the mother's state) and
+    ``deaths_k[R, K]`` (by the state of the dead)."""
+    R, K, S, A = x.shape
+    for r in range(R):
+        for k in range(K):
+            b = 0.0
+            dd = 0.0
+            for s in range(S):
+                t = 0.0
+                for a in range(A):
+                    t += x[r, k, s, a]
+                    dd += deaths[r, k, s, a]
+                pop_ks[r, k, s] = t
+                b += births[r, k, s]
+            births_k[r, k] = b
+            deaths_k[r, k] = dd
+
+
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _summary(pop0, land0, P, factors, chunks, out):
+def _summary(pop0, land0, P, factors, chunks, out, pop_ks, births_k, deaths_k, last):
     """Every draw of an ensemble, every year, with only the totals kept: ``out[Y+1, D, R, N_SUMMARY]``
     (row 0: the jump-off). Draws are split into ``chunks`` runs of consecutive draws; each run
-    has its own scratch state, which stays in the core's cache for all the years of a draw."""
+    has its own scratch state, which stays in the core's cache for all the years of a draw.
+    With ``pop_ks`` of shape ``(Y+1, D, R, K, S)`` (else of size 0) also the detail of
+    :func:`_state_totals` every year and each draw's last state ``last[D, R, K, S, A]`` (what a
+    calibration's targets read)."""
     Y1, D, R, _ = out.shape
+    detail = pop_ks.size > 0
     _, K, S, A = pop0.shape
     for c in prange(chunks):
         lo, hi = c * D // chunks, (c + 1) * D // chunks
@@ -790,19 +815,28 @@ def _summary(pop0, land0, P, factors, chunks, out):
             deaths[...] = 0.0
             capped[...] = 0.0
             _summarise(x, land, births, deaths, capped, out[0, d])
+            if detail:
+                _state_totals(x, births, deaths, pop_ks[0, d], births_k[0, d], deaths_k[0, d])
             for y in range(Y1 - 1):
                 f = factors[d, y] if factors.shape[0] else no_factors
                 p = _year_inputs(P, y, f, buf)
                 _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
                 _summarise(x, land, births, deaths, capped, out[y + 1, d])
+                if detail:
+                    _state_totals(x, births, deaths, pop_ks[y + 1, d], births_k[y + 1, d], deaths_k[y + 1, d])
+            if detail:
+                last[d] = x
 
 
-def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray) -> None:
+def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray, detail: tuple | None = None) -> None:
     """Project ``out.shape[1]`` draws of the jump-off state ``pop0`` (R,K,S,A), ``land0`` (R,)
     through the years of ``P`` (StepInputs whose arrays have a leading year axis and a draw axis
     of length 1), draw ``d``'s factored parameters in year ``y`` multiplied by ``factors[d, y]``
     (shape ``(N_FACTORS, R)``: a row per field of :data:`FACTOR_FIELDS`, a multiplier per region;
-    an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``."""
+    an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``; ``detail``, if
+    given: the arrays ``(pop_ks, births_k, deaths_k, last)`` that :func:`_summary` fills."""
     D = out.shape[1]
     chunks = min(D, 8 * numba.get_num_threads())
-    _summary(pop0, land0, P, factors, chunks, out)
+    if detail is None:  # sizes 0: the kernel keeps the totals only
+        detail = (np.zeros((0, 0, 0, 0, 0)), np.zeros((0, 0, 0, 0)), np.zeros((0, 0, 0, 0)), np.zeros((0, 0, 0, 0, 0)))
+    _summary(pop0, land0, P, factors, chunks, out, *detail)

@@ -173,3 +173,40 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
             res.capped[i] = out.capped.sum(axis=-1)
     check_summary(res, model.inputs.region.values)
     return res
+
+
+@dataclass
+class Totals:
+    """What a calibration's targets read, (Y,D,...) with the jump-off first: the stock summed over
+    ages by state and sex, the year's births by the mother's state and deaths by the state of the
+    dead (0 in the jump-off year), and the last year's full stock."""
+
+    years: np.ndarray
+    population: np.ndarray  # (Y,D,R,K,S)
+    births: np.ndarray  # (Y,D,R,K)
+    deaths: np.ndarray  # (Y,D,R,K)
+    last: np.ndarray  # (D,R,K,S,A)
+
+
+def project_totals(model: Model, *, backend: str = "numba") -> Totals:
+    """The projection of :func:`project` reduced to :class:`Totals`. With numba, one call of the
+    ensemble kernel (:func:`sim.engine.kernel.summary` with its detail), the per-draw factors
+    applied inside it; the NumPy reference reduces the full projection year by year."""
+    cfg = model.cfg
+    years = np.arange(cfg.start_year, cfg.end_year + 1)
+    D = model.draws
+    R, K, S, A = model.pop0.shape
+    res = Totals(years, np.zeros((len(years), D, R, K, S)), np.zeros((len(years), D, R, K)), np.zeros((len(years), D, R, K)), np.zeros((D, R, K, S, A)))
+    if backend == "numba":
+        from sim.engine.kernel import N_SUMMARY, summary
+
+        tot = np.zeros((len(years), D, R, N_SUMMARY))
+        summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(years[1:]), tot, (res.population, res.births, res.deaths, res.last))
+        return res
+    for i, pop, _, out in steps(model, D, backend, False):
+        res.population[i] = pop.sum(axis=-1)
+        if out is not None:
+            res.births[i] = out.births.sum(axis=-1)
+            res.deaths[i] = out.deaths.sum(axis=(-2, -1))
+        res.last[...] = pop
+    return res
