@@ -95,3 +95,19 @@ def test_a_config_error_stops_the_figure_process(tmp_path, monkeypatch):
     assert made[0].proc.exitcode is not None and _gone(made[0].proc.pid)  # and stopped
     assert made[0].proc not in mp.active_children()
     assert not (tmp_path / "r").exists()  # a config error writes nothing
+
+
+def test_a_single_run_ends_with_its_output_and_logs_flushed(tmp_path):
+    """A single run ends without the interpreter's teardown (sim.__main__.exit_now): what it
+    printed to a pipe and what it logged to the run's log file are all there."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(ROOT / ".numba_cache"))
+    args = [sys.executable, "-m", "sim", "end_year=2022", "figures.enabled=false", "resume=true", f"hydra.run.dir={tmp_path}"]
+    first = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "resident urbanization" in first.stdout and f"wrote {tmp_path / 'projection.nc'}" in first.stdout
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "complete, skipped (resume=true)" in again.stdout
+    assert "complete result found, skipped (resume=true)" in (tmp_path / "__main__.log").read_text()
+    bad = subprocess.run([*args[:-1], "end_year=1900", f"hydra.run.dir={tmp_path / 'bad'}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "end_year" in bad.stderr  # errors still end the normal way

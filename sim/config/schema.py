@@ -206,7 +206,7 @@ class FiguresConfig:
     pyramid_region: str = _f("", doc="region of the population pyramid (empty: the most populous)")
     pyramid_year: Optional[int] = _f(None, 1900, 2200, doc="year of the population pyramid (null: 2035, or the nearest projected year); given, it must be a projected year")
     flows_year: Optional[int] = _f(None, 1900, 2200, doc="year of the region-to-region flow matrix (null: 2025, or the nearest year with flows); given, a year after start_year")
-    parallel: bool = _f(True, doc="draw the costlier half of the figures in a second process (forked) while the run writes its other files, where the process may use more than one core")
+    parallel: bool = _f(True, doc="draw the figures in two processes forked when the run starts (they import matplotlib while the model is built, then draw while the run writes its other files), where the process may use more than one core")
 
 
 # the figures' years when the config leaves them null (moved to the nearest projected year)
