@@ -127,19 +127,17 @@ class BatchedLauncher(Launcher):
         for b in batches:
             for j, why in b.reasons.items():
                 log.info("job %d (%s): %s", first + ok[j], " ".join(job_overrides[ok[j]]), why)
-        size = {id(b): draw_years(cfgs, b) for b in batches}
-        total = max(1, sum(size[id(b)] for b in batches if not (b.reasons or self.per_job_outputs)))
+        in_all = sum(draw_years(cfgs, b) for b in batches if not (b.reasons or self.per_job_outputs))  # sizes backend=auto
         for b in batches:
-            share = size[id(b)] / total
             if b.reasons or self.per_job_outputs:  # the per-job path: the job's own directory
                 for j in b.jobs:
                     i = ok[j]
                     job_dirs[first + i] = sweep_dir / str(first + i)
                     results[i] = run(cfgs[j], job_dirs[first + i], echo=False, overrides=job_overrides[i], record_refusal=True)
             elif self.outputs == "summary":  # the batch's jobs stacked along scenario
-                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary", share=share)))
+                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary", draw_years_in_all=in_all)))
             else:
-                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs, share=share)
+                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs, draw_years_in_all=in_all)
                 for j, ds in zip(b.jobs, dss):
                     results[ok[j]] = ds
             how = "on the per-job path" if (b.reasons or self.per_job_outputs) else "in one projection"

@@ -203,10 +203,11 @@ def project_totals(model: Model, *, backend: str = "numba") -> Totals:
         tot = np.zeros((len(years), D, R, N_SUMMARY))
         summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(years[1:]), tot, (res.population, res.births, res.deaths, res.last))
         return res
+    pop = model.pop0
     for i, pop, _, out in steps(model, D, backend, False):
         res.population[i] = pop.sum(axis=-1)
         if out is not None:
             res.births[i] = out.births.sum(axis=-1)
             res.deaths[i] = out.deaths.sum(axis=(-2, -1))
-        res.last[...] = pop
+    res.last[...] = pop  # the stock steps() left after the last year
     return res

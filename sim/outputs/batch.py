@@ -274,19 +274,19 @@ def draw_years(cfgs: list[Config], batch: Batch) -> int:
     return len(batch.jobs) * base.draws.count * max(0, base.end_year - base.start_year)
 
 
-def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outputs: str = "full", share: float = 1.0) -> list[xr.Dataset] | xr.Dataset:
+def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outputs: str = "full", draw_years_in_all: int | None = None) -> list[xr.Dataset] | xr.Dataset:
     """Project ``batch`` in one kernel call; one dataset per job of ``batch.jobs`` (whose
     command-line ``overrides`` are given in that order), each as its per-job run would write it
     (its own config and overrides in the attributes); ``outputs="summary"``: the jobs' reduced
     outputs as one dataset along ``scenario`` (:func:`reduced_block`), from one call of the
-    ensemble kernel. ``share``: the batch's part of what its sweep piece projects in all (its
-    :func:`draw_years` over theirs), for the base config's ``backend = auto``
+    ensemble kernel. ``draw_years_in_all``: the :func:`draw_years` of all the batches the
+    process projects (default: this one's), which size the base config's ``backend = auto``
     (:func:`sim.engine.runner.resolve_backend`)."""
-    from sim.engine.runner import project, project_summary, resolve_backend, work
+    from sim.engine.runner import project, project_summary, resolve_backend
     from sim.outputs.dataset import config_json, to_dataset
 
     model = batch_model(cfgs, batch, reduced=outputs == "summary")
-    backend = resolve_backend(cfgs[batch.base].backend, round(work(model) / share))
+    backend = resolve_backend(cfgs[batch.base].backend, model.pop0.shape[0] * (draw_years_in_all or draw_years(cfgs, batch)))
     if outputs == "summary":
         return reduced_block(model, project_summary(model, backend=backend), cfgs, batch)
     proj = project(model, backend=backend)

@@ -93,7 +93,6 @@ class FigureJob:
     def __init__(self, out_dir: Path, fcfg):
         self.out_dir, self.fcfg = Path(out_dir), fcfg
         self.proc = self.ds = None
-        self.done = False  # the figures written (finish() returned)
         if getattr(fcfg, "parallel", True) and _cores() > 1 and "fork" in mp.get_all_start_methods():
             ctx = mp.get_context("fork")
             recv, self.send = ctx.Pipe(duplex=False)
@@ -129,9 +128,7 @@ class FigureJob:
         if self.proc is None:
             from sim.outputs.figures import write_figures
 
-            paths = write_figures(self.ds, self.out_dir, self.fcfg)
-            self.done = True
-            return paths
+            return write_figures(self.ds, self.out_dir, self.fcfg)
         self.sender.join()
         try:
             status, payload = self.recv.recv()
@@ -142,7 +139,6 @@ class FigureJob:
             self.proc.join()
         if status != "ok":
             raise RuntimeError(f"figures: {payload}")
-        self.done = True
         return [Path(p) for p in payload]
 
     def abort(self) -> None:

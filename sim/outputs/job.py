@@ -211,8 +211,8 @@ def _run(cfg: Config, model, out_dir: Path, overrides, figures=None) -> tuple[xr
         written.append(_write_config(cfg, overrides, out_dir))
         if figures is not None:
             written += figures.finish()
-    finally:  # a failure stops the figure processes (run() does it too, for failures before this)
-        if figures is not None and not figures.done:
+    finally:  # the figure processes stopped before a failed run removes their folder (no-op once drawn)
+        if figures is not None:
             figures.abort()
     return ds, written, report
 
