@@ -558,14 +558,20 @@ def laplace_draws(problem: Problem, f: Fit, *, draws: int, seed: int) -> Posteri
     return Posterior(x, float("nan"), np.full(len(f.theta), np.nan), 0, 0, 0, time.perf_counter() - t0)
 
 
-def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterations: int, seed: int, progress=None) -> Posterior:
+def burn_iterations(iterations: int, burn_in: float) -> int:
+    """The iterations discarded as burn-in: the share ``burn_in`` of ``iterations``, rounded
+    down, leaving at least one kept."""
+    return min(int(iterations * burn_in), iterations - 1)
+
+
+def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterations: int, seed: int, progress=None, burn_in: float = 0.5) -> Posterior:
     """Posterior draws by random-walk Metropolis run as ``chains`` parallel chains, every
     iteration one batched projection of all chains' proposals (the kernel's draw axis).
 
     The proposal is Gaussian with the Laplace covariance of the varying parameters given the
     held ones, scaled by ``s``; ``s`` starts at ``2.38 / sqrt(d)`` (Roberts, Gelman & Gilks 1997)
-    and is tuned during the first half (burn-in) towards an acceptance rate of 0.234; the second
-    half, thinned to ``draws`` states in all, is kept. Chains start from the Laplace
+    and is tuned during the burn-in (the share ``burn_in`` of the iterations) towards an
+    acceptance rate of 0.234; the rest, thinned to ``draws`` states in all, is kept. Chains start from the Laplace
     approximation around the optimum."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -578,7 +584,7 @@ def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterat
     x[:, v] += 0.5 * rng.standard_normal((chains, d)) @ L.T
     lp = problem.log_posterior(x, f.theta)
     log_s = np.log(2.38 / np.sqrt(d))
-    burn = iterations // 2
+    burn = burn_iterations(iterations, burn_in)
     kept = np.empty((iterations - burn, chains, len(f.theta)))
     accepted = 0
     for it in range(iterations):
@@ -604,14 +610,14 @@ def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterat
     return Posterior(flat[idx], float(accepted / max(T * chains, 1)), rhat, chains, iterations, (iterations + 1) * chains, time.perf_counter() - t0)
 
 
-def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iterations: int, seed: int, progress=None) -> Posterior:
+def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iterations: int, seed: int, progress=None, burn_in: float = 0.5) -> Posterior:
     """Posterior draws by emcee's affine-invariant ensemble sampler (Foreman-Mackey et al. 2013),
     every iteration's walkers one batched projection (``vectorize``). The sampled parameters (those
     the kernel varies per draw; the others are held at the optimum) are whitened by the Laplace
     approximation, ``x = theta* + L z`` with ``L L' = (J'J)^-1``, so that the stretch move sees a
     posterior near isotropic. Walkers start as draws of the Laplace approximation (a start in a
     small ball around the optimum took more than 3,000 iterations to spread: split R-hat 2.5); the
-    first half of the iterations is burn-in. Split R-hat and bulk effective sample size of every sampled
+    share ``burn_in`` of the iterations is burn-in. Split R-hat and bulk effective sample size of every sampled
     parameter come from arviz (the walkers taken as chains)."""
     import warnings
 
@@ -648,7 +654,7 @@ def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iteration
     sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
     z0 = rng.standard_normal((walkers, d))  # the walkers start as draws of the Laplace approximation
     sampler.run_mcmc(z0, iterations, progress=False)
-    burn = iterations // 2
+    burn = burn_iterations(iterations, burn_in)
     chain = sampler.get_chain(discard=burn)  # (T, W, d)
     thetas = to_theta(chain.reshape(-1, d)).reshape(chain.shape[0], walkers, -1)  # (T, W, n)
     rhat = np.full(len(f.theta), np.nan)

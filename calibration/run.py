@@ -22,6 +22,7 @@ from calibration.backtest import read_observed
 from calibration.core import (
     HELD_IN_DRAWS,
     REGIONAL,
+    burn_iterations,
     Problem,
     Space,
     census_targets,
@@ -88,7 +89,7 @@ def _check(cfg: Config) -> None:
     if cfg.geography.name != "guangxi_prefectures":
         raise ConfigError(f"geography = {cfg.geography.name}: the calibration fits Guangxi's prefectures (their parameters apply to its counties by prefecture); allowed: guangxi_prefectures")
     if cfg.calibration.sampler in ("metropolis", "emcee"):
-        kept = cfg.calibration.chains * (cfg.calibration.iterations - cfg.calibration.iterations // 2)
+        kept = cfg.calibration.chains * (cfg.calibration.iterations - burn_iterations(cfg.calibration.iterations, cfg.calibration.burn_in))
         if cfg.calibration.draws > kept:
             raise ConfigError(f"calibration.draws = {cfg.calibration.draws}: must be <= the states kept, chains x (iterations - burn-in) = {kept}")
 
@@ -205,11 +206,11 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
     if c.draws > 0:
         if c.sampler == "metropolis":
             bar = Progress(c.iterations, f"posterior ({c.chains} Metropolis chains)", c.progress)
-            post = posterior_draws(problem, f, draws=c.draws, chains=c.chains, iterations=c.iterations, seed=c.seed, progress=bar)
+            post = posterior_draws(problem, f, draws=c.draws, chains=c.chains, iterations=c.iterations, seed=c.seed, progress=bar, burn_in=c.burn_in)
             bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}")
         elif c.sampler == "emcee":
             bar = Progress(c.iterations, f"posterior (emcee, {c.chains} walkers)", c.progress)
-            post = emcee_draws(problem, f, draws=c.draws, walkers=c.chains, iterations=c.iterations, seed=c.seed, progress=bar)
+            post = emcee_draws(problem, f, draws=c.draws, walkers=c.chains, iterations=c.iterations, seed=c.seed, progress=bar, burn_in=c.burn_in)
             bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}, smallest bulk ESS {np.nanmin(post.ess):.0f}")
         else:
             post = laplace_draws(problem, f, draws=c.draws, seed=c.seed)
@@ -230,7 +231,7 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
         evaluations=problem.evaluations, fit_seconds=f.seconds, cost=f.cost, fit_evaluations=f.iterations,
         sampler=c.sampler, acceptance=post.acceptance if post else None, max_rhat=float(np.nanmax(post.rhat)) if post and c.sampler != "laplace" else None,
         min_ess=float(np.nanmin(post.ess)) if post and post.ess is not None else None, chains=c.chains, iterations=c.iterations,
-        max_tau=post.tau if post else None,
+        burn_in=burn_iterations(c.iterations, c.burn_in) if c.sampler != "laplace" else None, max_tau=post.tau if post else None,
         posterior_evaluations=post.evaluations if post else 0, posterior_seconds=post.seconds if post else 0.0,
         statistics=stats, factors=factors, region_factors=region_factors, region_sd=spreads, region_sd_rounds=rounds,
     )
@@ -355,9 +356,10 @@ def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dic
     if meta.get("sampler") == "laplace":
         L.append(f"Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); held at the optimum (the kernel cannot vary them per draw): {', '.join(HELD_IN_DRAWS)}.")
     elif meta.get("sampler") == "emcee":
+        kept = meta["iterations"] - meta.get("burn_in", meta["iterations"] // 2)
         L.append(f"Posterior: emcee, {meta['chains']} walkers x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, "
                  f"largest split R-hat {meta['max_rhat']:.3f}, smallest bulk ESS {meta['min_ess']:.0f} (arviz; walkers as chains)"
-                 + (f", largest integrated autocorrelation time {meta['max_tau']:.0f} iterations ({meta['iterations'] // 2} kept: {meta['iterations'] // 2 / meta['max_tau']:.1f} times it; emcee asks for about 50)" if meta.get("max_tau") else "")
+                 + (f", largest integrated autocorrelation time {meta['max_tau']:.0f} iterations ({kept} kept after a burn-in of {meta['iterations'] - kept}: {kept / meta['max_tau']:.1f} times it; emcee asks for about 50)" if meta.get("max_tau") else "")
                  + f"; held at the optimum: {', '.join(HELD_IN_DRAWS)}.")
     elif meta.get("max_rhat") is not None:
         L.append(f"Posterior: {meta['chains']} Metropolis chains x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, largest split R-hat {meta['max_rhat']:.3f}.")
