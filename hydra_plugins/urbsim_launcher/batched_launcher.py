@@ -1,6 +1,7 @@
 """``hydra/launcher=batched``: a whole sweep of ``python -m sim -m ...`` in one process, the jobs
-that differ only in per-draw levers projected together as the draws of one kernel call
-(:mod:`sim.outputs.batch`).
+that differ only in per-draw levers projected together as the draws of one kernel call, and the
+batches that differ in policy options only projected together as a stack of their models
+(:mod:`sim.outputs.batch`, :mod:`sim.engine.stack`).
 
 Keys (``hydra.launcher.<key>=...``):
 - ``outputs`` (full): ``full``, every job's dataset as its per-job run writes it; ``summary``,
@@ -113,7 +114,7 @@ class BatchedLauncher(Launcher):
     def _run_piece(self, piece, composed, job_overrides, first: int, sweep_dir: Path, swept, progress) -> tuple:
         """Project the jobs of ``piece``: its part of the collected dataset and its target rows."""
         from sim.config.schema import ConfigError
-        from sim.outputs.batch import MAX_BATCH_DRAWS, draw_years, plan, run_batch
+        from sim.outputs.batch import MAX_BATCH_DRAWS, draw_years, plan, run_batches, stacks
         from sim.outputs.collection import combine
         from sim.outputs.job import run
 
@@ -127,21 +128,26 @@ class BatchedLauncher(Launcher):
         for b in batches:
             for j, why in b.reasons.items():
                 log.info("job %d (%s): %s", first + ok[j], " ".join(job_overrides[ok[j]]), why)
-        in_all = sum(draw_years(cfgs, b) for b in batches if not (b.reasons or self.per_job_outputs))  # sizes backend=auto
-        for b in batches:
-            if b.reasons or self.per_job_outputs:  # the per-job path: the job's own directory
-                for j in b.jobs:
-                    i = ok[j]
-                    job_dirs[first + i] = sweep_dir / str(first + i)
-                    results[i] = run(cfgs[j], job_dirs[first + i], echo=False, overrides=job_overrides[i], record_refusal=True)
-            elif self.outputs == "summary":  # the batch's jobs stacked along scenario
-                blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], run_batch(cfgs, b, [], outputs="summary", draw_years_in_all=in_all)))
-            else:
-                dss = run_batch(cfgs, b, [job_overrides[ok[j]] for j in b.jobs], outputs=self.outputs, draw_years_in_all=in_all)
-                for j, ds in zip(b.jobs, dss):
-                    results[ok[j]] = ds
-            how = "on the per-job path" if (b.reasons or self.per_job_outputs) else "in one projection"
-            progress.update(len(b.jobs), f"piece {piece.index} (jobs {piece.span()}): {len(b.jobs)} job(s) {how}")
+        alone = [b for b in batches if b.reasons or self.per_job_outputs]
+        together = stacks(cfgs, [b for b in batches if not (b.reasons or self.per_job_outputs)], MAX_BATCH_DRAWS[self.outputs])
+        in_all = sum(draw_years(cfgs, b) for st in together for b in st)  # sizes backend=auto
+        for b in alone:  # the per-job path: the job's own directory
+            for j in b.jobs:
+                i = ok[j]
+                job_dirs[first + i] = sweep_dir / str(first + i)
+                results[i] = run(cfgs[j], job_dirs[first + i], echo=False, overrides=job_overrides[i], record_refusal=True)
+            progress.update(len(b.jobs), f"piece {piece.index} (jobs {piece.span()}): {len(b.jobs)} job(s) on the per-job path")
+        for st in together:  # each stack of batches in one projection
+            ovs = [[job_overrides[ok[j]] for j in b.jobs] for b in st]
+            res, made = run_batches(cfgs, st, ovs, outputs=self.outputs, draw_years_in_all=in_all)
+            for b, r in zip(st, res):
+                if self.outputs == "summary":  # the batch's jobs stacked along scenario
+                    blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], r))
+                else:
+                    for j, ds in zip(b.jobs, r):
+                        results[ok[j]] = ds
+            n = sum(len(b.jobs) for b in st)
+            progress.update(n, f"piece {piece.index} (jobs {piece.span()}): {n} job(s) in " + ("one projection" if made == 1 else f"{made} projections"))
         labelled = [(first + i, job_overrides[i], results[i]) for i in sorted(results)]
         failed = [(first + i, job_overrides[i], str(composed[i])) for i in idx if isinstance(composed[i], ConfigError)]
         if failed:

@@ -680,8 +680,8 @@ N_SUMMARY = 8
 
 @njit(**VIEW)
 def _mul_into(dst, src, f):
-    """``dst[0, r, ...] = f[r] * src[0, r, ...]`` for C-contiguous arrays of one shape
-    ``(1, R, ...)``: a multiplier per region."""
+    """``dst[r, ...] = f[r] * src[r, ...]`` for C-contiguous arrays of one shape ``(R, ...)``: a
+    multiplier per region."""
     R = f.size
     d = dst.reshape((R, -1))
     s = src.reshape((R, -1))
@@ -693,29 +693,31 @@ def _mul_into(dst, src, f):
 
 @njit(**VIEW)
 def _mul_cols_into(dst, src, f):
-    """``dst[0, i, j] = f[j] * src[0, i, j]``: a multiplier per destination."""
+    """``dst[i, j] = f[j] * src[i, j]``: a multiplier per destination."""
     R = f.size
     for i in range(R):
         for j in range(R):
-            dst[0, i, j] = f[j] * src[0, i, j]
+            dst[i, j] = f[j] * src[i, j]
 
 
 @njit(**JIT)
-def _year_inputs(P, y, f, buf):
-    """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, a draw axis of
-    length 1 after it), with the factored fields multiplied by ``f[N_FACTORS, R]`` into ``buf``
-    (one scratch array per factored field, in the order of _KERNEL_FACTORS; ``f`` empty: no
-    factors)."""
+def _year_inputs(P, y, v, f, buf):
+    """Year ``y`` of the stacked inputs ``P`` (each array with a leading year axis, then a
+    variant axis: of length 1, shared, or one row per variant), for a draw of variant ``v``,
+    with the factored fields of that variant multiplied by ``f[N_FACTORS, R]`` into ``buf``
+    (one scratch array per factored field, in the order of _KERNEL_FACTORS, each of one row;
+    ``f`` empty: no factors). The step reads the result at draw index ``v`` (:func:`_at`: row
+    ``v`` of a field with a row per variant, the only row otherwise)."""
     if f.size:
-        _mul_into(buf[0], P.asfr[y], f[_F_ASFR])
-        _mul_into(buf[1], P.m_ru[y], f[_F_RU])
-        _mul_into(buf[2], P.m_away[y], f[_F_AWAY])
-        _mul_into(buf[3], P.m_return[y], f[_F_RETURN])
-        _mul_into(buf[4], P.m_inter[y], f[_F_INTER])
-        _mul_into(buf[5], P.h_conv[y], f[_F_HCONV])
-        _mul_into(buf[6], P.reclass[y], f[_F_RECLASS])
-        _mul_into(buf[7], P.land_per_settled[y], f[_F_LPS])
-        _mul_cols_into(buf[8], P.dest_weight[y], f[_F_DEST])
+        _mul_into(buf[0][0], _row(P.asfr[y], v), f[_F_ASFR])
+        _mul_into(buf[1][0], _row(P.m_ru[y], v), f[_F_RU])
+        _mul_into(buf[2][0], _row(P.m_away[y], v), f[_F_AWAY])
+        _mul_into(buf[3][0], _row(P.m_return[y], v), f[_F_RETURN])
+        _mul_into(buf[4][0], _row(P.m_inter[y], v), f[_F_INTER])
+        _mul_into(buf[5][0], _row(P.h_conv[y], v), f[_F_HCONV])
+        _mul_into(buf[6][0], _row(P.reclass[y], v), f[_F_RECLASS])
+        _mul_into(buf[7][0], _row(P.land_per_settled[y], v), f[_F_LPS])
+        _mul_cols_into(buf[8][0], _row(P.dest_weight[y], v), f[_F_DEST])
         asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps, dest_weight = buf
     else:
         asfr, m_ru, m_away, m_return, m_inter = P.asfr[y], P.m_ru[y], P.m_away[y], P.m_return[y], P.m_inter[y]
@@ -725,6 +727,12 @@ def _year_inputs(P, y, f, buf):
         dest_weight, P.beta_size[y], P.ext_in[y], P.m_ext_out[y], h_conv, reclass, P.reclass_local[y],
         P.land_base[y], lps, P.land_release[y], P.land_per_leaver[y], P.capacity_m2[y], P.brake_width[y], P.timing,
     )
+
+
+@njit(**JIT)
+def _row(a, v):
+    """Variant ``v``'s row of ``a`` (its only row when shared)."""
+    return a[v % a.shape[0]]
 
 
 @njit(**VIEW_SUM)
@@ -778,9 +786,9 @@ def _state_totals(x, births, deaths, pop_ks, births_k, deaths_k):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _summary(pop0, land0, P, factors, chunks, out, pop_ks, births_k, deaths_k, last):
+def _summary(pop0, land0, P, factors, variant, chunks, out, pop_ks, births_k, deaths_k, last):
     """Every draw of an ensemble, every year, with only the totals kept: ``out[Y+1, D, R, N_SUMMARY]``
-    (row 0: the jump-off). Draws are split into ``chunks`` runs of consecutive draws; each run
+    (row 0: the jump-off); draw ``d`` reads the inputs of variant ``variant[d]`` (empty: 0). Draws are split into ``chunks`` runs of consecutive draws; each run
     has its own scratch state, which stays in the core's cache for all the years of a draw.
     With ``pop_ks`` of shape ``(Y+1, D, R, K, S)`` (else of size 0) also the detail of
     :func:`_state_totals` every year and each draw's last state ``last[D, R, K, S, A]`` (what a
@@ -803,11 +811,12 @@ def _summary(pop0, land0, P, factors, chunks, out, pop_ks, births_k, deaths_k, l
         no_factors = np.empty((0, R))
         per_region, cells, scratch = _draw_scratch(R, S, A, P.timing == TIMING_EVEN)
         buf = (
-            np.empty_like(P.asfr[0]), np.empty_like(P.m_ru[0]), np.empty_like(P.m_away[0]), np.empty_like(P.m_return[0]),
-            np.empty_like(P.m_inter[0]), np.empty_like(P.h_conv[0]), np.empty_like(P.reclass[0]), np.empty_like(P.land_per_settled[0]),
-            np.empty_like(P.dest_weight[0]),
+            np.empty_like(P.asfr[0, :1]), np.empty_like(P.m_ru[0, :1]), np.empty_like(P.m_away[0, :1]), np.empty_like(P.m_return[0, :1]),
+            np.empty_like(P.m_inter[0, :1]), np.empty_like(P.h_conv[0, :1]), np.empty_like(P.reclass[0, :1]), np.empty_like(P.land_per_settled[0, :1]),
+            np.empty_like(P.dest_weight[0, :1]),
         )
         for d in range(lo, hi):
+            v = variant[d] if variant.size else 0
             x[...] = pop0
             land[:] = land0
             sp[:] = 0.0
@@ -819,8 +828,8 @@ def _summary(pop0, land0, P, factors, chunks, out, pop_ks, births_k, deaths_k, l
                 _state_totals(x, births, deaths, pop_ks[0, d], births_k[0, d], deaths_k[0, d])
             for y in range(Y1 - 1):
                 f = factors[d, y] if factors.shape[0] else no_factors
-                p = _year_inputs(P, y, f, buf)
-                _step_draw(x, land, sp, p, 0, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
+                p = _year_inputs(P, y, v, f, buf)
+                _step_draw(x, land, sp, p, v, births, deaths, flows, settled, reclassified, capped, od, per_region, cells, scratch)
                 _summarise(x, land, births, deaths, capped, out[y + 1, d])
                 if detail:
                     _state_totals(x, births, deaths, pop_ks[y + 1, d], births_k[y + 1, d], deaths_k[y + 1, d])
@@ -828,15 +837,20 @@ def _summary(pop0, land0, P, factors, chunks, out, pop_ks, births_k, deaths_k, l
                 last[d] = x
 
 
-def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray, detail: tuple | None = None) -> None:
+def summary(pop0: np.ndarray, land0: np.ndarray, P: StepInputs, factors: np.ndarray, out: np.ndarray, detail: tuple | None = None, variant: np.ndarray | None = None) -> None:
     """Project ``out.shape[1]`` draws of the jump-off state ``pop0`` (R,K,S,A), ``land0`` (R,)
-    through the years of ``P`` (StepInputs whose arrays have a leading year axis and a draw axis
-    of length 1), draw ``d``'s factored parameters in year ``y`` multiplied by ``factors[d, y]``
-    (shape ``(N_FACTORS, R)``: a row per field of :data:`FACTOR_FIELDS`, a multiplier per region;
-    an empty table: none), keeping the totals ``out[Y+1, D, R, N_SUMMARY]``; ``detail``, if
-    given: the arrays ``(pop_ks, births_k, deaths_k, last)`` that :func:`_summary` fills."""
+    through the years of ``P`` (StepInputs whose arrays have a leading year axis, then a variant
+    axis: of length 1, or a row per variant where the variants differ), draw ``d`` reading the
+    inputs of variant ``variant[d]`` (None: every draw variant 0) and its factored parameters in
+    year ``y`` multiplied by ``factors[d, y]`` (shape ``(N_FACTORS, R)``: a row per field of
+    :data:`FACTOR_FIELDS`, a multiplier per region; an empty table: none), keeping the totals
+    ``out[Y+1, D, R, N_SUMMARY]``; ``detail``, if given: the arrays ``(pop_ks, births_k,
+    deaths_k, last)`` that :func:`_summary` fills."""
     D = out.shape[1]
+    variant = np.zeros(0, dtype=np.int64) if variant is None else np.ascontiguousarray(variant, dtype=np.int64)
+    if variant.size and variant.size != D:
+        raise ValueError(f"variant: {variant.size} entries for {D} draws")
     chunks = min(D, 8 * numba.get_num_threads())
     if detail is None:  # sizes 0: the kernel keeps the totals only
         detail = (np.zeros((0, 0, 0, 0, 0)), np.zeros((0, 0, 0, 0)), np.zeros((0, 0, 0, 0)), np.zeros((0, 0, 0, 0, 0)))
-    _summary(pop0, land0, P, factors, chunks, out, *detail)
+    _summary(pop0, land0, P, factors, variant, chunks, out, *detail)

@@ -189,6 +189,11 @@ class Model:
                 t[:, :, j] *= self.process[name][:, idx]
         return t
 
+    def variants(self) -> None:
+        """The inputs each draw reads in the ensemble kernel: None, this model's (a
+        :class:`sim.engine.stack.Stack` of several models has one set per model)."""
+        return None
+
     def stacked_inputs(self, years) -> StepInputs:
         """The central (factor-free) StepInputs of ``years``, each array with a leading year axis."""
         central = replace(self, factors=None, process=None)

@@ -155,7 +155,7 @@ def project_summary(model: Model, *, backend: str = "numba") -> Summary:
         from sim.engine.kernel import summary
 
         tot = np.zeros((len(years), D, R, n))
-        summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(years[1:]), tot)
+        summary(model.pop0, model.land0, model.stacked_inputs(years[1:]), model.factor_table(years[1:]), tot, variant=model.variants())
         res = Summary(years, *(np.ascontiguousarray(tot[..., i]) for i in range(n)))
         check_summary(res, model.inputs.region.values)
         return res

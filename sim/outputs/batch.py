@@ -12,8 +12,13 @@ as its own run) times its levers. A job that differs in anything else (a config 
 demographic value, the draws, the seed) starts a batch of its own; a job whose lever cannot be
 written as a multiplier of its batch's base (a rate of 0 in the base where the job's is not)
 runs alone; a posterior ensemble (``params.ensemble``) runs on the per-job path. A batch holds
-at most :data:`MAX_BATCH_DRAWS` draws. Every job's result equals its per-job run to rounding
-(1e-12 relative).
+at most :data:`MAX_BATCH_DRAWS` draws.
+
+Batches whose jobs differ in their policy options only (config groups such as
+``policy/hukou``, ``scenario``: the rates differ, the jump-off state does not) are projected
+together as a :class:`sim.engine.stack.Stack` (:func:`stacks`, :func:`run_batches`): one kernel
+call for all of them, each batch's model its own. Every job's result equals its per-job run to
+rounding (1e-12 relative).
 """
 
 from __future__ import annotations
@@ -268,6 +273,36 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
+def _stack_key(cfg: Config) -> str:
+    """Batches whose base configs have equal keys may share a projection (:func:`stacks`): the
+    config without its policy and scenario name, but with the two policy values the outputs
+    read (the land standard and the brake width: ``land_required``, ``land_brake``)."""
+    land = cfg.policy.land
+    return repr((dataclasses.replace(cfg, policy=None, scenario=""), land.capacity_m2_per_person, land.brake_width))
+
+
+def stacks(cfgs: list[Config], batches: list[Batch], max_draws: int = MAX_BATCH_DRAWS["full"]) -> list[list[Batch]]:
+    """The ``batches`` (none with a reason to run alone) grouped into stacks: batches whose base
+    configs differ in the policy only, at most ``max_draws`` draws (and at least one batch) a
+    stack, in the order of their first job. Whether the models of a stack can share a
+    projection is checked when they are built (:func:`run_batches`)."""
+    groups: dict[str, list[Batch]] = {}
+    for b in batches:
+        groups.setdefault(_stack_key(cfgs[b.base]), []).append(b)
+    out = []
+    for members in groups.values():
+        cur, n = [], 0
+        for b in members:
+            d = len(b.jobs) * cfgs[b.base].draws.count
+            if cur and n + d > max_draws:
+                out.append(cur)
+                cur, n = [], 0
+            cur.append(b)
+            n += d
+        out.append(cur)
+    return sorted(out, key=lambda st: min(min(b.jobs) for b in st))
+
+
 def draw_years(cfgs: list[Config], batch: Batch) -> int:
     """Draws x years of ``batch``'s projection (its size but for the regions)."""
     base = cfgs[batch.base]
@@ -282,28 +317,67 @@ def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outp
     ensemble kernel. ``draw_years_in_all``: the :func:`draw_years` of all the batches the
     process projects (default: this one's), which size the base config's ``backend = auto``
     (:func:`sim.engine.runner.resolve_backend`)."""
+    return run_batches(cfgs, [batch], [overrides], outputs, draw_years_in_all)[0][0]
+
+
+def run_batches(cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str = "full", draw_years_in_all: int | None = None) -> tuple[list, int]:
+    """:func:`run_batch` of each of ``batches`` (a stack: :func:`stacks`; ``overrides``: each
+    batch's jobs' overrides), the batches projected together (a :class:`sim.engine.stack.Stack`
+    of their models) where their models allow it and separately otherwise: the results in the
+    order of ``batches``, and the number of projections made (1, or one per batch)."""
+    from sim.engine.stack import Stack, stack_fits
+
+    reduced = outputs == "summary"
+    models = [batch_model(cfgs, b, reduced=reduced) for b in batches]
+    years = cfgs[batches[0].base].end_year - cfgs[batches[0].base].start_year
+    if len(models) > 1 and stack_fits(models, years):
+        try:
+            stack = Stack.of(models)
+        except ValueError as e:  # not one jump-off state after all: a projection each
+            log.info("batches projected one by one: %s", e)
+        else:
+            from sim.engine.memory import check_memory
+
+            check_memory(stack.cfg, stack.pop0.shape[0], reduced=reduced)  # all the stack's draws at once
+            return _project(stack, cfgs, batches, overrides, outputs, draw_years_in_all), 1
+    return [_project(m, cfgs, [b], [ovs], outputs, draw_years_in_all)[0] for m, b, ovs in zip(models, batches, overrides)], len(batches)
+
+
+def _project(model, cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str, draw_years_in_all: int | None) -> list:
+    """Project ``model`` (of ``batches``: one batch's model, or their stack) once and split the
+    result by batch: for each a list of job datasets, or with ``outputs="summary"`` its block."""
     from sim.engine.runner import project, project_summary, resolve_backend
     from sim.outputs.dataset import config_json, to_dataset
 
-    model = batch_model(cfgs, batch, reduced=outputs == "summary")
-    backend = resolve_backend(cfgs[batch.base].backend, model.pop0.shape[0] * (draw_years_in_all or draw_years(cfgs, batch)))
+    base = cfgs[batches[0].base]
+    backend = resolve_backend(base.backend, model.pop0.shape[0] * (draw_years_in_all or sum(draw_years(cfgs, b) for b in batches)))
+    D, start = base.draws.count, base.draws.start
     if outputs == "summary":
-        return reduced_block(model, project_summary(model, backend=backend), cfgs, batch)
+        summ = project_summary(model, backend=backend)
+        out, lo = [], 0
+        for b in batches:
+            hi = lo + len(b.jobs) * D
+            part = dataclasses.replace(summ, **{f.name: getattr(summ, f.name)[:, lo:hi] for f in dataclasses.fields(summ) if f.name != "years"})
+            out.append(reduced_block(model, part, cfgs, b))
+            lo = hi
+        return out
     proj = project(model, backend=backend)
-    ds = to_dataset(model, proj, scenario=cfgs[batch.base].scenario)
-    out = []
-    D, start = cfgs[batch.base].draws.count, cfgs[batch.base].draws.start
-    for k, j in enumerate(batch.jobs):
-        if "draw" not in ds.dims:  # a batch of one deterministic job
-            one = ds
-        elif job_draws(cfgs[j]):  # the job's draws, numbered as in its own run
-            one = ds.isel(draw=slice(k * D, (k + 1) * D)).assign_coords(draw=("draw", start + np.arange(D), ds.draw.attrs))
-        else:
-            one = ds.isel(draw=k).drop_vars("draw")
-        attrs = dict(ds.attrs)
-        attrs["config_json"] = config_json(cfgs[j])
-        attrs["overrides"] = json.dumps(list(overrides[k]))
-        attrs["capped_cells_total"] = float(one.capped_cells.sum())
-        one = one.assign_attrs(attrs).assign_coords(scenario=cfgs[j].scenario)
-        out.append(one)
+    ds = to_dataset(model, proj, scenario=base.scenario)
+    out, k = [], 0
+    for b, ovs in zip(batches, overrides):
+        jobs = []
+        for j, o in zip(b.jobs, ovs):
+            if "draw" not in ds.dims:  # a batch of one deterministic job
+                one = ds
+            elif job_draws(cfgs[j]):  # the job's draws, numbered as in its own run
+                one = ds.isel(draw=slice(k * D, (k + 1) * D)).assign_coords(draw=("draw", start + np.arange(D), ds.draw.attrs))
+            else:
+                one = ds.isel(draw=k).drop_vars("draw")
+            attrs = dict(ds.attrs)
+            attrs["config_json"] = config_json(cfgs[j])
+            attrs["overrides"] = json.dumps(list(o))
+            attrs["capped_cells_total"] = float(one.capped_cells.sum())
+            jobs.append(one.assign_attrs(attrs).assign_coords(scenario=cfgs[j].scenario))
+            k += 1
+        out.append(jobs)
     return out
