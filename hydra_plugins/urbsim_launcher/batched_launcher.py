@@ -140,10 +140,13 @@ class BatchedLauncher(Launcher):
         for st in together:  # each stack of batches in one projection
             ovs = [[job_overrides[ok[j]] for j in b.jobs] for b in st]
             res, made = run_batches(cfgs, st, ovs, outputs=self.outputs, draw_years_in_all=in_all)
-            for b, r in zip(st, res):
-                if self.outputs == "summary":  # the batch's jobs stacked along scenario
-                    blocks.append(([first + ok[j] for j in b.jobs], [job_overrides[ok[j]] for j in b.jobs], r))
-                else:
+            if self.outputs == "summary":  # a block per projection: its jobs stacked along scenario
+                parts = [st] if made == 1 else [[b] for b in st]
+                for part, blk in zip(parts, res):
+                    jobs = [j for b in part for j in b.jobs]
+                    blocks.append(([first + ok[j] for j in jobs], [job_overrides[ok[j]] for j in jobs], blk))
+            else:
+                for b, r in zip(st, res):
                     for j, ds in zip(b.jobs, r):
                         results[ok[j]] = ds
             n = sum(len(b.jobs) for b in st)

@@ -217,21 +217,24 @@ def configs_json(cfgs: list[Config], batch: Batch) -> list[str]:
     return out
 
 
-def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
-    """The jobs of ``batch`` from the batch's reduced projection ``summ``
-    (:class:`sim.engine.runner.Summary`, a draw per job) as one dataset along ``scenario`` (a job
-    each, in the order of ``batch.jobs``): totals per year and region, what the target table
-    needs, and Guangxi's totals; each job's scenario name and resolved config as coordinates."""
+def reduced_block(model, summ, cfgs: list[Config], batch: Batch | list[Batch]) -> xr.Dataset:
+    """The jobs of ``batch`` (or of a stack of batches, in their order) from their reduced
+    projection ``summ`` (:class:`sim.engine.runner.Summary`, the draws of each job in turn) as
+    one dataset along ``scenario`` (a job each, in the order of the jobs): totals per year and
+    region, what the target table needs, and Guangxi's totals; each job's scenario name and
+    resolved config as coordinates."""
     from sim.outputs.dataset import provenance
 
+    batches = [batch] if isinstance(batch, Batch) else list(batch)
     inp = model.inputs
     cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
     standard = model.cfg.policy.land.capacity_m2_per_person
     P = "persons"
 
-    n = len(batch.jobs)
-    D, start = cfgs[batch.base].draws.count, cfgs[batch.base].draws.start
-    draws = job_draws(cfgs[batch.base])
+    base = cfgs[batches[0].base]
+    n = sum(len(b.jobs) for b in batches)
+    D, start = base.draws.count, base.draws.start
+    draws = job_draws(base)
 
     def jyr(a):  # (Y, n D, R) -> (n, Y, D, R), or (n, Y, R) without draws: a job per scenario
         a = np.moveaxis(a.reshape(a.shape[0], n, D, a.shape[-1]), 1, 0)
@@ -263,10 +266,10 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch) -> xr.Dataset:
             coords[c] = ("region", inp[c].values)
     if draws:
         coords["draw"] = ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"})
-    jobs = [cfgs[j] for j in batch.jobs]
+    jobs = [cfgs[j] for b in batches for j in b.jobs]
     coords["scenario_name"] = ("scenario", [c.scenario for c in jobs])
-    coords["config_json"] = ("scenario", configs_json(cfgs, batch))
-    attrs = provenance(model, cfgs[batch.base].scenario, f"Urbanization scenario projection, reduced outputs: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
+    coords["config_json"] = ("scenario", [c for b in batches for c in configs_json(cfgs, b)])
+    attrs = provenance(model, base.scenario, f"Urbanization scenario projection, reduced outputs: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
                        "multistate cohort-component projection (batched launcher, outputs=summary)", with_config=False)
     attrs.pop("scenario")  # per job: a coordinate, as its config
     attrs["outputs"] = "summary"
@@ -324,7 +327,8 @@ def run_batches(cfgs: list[Config], batches: list[Batch], overrides: list[list[l
     """:func:`run_batch` of each of ``batches`` (a stack: :func:`stacks`; ``overrides``: each
     batch's jobs' overrides), the batches projected together (a :class:`sim.engine.stack.Stack`
     of their models) where their models allow it and separately otherwise: the results in the
-    order of ``batches``, and the number of projections made (1, or one per batch)."""
+    order of ``batches`` (with ``outputs="summary"``: one block per projection, its batches' jobs
+    in order), and the number of projections made (1, or one per batch)."""
     from sim.engine.stack import Stack, stack_fits
 
     reduced = outputs == "summary"
@@ -352,15 +356,8 @@ def _project(model, cfgs: list[Config], batches: list[Batch], overrides: list[li
     base = cfgs[batches[0].base]
     backend = resolve_backend(base.backend, model.pop0.shape[0] * (draw_years_in_all or sum(draw_years(cfgs, b) for b in batches)))
     D, start = base.draws.count, base.draws.start
-    if outputs == "summary":
-        summ = project_summary(model, backend=backend)
-        out, lo = [], 0
-        for b in batches:
-            hi = lo + len(b.jobs) * D
-            part = dataclasses.replace(summ, **{f.name: getattr(summ, f.name)[:, lo:hi] for f in dataclasses.fields(summ) if f.name != "years"})
-            out.append(reduced_block(model, part, cfgs, b))
-            lo = hi
-        return out
+    if outputs == "summary":  # one block for all the batches' jobs
+        return [reduced_block(model, project_summary(model, backend=backend), cfgs, batches)]
     proj = project(model, backend=backend)
     ds = to_dataset(model, proj, scenario=base.scenario)
     out, k = [], 0
