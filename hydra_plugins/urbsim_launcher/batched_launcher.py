@@ -139,18 +139,16 @@ class BatchedLauncher(Launcher):
             progress.update(len(b.jobs), f"piece {piece.index} (jobs {piece.span()}): {len(b.jobs)} job(s) on the per-job path")
         for st in together:  # each stack of batches in one projection
             ovs = [[job_overrides[ok[j]] for j in b.jobs] for b in st]
-            res, made = run_batches(cfgs, st, ovs, outputs=self.outputs, draw_years_in_all=in_all)
-            if self.outputs == "summary":  # a block per projection: its jobs stacked along scenario
-                parts = [st] if made == 1 else [[b] for b in st]
-                for part, blk in zip(parts, res):
-                    jobs = [j for b in part for j in b.jobs]
-                    blocks.append(([first + ok[j] for j in jobs], [job_overrides[ok[j]] for j in jobs], blk))
-            else:
-                for b, r in zip(st, res):
-                    for j, ds in zip(b.jobs, r):
+            made = run_batches(cfgs, st, ovs, outputs=self.outputs, draw_years_in_all=in_all)
+            for part, res in made:
+                jobs = [j for b in part for j in b.jobs]
+                if self.outputs == "summary":  # the projection's jobs stacked along scenario
+                    blocks.append(([first + ok[j] for j in jobs], [job_overrides[ok[j]] for j in jobs], res))
+                else:
+                    for j, ds in zip(jobs, res):
                         results[ok[j]] = ds
             n = sum(len(b.jobs) for b in st)
-            progress.update(n, f"piece {piece.index} (jobs {piece.span()}): {n} job(s) in " + ("one projection" if made == 1 else f"{made} projections"))
+            progress.update(n, f"piece {piece.index} (jobs {piece.span()}): {n} job(s) in " + ("one projection" if len(made) == 1 else f"{len(made)} projections"))
         labelled = [(first + i, job_overrides[i], results[i]) for i in sorted(results)]
         failed = [(first + i, job_overrides[i], str(composed[i])) for i in idx if isinstance(composed[i], ConfigError)]
         if failed:

@@ -709,15 +709,15 @@ def _year_inputs(P, y, v, f, buf):
     ``f`` empty: no factors). The step reads the result at draw index ``v`` (:func:`_at`: row
     ``v`` of a field with a row per variant, the only row otherwise)."""
     if f.size:
-        _mul_into(buf[0][0], _row(P.asfr[y], v), f[_F_ASFR])
-        _mul_into(buf[1][0], _row(P.m_ru[y], v), f[_F_RU])
-        _mul_into(buf[2][0], _row(P.m_away[y], v), f[_F_AWAY])
-        _mul_into(buf[3][0], _row(P.m_return[y], v), f[_F_RETURN])
-        _mul_into(buf[4][0], _row(P.m_inter[y], v), f[_F_INTER])
-        _mul_into(buf[5][0], _row(P.h_conv[y], v), f[_F_HCONV])
-        _mul_into(buf[6][0], _row(P.reclass[y], v), f[_F_RECLASS])
-        _mul_into(buf[7][0], _row(P.land_per_settled[y], v), f[_F_LPS])
-        _mul_cols_into(buf[8][0], _row(P.dest_weight[y], v), f[_F_DEST])
+        _mul_into(buf[0][0], _at(P.asfr[y], v), f[_F_ASFR])
+        _mul_into(buf[1][0], _at(P.m_ru[y], v), f[_F_RU])
+        _mul_into(buf[2][0], _at(P.m_away[y], v), f[_F_AWAY])
+        _mul_into(buf[3][0], _at(P.m_return[y], v), f[_F_RETURN])
+        _mul_into(buf[4][0], _at(P.m_inter[y], v), f[_F_INTER])
+        _mul_into(buf[5][0], _at(P.h_conv[y], v), f[_F_HCONV])
+        _mul_into(buf[6][0], _at(P.reclass[y], v), f[_F_RECLASS])
+        _mul_into(buf[7][0], _at(P.land_per_settled[y], v), f[_F_LPS])
+        _mul_cols_into(buf[8][0], _at(P.dest_weight[y], v), f[_F_DEST])
         asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps, dest_weight = buf
     else:
         asfr, m_ru, m_away, m_return, m_inter = P.asfr[y], P.m_ru[y], P.m_away[y], P.m_return[y], P.m_inter[y]
@@ -727,12 +727,6 @@ def _year_inputs(P, y, v, f, buf):
         dest_weight, P.beta_size[y], P.ext_in[y], P.m_ext_out[y], h_conv, reclass, P.reclass_local[y],
         P.land_base[y], lps, P.land_release[y], P.land_per_leaver[y], P.capacity_m2[y], P.brake_width[y], P.timing,
     )
-
-
-@njit(**JIT)
-def _row(a, v):
-    """Variant ``v``'s row of ``a`` (its only row when shared)."""
-    return a[v % a.shape[0]]
 
 
 @njit(**VIEW_SUM)

@@ -320,15 +320,15 @@ def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outp
     ensemble kernel. ``draw_years_in_all``: the :func:`draw_years` of all the batches the
     process projects (default: this one's), which size the base config's ``backend = auto``
     (:func:`sim.engine.runner.resolve_backend`)."""
-    return run_batches(cfgs, [batch], [overrides], outputs, draw_years_in_all)[0][0]
+    return run_batches(cfgs, [batch], [overrides], outputs, draw_years_in_all)[0][1]
 
 
-def run_batches(cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str = "full", draw_years_in_all: int | None = None) -> tuple[list, int]:
-    """:func:`run_batch` of each of ``batches`` (a stack: :func:`stacks`; ``overrides``: each
-    batch's jobs' overrides), the batches projected together (a :class:`sim.engine.stack.Stack`
-    of their models) where their models allow it and separately otherwise: the results in the
-    order of ``batches`` (with ``outputs="summary"``: one block per projection, its batches' jobs
-    in order), and the number of projections made (1, or one per batch)."""
+def run_batches(cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str = "full", draw_years_in_all: int | None = None) -> list[tuple[list[Batch], object]]:
+    """:func:`run_batch` of ``batches`` (a stack: :func:`stacks`; ``overrides``: each batch's
+    jobs' overrides), projected together (a :class:`sim.engine.stack.Stack` of their models)
+    where their models allow it and one by one otherwise: a ``(batches, result)`` pair per
+    projection made, the result that of :func:`run_batch` for all the jobs of those batches in
+    order (their datasets, or with ``outputs="summary"`` one block)."""
     from sim.engine.stack import Stack, stack_fits
 
     reduced = outputs == "summary"
@@ -343,38 +343,36 @@ def run_batches(cfgs: list[Config], batches: list[Batch], overrides: list[list[l
             from sim.engine.memory import check_memory
 
             check_memory(stack.cfg, stack.pop0.shape[0], reduced=reduced)  # all the stack's draws at once
-            return _project(stack, cfgs, batches, overrides, outputs, draw_years_in_all), 1
-    return [_project(m, cfgs, [b], [ovs], outputs, draw_years_in_all)[0] for m, b, ovs in zip(models, batches, overrides)], len(batches)
+            return [(list(batches), _project(stack, cfgs, batches, overrides, outputs, draw_years_in_all))]
+    return [([b], _project(m, cfgs, [b], [ovs], outputs, draw_years_in_all)) for m, b, ovs in zip(models, batches, overrides)]
 
 
-def _project(model, cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str, draw_years_in_all: int | None) -> list:
-    """Project ``model`` (of ``batches``: one batch's model, or their stack) once and split the
-    result by batch: for each a list of job datasets, or with ``outputs="summary"`` its block."""
+def _project(model, cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str, draw_years_in_all: int | None):
+    """Project ``model`` (of ``batches``: one batch's model, or their stack) once: the datasets
+    of the batches' jobs in order, or with ``outputs="summary"`` their block."""
     from sim.engine.runner import project, project_summary, resolve_backend
     from sim.outputs.dataset import config_json, to_dataset
 
     base = cfgs[batches[0].base]
     backend = resolve_backend(base.backend, model.pop0.shape[0] * (draw_years_in_all or sum(draw_years(cfgs, b) for b in batches)))
-    D, start = base.draws.count, base.draws.start
-    if outputs == "summary":  # one block for all the batches' jobs
-        return [reduced_block(model, project_summary(model, backend=backend), cfgs, batches)]
+    if outputs == "summary":
+        return reduced_block(model, project_summary(model, backend=backend), cfgs, batches)
     proj = project(model, backend=backend)
     ds = to_dataset(model, proj, scenario=base.scenario)
-    out, k = [], 0
-    for b, ovs in zip(batches, overrides):
-        jobs = []
-        for j, o in zip(b.jobs, ovs):
-            if "draw" not in ds.dims:  # a batch of one deterministic job
-                one = ds
-            elif job_draws(cfgs[j]):  # the job's draws, numbered as in its own run
-                one = ds.isel(draw=slice(k * D, (k + 1) * D)).assign_coords(draw=("draw", start + np.arange(D), ds.draw.attrs))
-            else:
-                one = ds.isel(draw=k).drop_vars("draw")
-            attrs = dict(ds.attrs)
-            attrs["config_json"] = config_json(cfgs[j])
-            attrs["overrides"] = json.dumps(list(o))
-            attrs["capped_cells_total"] = float(one.capped_cells.sum())
-            jobs.append(one.assign_attrs(attrs).assign_coords(scenario=cfgs[j].scenario))
-            k += 1
-        out.append(jobs)
+    D, start = base.draws.count, base.draws.start
+    jobs = [j for b in batches for j in b.jobs]
+    ovs = [o for job_ovs in overrides for o in job_ovs]
+    out = []
+    for k, (j, o) in enumerate(zip(jobs, ovs)):
+        if "draw" not in ds.dims:  # a batch of one deterministic job
+            one = ds
+        elif job_draws(cfgs[j]):  # the job's draws, numbered as in its own run
+            one = ds.isel(draw=slice(k * D, (k + 1) * D)).assign_coords(draw=("draw", start + np.arange(D), ds.draw.attrs))
+        else:
+            one = ds.isel(draw=k).drop_vars("draw")
+        attrs = dict(ds.attrs)
+        attrs["config_json"] = config_json(cfgs[j])
+        attrs["overrides"] = json.dumps(list(o))
+        attrs["capped_cells_total"] = float(one.capped_cells.sum())
+        out.append(one.assign_attrs(attrs).assign_coords(scenario=cfgs[j].scenario))
     return out
