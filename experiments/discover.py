@@ -317,7 +317,7 @@ def evaluate(spec: Spec, overrides=(), *, progress=None, configs: list | None = 
     composed, one per combination of options in the order of :func:`packages`)."""
     from sim.engine.prepare import prepare
     from sim.engine.runner import project_summary
-    from sim.outputs.batch import MAX_BATCH_DRAWS, Batch, _set, batch_model, reduced_block
+    from sim.outputs.batch import MAX_BATCH_DRAWS, Batch, _set, batch_model, configs_json, reduced_block
 
     pk = packages(spec)
     combos = list(itertools.product(*spec.categorical.values())) or [()]
@@ -349,7 +349,7 @@ def evaluate(spec: Spec, overrides=(), *, progress=None, configs: list | None = 
             batch = Batch(list(range(len(chunk))), len(chunk))
             model = batch_model(cfgs, batch, reduced=True, own=own)
             summ = project_summary(model)
-            block = reduced_block(model, summ, cfgs, batch)
+            block = reduced_block(model, summ, cfgs, batch.jobs, configs_json(cfgs, batch))
             years = block.year.values
             if first_years is None:
                 first_years = years

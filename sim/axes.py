@@ -78,15 +78,16 @@ def net_migration(flows: np.ndarray, axis: int) -> np.ndarray:
     """Persons entering the region's four states from outside them minus those leaving: the
     signed sum of ``flows`` along the flow ``axis`` (added in flow order)."""
     out = np.zeros(np.delete(flows.shape, axis))
+    at = (slice(None),) * (axis % flows.ndim)
     for i, sign in NET_MIGRATION:
-        x = np.take(flows, i, axis=axis)
+        x = flows[at + (i,)]  # a view (np.take would copy, slowly from a strided array)
         out = out + x if sign > 0 else out - x
     return out
 
 
 def residents(by_state: np.ndarray, axis: int = -1) -> np.ndarray:
     """Residents (every state but ``away``) of counts with a state ``axis``: all states minus away."""
-    return by_state.sum(axis=axis) - np.take(by_state, AWAY, axis=axis)
+    return by_state.sum(axis=axis) - by_state[(slice(None),) * (axis % by_state.ndim) + (AWAY,)]
 
 
 def registered(births_by_state: np.ndarray, other_province_share) -> np.ndarray:

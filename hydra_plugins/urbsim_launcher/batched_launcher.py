@@ -139,10 +139,9 @@ class BatchedLauncher(Launcher):
             progress.update(len(b.jobs), f"piece {piece.index} (jobs {piece.span()}): {len(b.jobs)} job(s) on the per-job path")
         for st in together:  # each stack of batches in one projection
             ovs = [[job_overrides[ok[j]] for j in b.jobs] for b in st]
-            made = run_batches(cfgs, st, ovs, outputs=self.outputs, draw_years_in_all=in_all)
-            for part, res in made:
-                jobs = [j for b in part for j in b.jobs]
-                if self.outputs == "summary":  # the projection's jobs stacked along scenario
+            made = run_batches(cfgs, st, ovs, outputs=self.outputs, draw_years_in_all=in_all, block=True)
+            for jobs, res in made:
+                if not isinstance(res, list):  # the projection's jobs stacked along scenario
                     blocks.append(([first + ok[j] for j in jobs], [job_overrides[ok[j]] for j in jobs], res))
                 else:
                     for j, ds in zip(jobs, res):

@@ -82,10 +82,12 @@ def steps(model: Model, draws: int, backend: str, od: bool):
         yield i, pop, land, out
 
 
-def project(model: Model, *, draws: int | None = None, backend: str = "numba", od: bool | None = None) -> Projection:
+def project(model: Model, *, draws: int | None = None, backend: str = "numba", od: bool | None = None, draw_major: bool = False) -> Projection:
     """Project ``draws`` (default: the config's ``draws.count``) copies of the jump-off state from
     ``start_year`` to ``end_year``. ``od`` (default: the config's ``od_flows``) keeps the
-    region-to-region moves."""
+    region-to-region moves. ``draw_major``: the arrays (year, draw, ...) are views of memory laid
+    out draw by draw (their ``swapaxes(0, 1)`` is C-contiguous), for a caller that stacks the
+    draws as the scenarios of a sweep without copying them."""
     cfg = model.cfg
     draws = model.draws if draws is None else draws
     if (model.factors is not None or model.process is not None) and draws != model.draws:
@@ -96,17 +98,20 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
     Y = len(years)
     R, K, S, A = model.pop0.shape
     D = draws
+    def z(*shape):  # (Y, D, ...)
+        return np.zeros((shape[1], shape[0]) + shape[2:]).swapaxes(0, 1) if draw_major else np.zeros(shape)
+
     res = Projection(
         years,
-        np.zeros((Y, D, R, K, S, A)),
-        np.zeros((Y, D, R, K, S)),
-        np.zeros((Y, D, R, K, S, A)),
-        np.zeros((Y, D, R, N_FLOWS, S, A)),
-        np.zeros((Y, D, R)),
-        np.zeros((Y, D, R)),
-        np.zeros((Y, D, R, N_CAPS)),
-        np.zeros((Y, D, R)),
-        np.zeros((Y, D, R, R)) if od else None,
+        z(Y, D, R, K, S, A),
+        z(Y, D, R, K, S),
+        z(Y, D, R, K, S, A),
+        z(Y, D, R, N_FLOWS, S, A),
+        z(Y, D, R),
+        z(Y, D, R),
+        z(Y, D, R, N_CAPS),
+        z(Y, D, R),
+        z(Y, D, R, R) if od else None,
     )
     for i, pop, land, out in steps(model, D, backend, od):
         res.population[i] = pop

@@ -4,7 +4,8 @@ A sweep's jobs that differ in their policy options (``policy/hukou=easing``, ``s
 have models whose rates differ but whose jump-off stock, land, regions and years are the same.
 :class:`Stack` puts them side by side on the draw axis: member ``m``'s draws are those of its own
 projection, the members in order. Each year's rates (:meth:`Stack.step_inputs`) hold one row per
-draw for a field in which the members differ and the shared row otherwise, so the step kernels
+draw for a field in which the members differ and the shared row otherwise (the draws in the
+stack's ``order``: a sweep's jobs in their own order, however its batches interleave them), so the step kernels
 (which read row ``d`` of a field with a row per draw, the only row of a shared one) project
 every member as its own run does. For the ensemble kernel (:func:`sim.engine.kernel.summary`)
 the stacked rates hold a row per member (a *variant*) where they differ, each draw reads its
@@ -23,20 +24,6 @@ from sim.engine.model import Model
 STACK_BYTES = 256 * 2**20  # the largest stacked copy of one rate field a stack may make (bytes)
 
 
-def _merge(arrays: list[np.ndarray], rows: list[int], axis: int) -> np.ndarray:
-    """One array for all members: the shared one when every member's is the same (a single row
-    on ``axis``), else each broadcast to its member's ``rows`` and concatenated along ``axis``."""
-    first = arrays[0]
-    if first.shape[axis] == 1 and all(a.shape == first.shape and np.array_equal(a, first) for a in arrays[1:]):
-        return first
-    parts = []
-    for a, n in zip(arrays, rows):
-        shape = list(a.shape)
-        shape[axis] = n
-        parts.append(np.broadcast_to(a, tuple(shape)))
-    return np.ascontiguousarray(np.concatenate(parts, axis=axis))
-
-
 @dataclass
 class Stack:
     """The models ``members`` (one jump-off state: see the module) as one projection's draws.
@@ -47,19 +34,27 @@ class Stack:
 
     members: list[Model]
     cfg: object
+    order: np.ndarray | None = None  # the stack's draw k is the members' draw order[k] (None: members in turn)
     factors: None = None  # per member, inside each member (see factor_table)
     process: None = None
 
     @classmethod
-    def of(cls, members: list[Model]) -> "Stack":
-        """The stack of ``members``, or ValueError naming what differs between them."""
+    def of(cls, members: list[Model], order=None) -> "Stack":
+        """The stack of ``members``, or ValueError naming what differs between them. ``order``:
+        a permutation of the members' draws taken in turn (member 0's, then member 1's, ...):
+        the stack's draw ``k`` is their draw ``order[k]`` (default: in turn)."""
         first = members[0]
         for m in members[1:]:
             why = _differs(first, m)
             if why:
                 raise ValueError(f"models cannot share a projection: {why}")
-        cfg = replace(first.cfg, draws=replace(first.cfg.draws, count=sum(m.draws for m in members)))
-        return cls(list(members), cfg)
+        n = sum(m.draws for m in members)
+        if order is not None:
+            order = np.asarray(order, dtype=np.int64)
+            if not np.array_equal(np.sort(order), np.arange(n)):
+                raise ValueError(f"order: not a permutation of the members' {n} draws")
+        cfg = replace(first.cfg, draws=replace(first.cfg.draws, count=n))
+        return cls(list(members), cfg, order)
 
     @property
     def inputs(self):
@@ -81,30 +76,51 @@ class Stack:
     def draws(self) -> int:
         return sum(m.draws for m in self.members)
 
-    def spans(self) -> list[tuple[int, int]]:
-        """Each member's draws ``lo:hi`` on the stack's draw axis."""
-        out, lo = [], 0
-        for m in self.members:
-            out.append((lo, lo + m.draws))
-            lo += m.draws
-        return out
+    def draws_of(self) -> list[np.ndarray]:
+        """Each member's draws: their places on the stack's draw axis, in the member's order."""
+        member = self.variants()
+        return [np.flatnonzero(member == i) for i in range(len(self.members))]
+
+    def _in_turn(self) -> tuple[np.ndarray, np.ndarray]:
+        """The members' draws taken in turn: the member of each and its draw within the member."""
+        member = np.repeat(np.arange(len(self.members)), [m.draws for m in self.members])
+        within = np.concatenate([np.arange(m.draws) for m in self.members])
+        return member, within
+
+    def _take(self, arrays: list[np.ndarray], axis: int, per_draw: bool) -> np.ndarray:
+        """One array of the members' ``arrays`` (each a field's rows on ``axis``): the shared one
+        when every member's is the same single row; else their rows side by side, taken a row
+        per draw in the stack's order (``per_draw``: a member's single row for each of its draws,
+        its row per draw for each) or a row per member (the members' single rows, in turn)."""
+        first = arrays[0]
+        if first.shape[axis] == 1 and all(a.shape == first.shape and np.array_equal(a, first) for a in arrays[1:]):
+            return first
+        side = np.concatenate(arrays, axis=axis)
+        if not per_draw:
+            return side
+        rows = np.array([a.shape[axis] for a in arrays])
+        offset = np.concatenate([[0], np.cumsum(rows)[:-1]])
+        member, within = self._in_turn()
+        idx = offset[member] + within % rows[member]
+        if self.order is not None:
+            idx = idx[self.order]
+        return np.take(side, idx, axis=axis)
 
     def step_inputs(self, year: int) -> StepInputs:
         """The members' rates for the step of ``year``, a row per draw where they differ."""
         ps = [m.step_inputs(year) for m in self.members]
-        rows = [m.draws for m in self.members]
-        return StepInputs(*(_merge([p[i] for p in ps], rows, 0) for i in range(len(ps[0]) - 1)), ps[0].timing)
+        return StepInputs(*(self._take([p[i] for p in ps], 0, True) for i in range(len(ps[0]) - 1)), ps[0].timing)
 
     def stacked_inputs(self, years) -> StepInputs:
         """The members' central rates of ``years`` (:meth:`Model.stacked_inputs`): a leading year
         axis, then a row per member where they differ (one row where they agree)."""
         ps = [m.stacked_inputs(years) for m in self.members]
-        rows = [1] * len(ps)
-        return StepInputs(*(_merge([p[i] for p in ps], rows, 1) for i in range(len(ps[0]) - 1)), ps[0].timing)
+        return StepInputs(*(self._take([p[i] for p in ps], 1, False) for i in range(len(ps[0]) - 1)), ps[0].timing)
 
     def variants(self) -> np.ndarray:
         """The member of each draw: the row of :meth:`stacked_inputs` a draw reads."""
-        return np.repeat(np.arange(len(self.members)), [m.draws for m in self.members])
+        member = self._in_turn()[0]
+        return member if self.order is None else member[self.order]
 
     def factor_table(self, years) -> np.ndarray:
         """The members' per-draw factor tables stacked as their draws (a member without factors:
@@ -113,7 +129,8 @@ class Stack:
         if all(t.size == 0 for t in tables):
             return np.zeros((0, 0, 0, 0))
         shape = next(t.shape for t in tables if t.size)[1:]
-        return np.concatenate([t if t.size else np.ones((m.draws,) + shape) for t, m in zip(tables, self.members)])
+        out = np.concatenate([t if t.size else np.ones((m.draws,) + shape) for t, m in zip(tables, self.members)])
+        return out if self.order is None else np.ascontiguousarray(out[self.order])
 
 
 def _differs(a: Model, b: Model) -> str:

@@ -111,7 +111,7 @@ class Explorer:
     def _project(self, cfg: Config) -> tuple[xr.Dataset, bool]:
         from sim.engine.prepare import prepare
         from sim.engine.runner import project_summary
-        from sim.outputs.batch import BATCHABLE, Batch, _get, _ratio, _without_levers, batch_model, reduced_block
+        from sim.outputs.batch import BATCHABLE, Batch, _get, _ratio, _without_levers, batch_model, configs_json, reduced_block
 
         key = _without_levers(cfg)
         hit = self._models.get(key)
@@ -126,7 +126,7 @@ class Explorer:
         cfgs = [cfg, hit[0]]
         batch = Batch([0], 1)
         model = batch_model(cfgs, batch, reduced=True, own=hit[1])
-        return reduced_block(model, project_summary(model), cfgs, batch), built
+        return reduced_block(model, project_summary(model), cfgs, batch.jobs, configs_json(cfgs, batch)), built
 
     # -- export ------------------------------------------------------------------------------
     def export(self, state: controls.State, result: Result | None = None) -> tuple[str, Path]:

@@ -217,22 +217,21 @@ def configs_json(cfgs: list[Config], batch: Batch) -> list[str]:
     return out
 
 
-def reduced_block(model, summ, cfgs: list[Config], batch: Batch | list[Batch]) -> xr.Dataset:
-    """The jobs of ``batch`` (or of a stack of batches, in their order) from their reduced
-    projection ``summ`` (:class:`sim.engine.runner.Summary`, the draws of each job in turn) as
-    one dataset along ``scenario`` (a job each, in the order of the jobs): totals per year and
+def reduced_block(model, summ, cfgs: list[Config], jobs: list[int], jsons: list[str]) -> xr.Dataset:
+    """The ``jobs`` (indices into ``cfgs``; ``jsons``: their :func:`configs_json`) from their
+    reduced projection ``summ`` (:class:`sim.engine.runner.Summary`, the draws of each job in
+    turn) as one dataset along ``scenario`` (a job each, in that order): totals per year and
     region, what the target table needs, and Guangxi's totals; each job's scenario name and
     resolved config as coordinates."""
     from sim.outputs.dataset import provenance
 
-    batches = [batch] if isinstance(batch, Batch) else list(batch)
     inp = model.inputs
     cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
     standard = model.cfg.policy.land.capacity_m2_per_person
     P = "persons"
 
-    base = cfgs[batches[0].base]
-    n = sum(len(b.jobs) for b in batches)
+    base = cfgs[jobs[0]]
+    n = len(jobs)
     D, start = base.draws.count, base.draws.start
     draws = job_draws(base)
 
@@ -266,14 +265,30 @@ def reduced_block(model, summ, cfgs: list[Config], batch: Batch | list[Batch]) -
             coords[c] = ("region", inp[c].values)
     if draws:
         coords["draw"] = ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"})
-    jobs = [cfgs[j] for b in batches for j in b.jobs]
-    coords["scenario_name"] = ("scenario", [c.scenario for c in jobs])
-    coords["config_json"] = ("scenario", [c for b in batches for c in configs_json(cfgs, b)])
+    coords["scenario_name"] = ("scenario", [cfgs[j].scenario for j in jobs])
+    coords["config_json"] = ("scenario", list(jsons))
     attrs = provenance(model, base.scenario, f"Urbanization scenario projection, reduced outputs: {model.cfg.geography.name}, {summ.years[0]}-{summ.years[-1]}",
                        "multistate cohort-component projection (batched launcher, outputs=summary)", with_config=False)
     attrs.pop("scenario")  # per job: a coordinate, as its config
     attrs["outputs"] = "summary"
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def full_block(ds: xr.Dataset, jobs: list[Config], jsons: list[str]) -> xr.Dataset:
+    """The full outputs ``ds`` of one projection of deterministic jobs (the configs ``jobs`` as
+    its draws, in order; ``jsons``: their :func:`configs_json`,
+    :func:`sim.outputs.dataset.to_dataset`) as one dataset along ``scenario``, a job each:
+    what :func:`sim.outputs.collection.combine` makes of the jobs' own datasets (every variable
+    led by ``scenario``; each job's scenario name and resolved config as coordinates), without
+    splitting them and joining them again."""
+    names = [c.scenario for c in jobs]
+    out = ds.drop_vars(["draw", "scenario"]).rename_dims(draw="scenario").transpose("scenario", ...)
+    # C order, as a file writes fastest: the projection's draw-major arrays already are; the
+    # others (derived from them, small) are copied
+    out = out.copy(data={k: np.ascontiguousarray(v.values) for k, v in out.data_vars.items()})
+    attrs = {k: v for k, v in ds.attrs.items() if k not in ("config_json", "overrides", "capped_cells_total", "scenario")}
+    return out.assign_coords(scenario_name=names[0] if len(set(names)) == 1 else ("scenario", names),
+                             config_json=("scenario", list(jsons))).assign_attrs(attrs)
 
 
 def _stack_key(cfg: Config) -> str:
@@ -323,45 +338,65 @@ def run_batch(cfgs: list[Config], batch: Batch, overrides: list[list[str]], outp
     return run_batches(cfgs, [batch], [overrides], outputs, draw_years_in_all)[0][1]
 
 
-def run_batches(cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str = "full", draw_years_in_all: int | None = None) -> list[tuple[list[Batch], object]]:
+def run_batches(cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str = "full", draw_years_in_all: int | None = None,
+                block: bool = False) -> list[tuple[list[int], object]]:
     """:func:`run_batch` of ``batches`` (a stack: :func:`stacks`; ``overrides``: each batch's
     jobs' overrides), projected together (a :class:`sim.engine.stack.Stack` of their models)
-    where their models allow it and one by one otherwise: a ``(batches, result)`` pair per
-    projection made, the result that of :func:`run_batch` for all the jobs of those batches in
-    order (their datasets, or with ``outputs="summary"`` one block)."""
+    where their models allow it and one by one otherwise: a ``(jobs, result)`` pair per
+    projection made, the result that of :func:`run_batch` for ``jobs`` (indices into ``cfgs``,
+    in increasing order: a stack projects its batches' jobs in their own order, however the
+    batches interleave them): their datasets, or with ``outputs="summary"`` one block
+    (``block``: full outputs of deterministic jobs as one block too, :func:`full_block`)."""
     from sim.engine.stack import Stack, stack_fits
 
     reduced = outputs == "summary"
     models = [batch_model(cfgs, b, reduced=reduced) for b in batches]
     years = cfgs[batches[0].base].end_year - cfgs[batches[0].base].start_year
     if len(models) > 1 and stack_fits(models, years):
+        jobs = [j for b in batches for j in b.jobs]
+        perm = np.argsort(jobs, kind="stable")  # the stack's draws in job order
+        D = cfgs[batches[0].base].draws.count  # the same in every batch of a stack (_stack_key)
         try:
-            stack = Stack.of(models)
+            stack = Stack.of(models, order=(perm[:, None] * D + np.arange(D)).ravel())
         except ValueError as e:  # not one jump-off state after all: a projection each
             log.info("batches projected one by one: %s", e)
         else:
             from sim.engine.memory import check_memory
 
             check_memory(stack.cfg, stack.pop0.shape[0], reduced=reduced)  # all the stack's draws at once
-            return [(list(batches), _project(stack, cfgs, batches, overrides, outputs, draw_years_in_all))]
-    return [([b], _project(m, cfgs, [b], [ovs], outputs, draw_years_in_all)) for m, b, ovs in zip(models, batches, overrides)]
+            return [([jobs[k] for k in perm], _project(stack, cfgs, batches, overrides, outputs, draw_years_in_all, block, perm))]
+    return [(list(b.jobs), _project(m, cfgs, [b], [ovs], outputs, draw_years_in_all, block)) for m, b, ovs in zip(models, batches, overrides)]
 
 
-def _project(model, cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str, draw_years_in_all: int | None):
+def _project(model, cfgs: list[Config], batches: list[Batch], overrides: list[list[list[str]]], outputs: str, draw_years_in_all: int | None, block: bool = False,
+             perm=None):
     """Project ``model`` (of ``batches``: one batch's model, or their stack) once: the datasets
-    of the batches' jobs in order, or with ``outputs="summary"`` their block."""
+    of the batches' jobs, or with ``outputs="summary"`` their block; ``block``: full outputs of
+    deterministic jobs as one block too (:func:`full_block`). ``perm``: the jobs' order on the
+    model's draw axis, as indices into the batches' jobs taken in turn (default: in turn)."""
     from sim.engine.runner import project, project_summary, resolve_backend
     from sim.outputs.dataset import config_json, to_dataset
 
     base = cfgs[batches[0].base]
-    backend = resolve_backend(base.backend, model.pop0.shape[0] * (draw_years_in_all or sum(draw_years(cfgs, b) for b in batches)))
-    if outputs == "summary":
-        return reduced_block(model, project_summary(model, backend=backend), cfgs, batches)
-    proj = project(model, backend=backend)
-    ds = to_dataset(model, proj, scenario=base.scenario)
-    D, start = base.draws.count, base.draws.start
     jobs = [j for b in batches for j in b.jobs]
     ovs = [o for job_ovs in overrides for o in job_ovs]
+    order = range(len(jobs)) if perm is None else perm
+    jobs, ovs = [jobs[k] for k in order], [ovs[k] for k in order]
+
+    def jsons():
+        every = [c for b in batches for c in configs_json(cfgs, b)]
+        return [every[k] for k in order]
+
+    backend = resolve_backend(base.backend, model.pop0.shape[0] * (draw_years_in_all or sum(draw_years(cfgs, b) for b in batches)))
+    if outputs == "summary":
+        return reduced_block(model, project_summary(model, backend=backend), cfgs, jobs, jsons())
+    block = block and not any(job_draws(cfgs[j]) for j in jobs)
+    proj = project(model, backend=backend, draw_major=block)  # a block: each job's outputs in one piece of memory
+    ds = to_dataset(model, proj, scenario=base.scenario, contiguous=not block)
+    del proj
+    D, start = base.draws.count, base.draws.start
+    if block and "draw" in ds.dims:
+        return full_block(ds, [cfgs[j] for j in jobs], jsons())
     out = []
     for k, (j, o) in enumerate(zip(jobs, ovs)):
         if "draw" not in ds.dims:  # a batch of one deterministic job

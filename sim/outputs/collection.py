@@ -213,7 +213,7 @@ def combine(labelled: list[tuple[int, list[str], xr.Dataset]], failed: list[tupl
             dup = sorted({x for x in labels if labels.count(x) > 1})[:3]
             raise CollectError(f"jobs with the same settings {dup}: runs repeated with the same overrides cannot be combined")
         order = np.argsort(first_job, kind="stable")
-        if len(per) > 1 and np.any(order != np.arange(len(order))):
+        if np.any(order != np.arange(len(order))):  # a block's jobs in its projection's order
             out = out.isel(scenario=order)
         order_jobs = [order_jobs[k] for k in order]
         for name in out.data_vars:

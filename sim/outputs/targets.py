@@ -103,15 +103,25 @@ class _Totals:
         if key not in self._cache:
             idx = self._mask(region)
             if self.full and name in ("urban_local_population", "all_states_population"):
-                pop = self.ds.population.isel(region=idx).sum(("sex", "age", "region"))
-                a = pop.sel(state="urban_local") if name == "urban_local_population" else pop.sum("state")
-                out = np.asarray(a.transpose(*self.order).values, dtype=float)
+                states = self._states(region)
+                k = list(self.ds.state.values).index("urban_local")
+                out = states[..., k] if name == "urban_local_population" else states.sum(axis=-1)
             else:
                 a = np.asarray(self.ds[name].transpose(*self.order, "region").values, dtype=float)[..., idx]
                 out = np.nansum(a, axis=-1)  # as xarray's sum: a region without the value (a collected job's subset) adds nothing
                 if name == "city_proper_population":  # no city-proper figure in any of the regions: none (min_count=1)
                     out = np.where(np.isnan(a).all(axis=-1), np.nan, out)
             self._cache[key] = out
+        return self._cache[key]
+
+    def _states(self, region: str) -> np.ndarray:
+        """The region's population by state ``(dim, year[, draw], state)``: summed over sex and
+        age in plain sums (a region is missing from a collected job as a whole, so its sums are
+        NaN), then over the regions skipping those NaN, as xarray's sum would."""
+        key = (region, "_states")
+        if key not in self._cache:
+            pop = self.ds.population.isel(region=self._mask(region)).transpose(*self.order, "region", "state", "sex", "age")
+            self._cache[key] = np.nansum(np.asarray(pop.values, dtype=float).sum(axis=(-2, -1)), axis=-2)
         return self._cache[key]
 
     def variable(self, region: str, variable: str) -> np.ndarray:
