@@ -3,6 +3,7 @@ their per-job runs; what cannot be batched runs on the per-job path and says so.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import subprocess
 import sys
@@ -324,15 +325,22 @@ def test_bad_launcher_keys_are_refused_before_anything_is_written(tmp_path, key,
 def test_policy_groups_stacked_in_one_projection_equal_per_job_runs(tmp_path):
     """Jobs that differ in policy options (scenario=plan selects six groups; hukou options change
     age and regional shapes the per-draw factors cannot carry) are batches of their own, projected
-    together as one stack (sim.engine.stack): every output of every job equals its own run."""
-    args = ["scenario=trend,plan", "policy/hukou=baseline,restricted_big_city"]
+    together as one stack (sim.engine.stack): every output of every job equals its own run. The
+    conversion rate is swept before the hukou group, so each batch (one lever, two values) holds
+    jobs 0 and 2, 1 and 3, ...: the stack's draws are put in job order, and the collected file
+    lists the jobs in order, as the per-job path does."""
+    args = ["scenario=trend,plan", "policy.hukou.conversion_rate=0.05,0.1", "policy/hukou=baseline,restricted_big_city"]
     r = sweep(tmp_path / "batched", *args, launcher="batched")
-    assert "4 job(s) in one projection" in r.stdout + r.stderr
+    assert "8 job(s) in one projection" in r.stdout + r.stderr
     sweep(tmp_path / "per_job", *args)
     assert collect_main([str(tmp_path / "per_job")]) == 0
     a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
-    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc").sel(scenario=a.scenario.values)
-    assert a.sizes["scenario"] == 4
+    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc")
+    assert a.sizes["scenario"] == 8 and a.scenario.values.tolist() == b.scenario.values.tolist()
+    assert a["policy.hukou.conversion_rate"].values.tolist() == b["policy.hukou.conversion_rate"].values.tolist()
+    ta, tb = (list(csv.DictReader((tmp_path / d / "collected_targets.csv").read_text().splitlines())) for d in ("batched", "per_job"))
+    assert [(r["label"], r["target"]) for r in ta] == [(r["label"], r["target"]) for r in tb]
+    np.testing.assert_allclose([float(r["projected"]) for r in ta], [float(r["projected"]) for r in tb], rtol=1e-12)
     compared = 0
     for k in b.data_vars:
         x, y = a[k].values, b[k].values
