@@ -109,26 +109,40 @@ _LX_CACHE: dict = {}  # (mortality model, background hazard, levels) -> L(x): th
 LX_CACHE_BYTES = 128 * 2**20
 
 
-def _life_table(mortality, level: np.ndarray, background: float) -> np.ndarray:
+def _life_table(mortality, level: np.ndarray, background: float, survival: bool = False):
     """``mortality.life_table_Lx(level, background)``, read-only, computed once per process for equal
     ``level`` arrays (the batches of a sweep that differ in policy only have the same life
-    tables every year); the oldest entries go when the cache passes :data:`LX_CACHE_BYTES`."""
+    tables every year); the oldest entries go when the cache passes :data:`LX_CACHE_BYTES`.
+    ``survival``: instead, its :func:`sim.engine.classic.survival_ratios` ``(sx, nb)`` (shared
+    with every later caller: not to be written to)."""
     level = np.ascontiguousarray(level, dtype=float)
-    key = (id(mortality), float(background), level.shape, level.tobytes())
+    key = (id(mortality), float(background), level.shape, level.tobytes(), survival)
     hit = _LX_CACHE.get(key)
     if hit is not None:
         return hit[1]
     # one table per distinct level (regions share their province's or prefecture's e0: China's
     # 2,985 counties have a few hundred distinct levels, not 23,880); each table is computed
-    # element by element, so this is exactly the table of every cell
+    # element by element, and the survival ratios row by row, so this is exactly the table (and
+    # the ratios) of every cell
     uniq, inv = np.unique(level.ravel(), return_inverse=True)
-    Lx = mortality.life_table_Lx(uniq, background)[inv].reshape(level.shape + (-1,))
-    Lx.setflags(write=False)
-    _LX_CACHE[key] = (mortality, Lx)  # the model kept: its id cannot be reused while cached
-    total = sum(v[1].nbytes for v in _LX_CACHE.values())
+    Lx = mortality.life_table_Lx(uniq, background)
+    if survival:
+        sx, nb = survival_ratios(Lx)
+        out = (sx[inv].reshape(level.shape + (-1,)), nb[inv].reshape(level.shape))
+    else:
+        out = (Lx[inv].reshape(level.shape + (-1,)),)
+    if not survival:  # the survival ratios go to the compiled step as they are (a read-only array is another type to numba)
+        out[0].setflags(write=False)
+    out = out if survival else out[0]
+    _LX_CACHE[key] = (mortality, out)  # the model kept: its id cannot be reused while cached
+    total = sum(_nbytes(v[1]) for v in _LX_CACHE.values())
     while total > LX_CACHE_BYTES and len(_LX_CACHE) > 1:
-        total -= _LX_CACHE.pop(next(iter(_LX_CACHE)))[1].nbytes
-    return Lx
+        total -= _nbytes(_LX_CACHE.pop(next(iter(_LX_CACHE)))[1])
+    return out
+
+
+def _nbytes(entry) -> int:
+    return sum(a.nbytes for a in entry) if isinstance(entry, tuple) else entry.nbytes
 
 
 @dataclass
@@ -200,14 +214,22 @@ class Model:
         ps = [central.step_inputs(int(y)) for y in years]
         return StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
 
-    def life_table_Lx(self, year: int) -> np.ndarray:
-        """Person-years L(x) (R, K, S, A) of the life tables the step of ``year`` uses: the levels,
-        the improvement since the jump-off and the mortality path of ``year``."""
+    def _level(self, year: int) -> np.ndarray:
+        """The Siler level factors (R, K, S) of ``year``: the levels, the improvement since the
+        jump-off and the mortality path of ``year``."""
         c = self.cfg
         yrs = np.arange(c.start_year + 1, year + 1)
         cum = float(year_map(c.demography.mortality.improvement, yrs).sum()) if len(yrs) else 0.0
-        level = self.levels * (np.exp(-cum) * path_factor(c, "mortality", year))
-        return _life_table(self.static["mortality"], level, self.static["background_hazard"])
+        return self.levels * (np.exp(-cum) * path_factor(c, "mortality", year))
+
+    def life_table_Lx(self, year: int) -> np.ndarray:
+        """Person-years L(x) (R, K, S, A) of the life tables the step of ``year`` uses."""
+        return _life_table(self.static["mortality"], self._level(year), self.static["background_hazard"])
+
+    def survival(self, year: int) -> tuple[np.ndarray, np.ndarray]:
+        """``survival_ratios(self.life_table_Lx(year))``: (sx (R, K, S, A), nb (R, K, S)), from
+        the distinct life tables only."""
+        return _life_table(self.static["mortality"], self._level(year), self.static["background_hazard"], survival=True)
 
     def e0(self, year: int) -> np.ndarray:
         """Life expectancy at birth (R, K, S) of the life tables the step of ``year`` uses."""
@@ -221,7 +243,7 @@ class Model:
         """Rates for the step that ends on 31 Dec of ``year``."""
         c = self.cfg
         mig = c.demography.migration
-        sx, nb = survival_ratios(self.life_table_Lx(year))
+        sx, nb = self.survival(year)
         tfr_mult = float(year_map(c.demography.fertility.tfr_multiplier, [year])[0]) * path_factor(c, "tfr", year)
         R = self.pop0.shape[0]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.axes import N_CAPS, N_FLOWS, RESIDENT_STATES, URBAN_LOCAL, URBAN_MIGRANT, residents
-from sim.engine.contract import new_outputs
+from sim.engine.contract import StepOutputs, new_outputs
 from sim.engine.invariants import check_projection, check_summary
 from sim.engine.model import Model
 
@@ -66,9 +66,11 @@ def get_step(backend: str):
     return step
 
 
-def steps(model: Model, draws: int, backend: str, od: bool):
+def steps(model: Model, draws: int, backend: str, od: bool, outputs=None):
     """The time loop: yields ``(i, pop, land, out)`` for the jump-off (``i = 0``, ``out`` None)
-    and after each year's step (arrays reused from year to year: copy what must be kept)."""
+    and after each year's step (arrays reused from year to year: copy what must be kept).
+    ``outputs(i)``: the StepOutputs the step of year ``i`` writes into (C-contiguous arrays, e.g.
+    views of a projection's result), instead of one set reused every year."""
     step = get_step(backend)
     cfg = model.cfg
     R, K, S, A = model.pop0.shape
@@ -76,10 +78,11 @@ def steps(model: Model, draws: int, backend: str, od: bool):
     land = np.broadcast_to(model.land0, (draws, R)).copy()
     settled_prev = np.zeros((draws, R))
     yield 0, pop, land, None
-    out = new_outputs(draws, R, K, S, A, od=od)
+    out = new_outputs(draws, R, K, S, A, od=od) if outputs is None else None
     for i, year in enumerate(range(cfg.start_year + 1, cfg.end_year + 1), start=1):
-        step(pop, land, settled_prev, model.step_inputs(year), out)
-        yield i, pop, land, out
+        o = out if outputs is None else outputs(i)
+        step(pop, land, settled_prev, model.step_inputs(year), o)
+        yield i, pop, land, o
 
 
 def project(model: Model, *, draws: int | None = None, backend: str = "numba", od: bool | None = None, draw_major: bool = False) -> Projection:
@@ -113,10 +116,16 @@ def project(model: Model, *, draws: int | None = None, backend: str = "numba", o
         z(Y, D, R),
         z(Y, D, R, R) if od else None,
     )
-    for i, pop, land, out in steps(model, D, backend, od):
+    no_od = np.zeros((D, 0, 0))
+
+    def into(i):  # the year's flows written where they are kept (each a C-contiguous block of res)
+        return StepOutputs(res.births[i], res.deaths[i], res.flows[i], res.settled[i], res.reclassified[i], res.capped[i], res.od[i] if od else no_od)
+
+    direct = not draw_major  # draw-major blocks are strided: the step writes a buffer, copied below
+    for i, pop, land, out in steps(model, D, backend, od, into if direct else None):
         res.population[i] = pop
         res.land[i] = land
-        if out is None:
+        if out is None or direct:
             continue
         res.births[i], res.deaths[i], res.flows[i] = out.births, out.deaths, out.flows
         res.settled[i], res.reclassified[i], res.capped[i] = out.settled, out.reclassified, out.capped
