@@ -3,6 +3,7 @@ and the sweep benchmark (``python -m benchmarks.sweep``). See ``benchmarks/READM
 
 from __future__ import annotations
 
+import sim  # noqa: F401, I001 (first: NumPy's memory advice, sim/__init__.py, is set before NumPy loads)
 import json
 import os
 import platform
