@@ -30,6 +30,15 @@ def sweep(out: Path, *args: str, launcher: str | None = None) -> subprocess.Comp
     return r
 
 
+def batched_and_per_job(tmp_path: Path, *args: str, launcher_keys: tuple = ()) -> tuple[subprocess.CompletedProcess, xr.Dataset, xr.Dataset]:
+    """The sweep ``args`` with the batched launcher (plus its ``launcher_keys``) and on the
+    per-job path, collected: the batched run, its collected dataset and the per-job one."""
+    r = sweep(tmp_path / "batched", *args, *launcher_keys, launcher="batched")
+    sweep(tmp_path / "per_job", *args)
+    assert collect_main([str(tmp_path / "per_job")]) == 0
+    return r, xr.open_dataset(tmp_path / "batched" / "collected.nc"), xr.open_dataset(tmp_path / "per_job" / "collected.nc")
+
+
 def test_plan_stacks_jobs_that_differ_only_in_per_draw_levers():
     cfgs = [validate(compose_config([*QUICK, *o])) for o in (
         ["policy.hukou.conversion_rate=0.1"], ["policy.hukou.conversion_rate=0.2"], ["policy.land.m2_per_settled=0"],
@@ -82,13 +91,9 @@ def test_a_stack_of_models_projects_each_as_its_own_run():
 
 @pytest.mark.slow
 def test_eight_batched_jobs_equal_eight_per_job_runs(tmp_path):
-    r = sweep(tmp_path / "batched", *LEVERS, launcher="batched")
+    r, a, b = batched_and_per_job(tmp_path, *LEVERS)
     assert "8 job(s) in one projection" in r.stdout + r.stderr
     assert not any(p.is_dir() for p in (tmp_path / "batched").iterdir())  # no per-job directories unless asked
-    sweep(tmp_path / "per_job", *LEVERS)
-    assert collect_main([str(tmp_path / "per_job")]) == 0
-    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
-    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc")
     assert a.scenario.values.tolist() == b.scenario.values.tolist() and a.sizes["scenario"] == 8  # in job order
     for k in b.data_vars:
         x, y = a[k].values, b[k].values
@@ -111,12 +116,8 @@ def test_batched_jobs_are_bitwise_their_per_job_runs_with_the_same_backend(tmp_p
     the per-job runs of one small job take the NumPy reference, which agrees with the kernel to
     rounding (net migration, a difference of flows near zero in places, to about 1e-9 of itself)."""
     args = ["policy/land=off,link", "policy/hukou=baseline,easing", "backend=numba"]
-    r = sweep(tmp_path / "batched", *args, launcher="batched")
+    r, a, b = batched_and_per_job(tmp_path, *args)
     assert "4 job(s) in one projection" in r.stdout + r.stderr
-    sweep(tmp_path / "per_job", *args)
-    assert collect_main([str(tmp_path / "per_job")]) == 0
-    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
-    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc")
     assert a.scenario.values.tolist() == b.scenario.values.tolist()
     floats = [k for k in b.data_vars if b[k].dtype.kind == "f"]
     assert len(floats) > 20
@@ -139,12 +140,9 @@ def test_ensembles_batch_as_scenario_by_draw_equal_to_their_per_job_runs(tmp_pat
     """draws.count=3 uncertainty.enabled=true in a batched sweep: the jobs' draws in one kernel
     call (job-major), each job's draws numbered as in its own run, equal to the per-job runs."""
     args = ["policy.hukou.conversion_rate=0.05,0.1,0.2", "draws.count=3", "draws.start=2", "uncertainty.enabled=true"]
-    r = sweep(tmp_path / "batched", *args, f"hydra.launcher.outputs={outputs}", launcher="batched")
+    r, a, b = batched_and_per_job(tmp_path, *args, launcher_keys=(f"hydra.launcher.outputs={outputs}",))
     assert "3 job(s) in one projection" in r.stdout
-    sweep(tmp_path / "per_job", *args)
-    assert collect_main([str(tmp_path / "per_job")]) == 0
-    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
-    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc").sel(scenario=a.scenario.values)
+    b = b.sel(scenario=a.scenario.values)
     assert a.sizes["scenario"] == 3 and a.draw.values.tolist() == [2, 3, 4]
     for k in ("residents", "urban_population", "urban_share", "urban_land", "total_urban_share"):
         assert a[k].dims == b[k].dims, k
@@ -317,12 +315,9 @@ def test_demographic_levers_batch_when_their_history_is_shared(tmp_path):
     jump-off (a constant 0.9: the 2010-2020 history behind the continued jump-off changes) gets
     a batch of its own. Every job equals its per-job run."""
     levers = ["demography.fertility.tfr_multiplier={2020: 1.0, 2023: 0.8},{2020: 1.0, 2023: 0.7},0.9", "demography.migration.rural_to_urban={2020: 1.6},{2020: 1.6, 2025: 2.0}"]
-    r = sweep(tmp_path / "batched", *levers, launcher="batched")
+    r, a, b = batched_and_per_job(tmp_path, *levers)
     assert "4 job(s) in one projection" in r.stdout and "2 job(s) in one projection" in r.stdout
-    sweep(tmp_path / "per_job", *levers)
-    assert collect_main([str(tmp_path / "per_job")]) == 0
-    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
-    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc").sel(scenario=a.scenario.values)
+    b = b.sel(scenario=a.scenario.values)
     for k in ("population", "births", "urban_share", "urban_land"):
         np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-12, atol=1e-9, err_msg=k)
     assert float(np.abs(a.births.sel(year=2027).sum("region").values - a.births.sel(year=2027).sum("region").values[0]).max()) > 1000  # the levers matter
@@ -351,12 +346,8 @@ def test_policy_groups_stacked_in_one_projection_equal_per_job_runs(tmp_path):
     jobs 0 and 2, 1 and 3, ...: the stack's draws are put in job order, and the collected file
     lists the jobs in order, as the per-job path does."""
     args = ["scenario=trend,plan", "policy.hukou.conversion_rate=0.05,0.1", "policy/hukou=baseline,restricted_big_city"]
-    r = sweep(tmp_path / "batched", *args, launcher="batched")
+    r, a, b = batched_and_per_job(tmp_path, *args)
     assert "8 job(s) in one projection" in r.stdout + r.stderr
-    sweep(tmp_path / "per_job", *args)
-    assert collect_main([str(tmp_path / "per_job")]) == 0
-    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
-    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc")
     assert a.sizes["scenario"] == 8 and a.scenario.values.tolist() == b.scenario.values.tolist()
     assert a["policy.hukou.conversion_rate"].values.tolist() == b["policy.hukou.conversion_rate"].values.tolist()
     ta, tb = (list(csv.DictReader((tmp_path / d / "collected_targets.csv").read_text().splitlines())) for d in ("batched", "per_job"))
@@ -376,14 +367,11 @@ def test_policy_groups_stacked_in_one_projection_equal_per_job_runs(tmp_path):
 @pytest.mark.slow
 def test_config_group_sweep_in_summary_equals_per_job_runs(tmp_path):
     args = ["policy/hukou=baseline,restricted_big_city", "policy/land=off,link_strict", "policy/services=baseline,equalization"]
-    r = sweep(tmp_path / "batched", *args, "hydra.launcher.outputs=summary", launcher="batched")
+    r, a, b = batched_and_per_job(tmp_path, *args, launcher_keys=("hydra.launcher.outputs=summary",))
     # policy groups: a batch each, projected together as a stack, but for link_strict's land
     # standard and brake, which the outputs read: two stacks of four
     assert (r.stdout + r.stderr).count("4 job(s) in one projection") == 2
-    sweep(tmp_path / "per_job", *args)
-    assert collect_main([str(tmp_path / "per_job")]) == 0
-    a = xr.open_dataset(tmp_path / "batched" / "collected.nc")
-    b = xr.open_dataset(tmp_path / "per_job" / "collected.nc").sel(scenario=a.scenario.values)
+    b = b.sel(scenario=a.scenario.values)
     assert a.sizes["scenario"] == 8
     for k in ("residents", "urban_population", "urban_share", "hukou_urban_share", "urban_land", "land_required", "total_urban_share"):
         np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-12, atol=1e-9, err_msg=k)

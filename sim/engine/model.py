@@ -126,14 +126,12 @@ def _life_table(mortality, level: np.ndarray, background: float, survival: bool 
     # the ratios) of every cell
     uniq, inv = np.unique(level.ravel(), return_inverse=True)
     Lx = mortality.life_table_Lx(uniq, background)
-    if survival:
+    if survival:  # left writable: they go to the compiled step, to which a read-only array is another type
         sx, nb = survival_ratios(Lx)
         out = (sx[inv].reshape(level.shape + (-1,)), nb[inv].reshape(level.shape))
     else:
-        out = (Lx[inv].reshape(level.shape + (-1,)),)
-    if not survival:  # the survival ratios go to the compiled step as they are (a read-only array is another type to numba)
-        out[0].setflags(write=False)
-    out = out if survival else out[0]
+        out = Lx[inv].reshape(level.shape + (-1,))
+        out.setflags(write=False)
     _LX_CACHE[key] = (mortality, out)  # the model kept: its id cannot be reused while cached
     total = sum(_nbytes(v[1]) for v in _LX_CACHE.values())
     while total > LX_CACHE_BYTES and len(_LX_CACHE) > 1:

@@ -15,6 +15,7 @@ member's (:meth:`Stack.variants`), and the members' per-draw factors are stacked
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -81,8 +82,10 @@ class Stack:
         member = self.variants()
         return [np.flatnonzero(member == i) for i in range(len(self.members))]
 
+    @cached_property
     def _in_turn(self) -> tuple[np.ndarray, np.ndarray]:
-        """The members' draws taken in turn: the member of each and its draw within the member."""
+        """The members' draws taken in turn: the member of each and its draw within the member
+        (computed once: every field of every year's rates is taken by it)."""
         member = np.repeat(np.arange(len(self.members)), [m.draws for m in self.members])
         within = np.concatenate([np.arange(m.draws) for m in self.members])
         return member, within
@@ -100,7 +103,7 @@ class Stack:
             return side
         rows = np.array([a.shape[axis] for a in arrays])
         offset = np.concatenate([[0], np.cumsum(rows)[:-1]])
-        member, within = self._in_turn()
+        member, within = self._in_turn
         idx = offset[member] + within % rows[member]
         if self.order is not None:
             idx = idx[self.order]
@@ -119,7 +122,7 @@ class Stack:
 
     def variants(self) -> np.ndarray:
         """The member of each draw: the row of :meth:`stacked_inputs` a draw reads."""
-        member = self._in_turn()[0]
+        member = self._in_turn[0]
         return member if self.order is None else member[self.order]
 
     def factor_table(self, years) -> np.ndarray:
