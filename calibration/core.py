@@ -32,7 +32,7 @@ from sim.axes import N_GROUPS, RESIDENT_STATES, RURAL, URBAN_LOCAL, URBAN_MIGRAN
 from sim.axes import registered as births_registered
 from sim.config.parameters import BY_NAME as PARAMETER_TABLE
 from sim.config.parameters import FACTOR_FIELD, PATH_END, PATH_KNOTS, REGIONAL_PARAMETERS, SHARED_FIT
-from sim.engine.model import build_model
+from sim.engine.model import build_model, process_factors
 from sim.engine.runner import project_totals
 
 log = logging.getLogger("calibration")
@@ -46,6 +46,12 @@ REGIONAL = REGIONAL_PARAMETERS
 PRIOR_SD = {p: PARAMETER_TABLE[p].prior_sd for p in SHARED}
 # not among the kernel's per-draw fields: held at the optimum in the posterior draws
 HELD_IN_DRAWS = tuple(p for p in SHARED if p not in FACTOR_FIELD)
+# fitted, but held at the optimum in the posterior draws although the kernel could vary them:
+# in-place reclassification (shared and per prefecture) is an alternative to rural -> urban moves
+# for the same urban share (their Jacobian columns have cosines 0.95-0.999), so its posterior is
+# its prior, and sampled it makes curved ridges with rural -> urban moves along which no sampler
+# mixed (calibration/README.md, "Uncertainty")
+NOT_SAMPLED = ("reclassification",)
 
 
 @dataclass
@@ -135,8 +141,14 @@ class Space:
         return factors, region
 
     def held(self) -> np.ndarray:
-        """Mask of the parameters held at the optimum in the posterior draws."""
+        """Mask of the parameters the kernel cannot vary per draw (held at the optimum in every
+        batched projection)."""
         return np.array([r is None and p in HELD_IN_DRAWS for p, r in self.names])
+
+    def sampled(self) -> np.ndarray:
+        """Mask of the parameters the posterior draws vary: the kernel's per-draw ones but
+        :data:`NOT_SAMPLED`."""
+        return ~self.held() & np.array([p not in NOT_SAMPLED for p, _ in self.names])
 
     def draw_factors(self, thetas: np.ndarray, theta_ref: np.ndarray) -> dict[str, np.ndarray]:
         """Per-draw, per-region multipliers ``{name: (D, R)}`` of ``thetas (D, n)`` relative to the
@@ -352,17 +364,25 @@ class Problem:
     def __init__(self, cfg, inputs: xr.Dataset, blocks: list[Block], space: Space, backend: str = "numba"):
         self.cfg, self.inputs, self.blocks, self.space, self.backend = cfg, inputs, blocks, space, backend
         self.evaluations = 0
+        self._central = None  # (theta's bytes, its model): the model the draws of a sampler vary
 
     def config(self, theta: np.ndarray):
         factors, region = self.space.to_params(theta)
         return dataclasses.replace(self.cfg, params=dataclasses.replace(self.cfg.params, factors=factors, region_factors=region))
 
     def model(self, theta: np.ndarray, factors: dict | None = None):
-        c = self.config(theta)
-        if factors is not None:
-            n = len(next(iter(factors.values())))
-            c = dataclasses.replace(c, draws=dataclasses.replace(c.draws, count=n, start=0))
-        return build_model(c, self.inputs, factors=factors or None)
+        """The model of ``theta``; with ``factors`` (per-draw multipliers relative to ``theta``,
+        :meth:`Space.draw_factors`), its draws: a copy of ``theta``'s model, built once and its
+        inputs kept (:attr:`sim.engine.model.Model.memo`) for the next set of draws."""
+        if not factors:
+            return build_model(self.config(theta), self.inputs)
+        key = (id(self.space), np.asarray(theta, dtype=float).tobytes())
+        if self._central is None or self._central[0] != key:
+            self._central = (key, dataclasses.replace(build_model(self.config(theta), self.inputs), memo={}))
+        base = self._central[1]
+        n = len(next(iter(factors.values())))
+        c = dataclasses.replace(base.cfg, draws=dataclasses.replace(base.cfg.draws, count=n, start=0))
+        return dataclasses.replace(base, cfg=c, factors=factors, process=process_factors(c, base.pop0.shape[0]))
 
     def data_residuals(self, sim: Simulated) -> np.ndarray:
         """(D, n_data) whitened residuals of every fitted target."""
@@ -524,37 +544,50 @@ def identifiability(space: Space, f: Fit, n_data: int) -> list[dict]:
 class Posterior:
     thetas: np.ndarray  # (N, n) draws kept
     acceptance: float  # share of proposals accepted after burn-in
-    rhat: np.ndarray  # (n,) split R-hat of every parameter over the kept half of the chains
+    rhat: np.ndarray  # (n,) split R-hat of every sampled parameter over the kept states (NaN: not sampled)
     chains: int
     iterations: int
     evaluations: int
     seconds: float
-    ess: np.ndarray | None = None  # (n,) bulk effective sample size (emcee)
+    ess: np.ndarray | None = None  # (n,) bulk effective sample size (Metropolis, emcee)
     tau: float | None = None  # emcee's integrated autocorrelation time, largest over the whitened parameters (iterations)
 
 
-def split_rhat(x: np.ndarray) -> np.ndarray:
-    """Split-R-hat (Gelman et al. 2013, Bayesian Data Analysis 3rd ed., 11.4) of ``x (T, C, n)``:
-    each chain's two halves are taken as chains; near 1 when the chains agree."""
-    T = x.shape[0] // 2
-    h = np.concatenate([x[:T], x[T : 2 * T]], axis=1)  # (T, 2C, n)
-    W = h.var(axis=0, ddof=1).mean(axis=0)
-    B = T * h.mean(axis=0).var(axis=0, ddof=1)
-    var = (T - 1) / T * W + B / T
-    return np.sqrt(var / np.maximum(W, 1e-300))
+def chain_diagnostics(thetas: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-normalised split R-hat and bulk effective sample size (Vehtari et al. 2021, from
+    arviz) of the parameters ``v`` of the kept states ``thetas (T, C, n)`` (C chains or walkers);
+    NaN for the others."""
+    import warnings
+
+    with warnings.catch_warnings():  # arviz announces its refactor with a FutureWarning on import
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+
+    rhat = np.full(thetas.shape[-1], np.nan)
+    ess = np.full(thetas.shape[-1], np.nan)
+    with warnings.catch_warnings():  # arviz warns when there are more chains than kept draws; the shape is (chain, draw, d)
+        warnings.simplefilter("ignore", UserWarning)
+        ds = az.convert_to_dataset({"theta": np.moveaxis(thetas[:, :, v], 0, 1)})
+        rhat[v] = az.rhat(ds, method="rank")["theta"].values
+        ess[v] = az.ess(ds, method="bulk")["theta"].values
+    return rhat, ess
+
+
+def _laplace_factor(f: Fit, v: np.ndarray) -> np.ndarray:
+    """Cholesky factor of the Laplace covariance of the parameters ``v`` given the others,
+    ``(J'J)_vv^-1``."""
+    H = f.jacobian.T @ f.jacobian
+    return np.linalg.cholesky(np.linalg.inv(H[np.ix_(v, v)]))
 
 
 def laplace_draws(problem: Problem, f: Fit, *, draws: int, seed: int) -> Posterior:
     """Draws from the Laplace approximation: Gaussian around the optimum with the covariance
-    ``(J'J)^-1`` of the varying parameters given the held ones (no projection needed)."""
+    ``(J'J)^-1`` of the sampled parameters given the others (no projection needed)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    held = problem.space.held()
-    v = np.flatnonzero(~held)
-    H = f.jacobian.T @ f.jacobian
-    L = np.linalg.cholesky(np.linalg.inv(H[np.ix_(v, v)]))
+    v = np.flatnonzero(problem.space.sampled())
     x = np.repeat(f.theta[None], draws, axis=0)
-    x[:, v] += rng.standard_normal((draws, len(v))) @ L.T
+    x[:, v] += rng.standard_normal((draws, len(v))) @ _laplace_factor(f, v).T
     return Posterior(x, float("nan"), np.full(len(f.theta), np.nan), 0, 0, 0, time.perf_counter() - t0)
 
 
@@ -564,78 +597,91 @@ def burn_iterations(iterations: int, burn_in: float) -> int:
     return min(int(iterations * burn_in), iterations - 1)
 
 
-def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterations: int, seed: int, progress=None, burn_in: float = 0.5) -> Posterior:
-    """Posterior draws by random-walk Metropolis run as ``chains`` parallel chains, every
-    iteration one batched projection of all chains' proposals (the kernel's draw axis).
+# adaptive Metropolis: the proposal's covariance is re-estimated every ADAPT_EVERY iterations of
+# the burn-in from ADAPT_AFTER on; at most KEEP_PER_CHAIN states per chain are stored for the
+# diagnostics and the draws (evenly thinned)
+ADAPT_EVERY, ADAPT_AFTER, KEEP_PER_CHAIN = 100, 200, 5000
 
-    The proposal is Gaussian with the Laplace covariance of the varying parameters given the
-    held ones, scaled by ``s``; ``s`` starts at ``2.38 / sqrt(d)`` (Roberts, Gelman & Gilks 1997)
-    and is tuned during the burn-in (the share ``burn_in`` of the iterations) towards an
-    acceptance rate of 0.234; the rest, thinned to ``draws`` states in all, is kept. Chains start from the Laplace
-    approximation around the optimum."""
+
+def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterations: int, seed: int, progress=None, burn_in: float = 0.5) -> Posterior:
+    """Posterior draws by adaptive random-walk Metropolis run as ``chains`` parallel chains,
+    every iteration one batched projection of all chains' proposals (the kernel's draw axis).
+
+    Coordinates: the sampled parameters (:meth:`Space.sampled`) whitened by the Laplace
+    covariance. The proposal is Gaussian, ``s L_t z``; during the burn-in (the share
+    ``burn_in`` of the iterations) ``L_t`` is the Cholesky factor of the covariance of all
+    chains' states over the second half of the burn-in so far (adaptive Metropolis, Haario,
+    Saksman & Tamminen 2001, pooled over the chains), re-estimated every ``ADAPT_EVERY``
+    iterations, and ``s`` (from ``2.38 / sqrt(d)``, Roberts, Gelman & Gilks 1997) is tuned towards
+    an acceptance rate of 0.234; after the burn-in both are fixed, so the kept states are a
+    Markov chain with the posterior as its stationary law. Chains start as draws of the Laplace
+    approximation scaled by 0.5. Split R-hat and bulk ESS per parameter come from arviz (the
+    kept states, evenly thinned to at most ``KEEP_PER_CHAIN`` per chain); the ``draws`` returned
+    are evenly spaced over all chains' kept states."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    held = problem.space.held()
-    v = np.flatnonzero(~held)
+    v = np.flatnonzero(problem.space.sampled())
     d = len(v)
-    H = f.jacobian.T @ f.jacobian
-    L = np.linalg.cholesky(np.linalg.inv(H[np.ix_(v, v)]))
-    x = np.repeat(f.theta[None], chains, axis=0)
-    x[:, v] += 0.5 * rng.standard_normal((chains, d)) @ L.T
-    lp = problem.log_posterior(x, f.theta)
-    log_s = np.log(2.38 / np.sqrt(d))
+    L = _laplace_factor(f, v)
+
+    def log_post(z):
+        th = np.repeat(f.theta[None], len(z), axis=0)
+        th[:, v] += z @ L.T
+        return problem.log_posterior(th, f.theta, chunk=len(z))
+
+    z = 0.5 * rng.standard_normal((chains, d))
+    lp = log_post(z)
+    log_s, S = np.log(2.38 / np.sqrt(d)), np.eye(d)
     burn = burn_iterations(iterations, burn_in)
-    kept = np.empty((iterations - burn, chains, len(f.theta)))
+    thin = -(-(iterations - burn) // KEEP_PER_CHAIN)
+    kept = np.empty(((iterations - burn + thin - 1) // thin, chains, d))
+    history = np.empty((burn, chains, d))
     accepted = 0
     for it in range(iterations):
-        prop = x.copy()
-        prop[:, v] += np.exp(log_s) * rng.standard_normal((chains, d)) @ L.T
-        lp_new = problem.log_posterior(prop, f.theta)
+        if ADAPT_AFTER <= it < burn and it % ADAPT_EVERY == 0:
+            recent = history[it // 2 : it].reshape(-1, d)
+            S = np.linalg.cholesky(np.cov(recent.T) + 1e-8 * np.eye(d))
+        prop = z + np.exp(log_s) * rng.standard_normal((chains, d)) @ S.T
+        lp_new = log_post(prop)
         ok = np.log(rng.random(chains)) < lp_new - lp
-        x[ok], lp[ok] = prop[ok], lp_new[ok]
-        rate = ok.mean()
+        z[ok], lp[ok] = prop[ok], lp_new[ok]
         if it < burn:
-            log_s += (rate - 0.234) / np.sqrt(it + 1)
+            log_s += (ok.mean() - 0.234) / np.sqrt(it / 10 + 1)
+            history[it] = z
         else:
             accepted += ok.sum()
-            kept[it - burn] = x
+            if (it - burn) % thin == 0:
+                kept[(it - burn) // thin] = z
         if progress is not None:
             progress(1)
-    T = len(kept)
-    rhat = split_rhat(kept)
-    rhat[held] = np.nan  # not sampled
-    flat = kept.reshape(-1, len(f.theta))
+    thetas = np.repeat(f.theta[None, None], len(kept), axis=0).repeat(chains, axis=1)
+    thetas[:, :, v] += kept @ L.T
+    rhat, ess = chain_diagnostics(thetas, v)
+    flat = thetas.reshape(-1, len(f.theta))  # rows (iteration, chain): evenly spaced rows interleave the chains
     idx = np.linspace(0, len(flat) - 1, min(draws, len(flat))).round().astype(int)
-    # interleave chains: the kept rows are (iteration, chain); take evenly spaced rows
-    return Posterior(flat[idx], float(accepted / max(T * chains, 1)), rhat, chains, iterations, (iterations + 1) * chains, time.perf_counter() - t0)
+    post = Posterior(flat[idx], float(accepted / max((iterations - burn) * chains, 1)), rhat, chains, iterations, (iterations + 1) * chains, time.perf_counter() - t0)
+    post.ess = ess
+    return post
 
 
 def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iterations: int, seed: int, progress=None, burn_in: float = 0.5) -> Posterior:
     """Posterior draws by emcee's affine-invariant ensemble sampler (Foreman-Mackey et al. 2013),
-    every iteration's walkers one batched projection (``vectorize``). The sampled parameters (those
-    the kernel varies per draw; the others are held at the optimum) are whitened by the Laplace
+    every iteration's walkers one batched projection (``vectorize``). The sampled parameters (:meth:`Space.sampled`;
+    the others are held at the optimum) are whitened by the Laplace
     approximation, ``x = theta* + L z`` with ``L L' = (J'J)^-1``, so that the stretch move sees a
     posterior near isotropic. Walkers start as draws of the Laplace approximation (a start in a
     small ball around the optimum took more than 3,000 iterations to spread: split R-hat 2.5); the
     share ``burn_in`` of the iterations is burn-in. Split R-hat and bulk effective sample size of every sampled
     parameter come from arviz (the walkers taken as chains)."""
-    import warnings
-
     import emcee
-
-    with warnings.catch_warnings():  # arviz announces its refactor with a FutureWarning on import
-        warnings.simplefilter("ignore", FutureWarning)
-        import arviz as az
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    held = problem.space.held()
-    v = np.flatnonzero(~held)
+    v = np.flatnonzero(problem.space.sampled())
     d = len(v)
     if walkers < 2 * d:
         raise ValueError(f"calibration.chains = {walkers}: emcee needs at least twice the {d} sampled parameters as walkers")
-    H = f.jacobian.T @ f.jacobian
-    L = np.linalg.cholesky(np.linalg.inv(H[np.ix_(v, v)]))
+    L = _laplace_factor(f, v)
 
     def to_theta(z):
         th = np.repeat(f.theta[None], len(z), axis=0)
@@ -657,13 +703,7 @@ def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iteration
     burn = burn_iterations(iterations, burn_in)
     chain = sampler.get_chain(discard=burn)  # (T, W, d)
     thetas = to_theta(chain.reshape(-1, d)).reshape(chain.shape[0], walkers, -1)  # (T, W, n)
-    rhat = np.full(len(f.theta), np.nan)
-    ess = np.full(len(f.theta), np.nan)
-    with warnings.catch_warnings():  # arviz warns when there are more walkers than kept draws; the shape is (chain, draw, d)
-        warnings.simplefilter("ignore", UserWarning)
-        ds = az.convert_to_dataset({"theta": np.moveaxis(thetas[:, :, v], 0, 1)})
-        rhat[v] = az.rhat(ds, method="rank")["theta"].values
-        ess[v] = az.ess(ds, method="bulk")["theta"].values
+    rhat, ess = chain_diagnostics(thetas, v)
     flat = thetas.reshape(-1, len(f.theta))
     idx = np.linspace(0, len(flat) - 1, min(draws, len(flat))).round().astype(int)
     post = Posterior(flat[idx], float(np.mean(sampler.acceptance_fraction)), rhat, walkers, iterations, (iterations + 1) * walkers, time.perf_counter() - t0)

@@ -21,6 +21,7 @@ from calibration.backtest import csv_table as _csv
 from calibration.backtest import read_observed
 from calibration.core import (
     HELD_IN_DRAWS,
+    NOT_SAMPLED,
     REGIONAL,
     burn_iterations,
     Problem,
@@ -125,7 +126,7 @@ def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.D
     rows = observed_rows if observed_rows is not None else read_observed(repo_path(c.observed))
     blocks = census_targets(end, rows, start_year=cfg.start_year, fit_until=c.fit_until, census_year=cfg.end_year)
     space = Space([str(r) for r in inputs.region.values], region_sd=c.region_sd, weights=deviation_weights(inputs))
-    sampled = int((~space.held()).sum())
+    sampled = int(space.sampled().sum())
     if c.sampler == "emcee" and c.draws > 0 and c.chains < 2 * sampled:
         raise ConfigError(f"calibration.chains = {c.chains}: emcee needs at least twice the {sampled} sampled parameters as walkers; allowed: >= {2 * sampled}")
     backend = "numba" if cfg.backend == "auto" else cfg.backend  # a fit projects thousands of times: "auto" is the kernel
@@ -207,7 +208,7 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
         if c.sampler == "metropolis":
             bar = Progress(c.iterations, f"posterior ({c.chains} Metropolis chains)", c.progress)
             post = posterior_draws(problem, f, draws=c.draws, chains=c.chains, iterations=c.iterations, seed=c.seed, progress=bar, burn_in=c.burn_in)
-            bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}")
+            bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}, smallest bulk ESS {np.nanmin(post.ess):.0f}")
         elif c.sampler == "emcee":
             bar = Progress(c.iterations, f"posterior (emcee, {c.chains} walkers)", c.progress)
             post = emcee_draws(problem, f, draws=c.draws, walkers=c.chains, iterations=c.iterations, seed=c.seed, progress=bar, burn_in=c.burn_in)
@@ -347,6 +348,11 @@ def _spread_lines(meta: dict) -> list[str]:
     return L + [""]
 
 
+def _held_text() -> str:
+    return (f"{', '.join(HELD_IN_DRAWS)} (the kernel cannot vary them per draw) and {', '.join(NOT_SAMPLED)} (not identified apart from rural -> urban moves: "
+            "sampled, it makes curved ridges along which no sampler mixed; see calibration/README.md)")
+
+
 def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dict) -> str:
     L = [
         "# Calibration report",
@@ -355,15 +361,16 @@ def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dic
         f"Fit: {meta['fit_evaluations']} evaluations, cost {f.cost:.2f} ({f.message}); {meta['evaluations']} projections in all; {meta['seconds']:.1f} s.",
     ]
     if meta.get("sampler") == "laplace":
-        L.append(f"Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); held at the optimum (the kernel cannot vary them per draw): {', '.join(HELD_IN_DRAWS)}.")
+        L.append(f"Posterior draws: the Laplace approximation (Gaussian around the optimum, covariance (J'J)^-1); held at the optimum: {_held_text()}.")
     elif meta.get("sampler") == "emcee":
         kept = meta["iterations"] - meta.get("burn_in", meta["iterations"] // 2)
         L.append(f"Posterior: emcee, {meta['chains']} walkers x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, "
                  f"largest split R-hat {meta['max_rhat']:.3f}, smallest bulk ESS {meta['min_ess']:.0f} (arviz; walkers as chains)"
                  + (f", largest integrated autocorrelation time {meta['max_tau']:.0f} iterations ({kept} kept after a burn-in of {meta['iterations'] - kept}: {kept / meta['max_tau']:.1f} times it; emcee asks for about 50)" if meta.get("max_tau") else "")
-                 + f"; held at the optimum: {', '.join(HELD_IN_DRAWS)}.")
+                 + f"; held at the optimum: {_held_text()}.")
     elif meta.get("max_rhat") is not None:
-        L.append(f"Posterior: {meta['chains']} Metropolis chains x {meta['iterations']} iterations ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, largest split R-hat {meta['max_rhat']:.3f}.")
+        L.append(f"Posterior: adaptive Metropolis, {meta['chains']} chains x {meta['iterations']} iterations, the first {meta['burn_in']} adapting the proposal and discarded ({meta['posterior_evaluations']} projections, {meta['posterior_seconds']:.1f} s), acceptance {meta['acceptance']:.2f}, "
+                 f"largest split R-hat {meta['max_rhat']:.3f}, smallest bulk ESS {meta['min_ess']:.0f} (arviz, rank-normalised); held at the optimum: {_held_text()}.")
     L += ["", "## Errors by target (fitted - observed; counts in %, shares in percentage points)", "", "| target | n | RMSE | max abs | unit |", "|---|---:|---:|---:|---|"]
     for k, s in stats.items():
         L.append(f"| {k} | {s['n']} | {s['rmse']:.3f} | {s['max_abs']:.3f} | {s['unit']} |")

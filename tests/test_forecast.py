@@ -222,11 +222,11 @@ def test_process_noise_is_the_same_in_every_slice_and_the_kernel_equals_the_refe
 # ---- backtest inside the record ----------------------------------------------------------------
 def test_holdout_fits_to_2017_and_scores_the_held_back_record(tmp_path):
     """python -m calibration.holdout: fitted to the record up to 2017, the posterior projected to
-    2020 is scored against 2018-2020 only (emcee's posterior, here a short run). Measured: the
+    2020 is scored against 2018-2020 only (adaptive Metropolis's posterior, here a short run). Measured: the
     fit's own path misses Guangxi's 2020 urban share by +1.0 pp, residents by +0.5 %."""
     from calibration.holdout import main
 
-    assert main(["T=2017", "draws=20", f"out={tmp_path}", "calibration.iterations=40"]) == 0  # emcee, a short run
+    assert main(["T=2017", "draws=20", f"out={tmp_path}", "calibration.iterations=40"]) == 0  # adaptive Metropolis, a short run
     import json
 
     d = json.loads((tmp_path / "holdout.json").read_text())
@@ -258,13 +258,13 @@ def test_emcee_sampler_reports_rhat_and_ess_per_parameter(tmp_path):
     with open(tmp_path / "parameters.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     sampled = [r for r in rows if r["rhat"] != "nan"]
-    assert len(sampled) == 63 and all(float(r["ess_bulk"]) > 0 for r in sampled)
-    assert {r["parameter"] for r in rows if r["rhat"] == "nan"} >= {"mortality", "tfr_2017", "child_return"}
+    assert len(sampled) == 48 and all(float(r["ess_bulk"]) > 0 for r in sampled)
+    assert {r["parameter"] for r in rows if r["rhat"] == "nan"} >= {"mortality", "tfr_2017", "child_return", "reclassification"}
     assert "largest split R-hat" in (tmp_path / "fit_report.md").read_text() and res["min_ess"] > 0
     with xr.open_dataset(tmp_path / "posterior.nc") as post:
         assert post.sizes["draw"] == 60
     few = dataclasses.replace(cfg, calibration=dataclasses.replace(cfg.calibration, chains=20))
-    with pytest.raises(ConfigError, match="calibration.chains = 20: emcee needs at least twice the 63 sampled parameters as walkers; allowed: >= 126"):
+    with pytest.raises(ConfigError, match="calibration.chains = 20: emcee needs at least twice the 48 sampled parameters as walkers; allowed: >= 96"):
         run(few, tmp_path / "few")
 
 

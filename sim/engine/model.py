@@ -9,7 +9,7 @@ into jobs (``draws.start``, ``draws.count``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import xarray as xr
@@ -160,6 +160,10 @@ class Model:
     # process noise: per-draw, per-year multipliers {name: (D, Y, R)} of the projected years
     # (uncertainty.process), None: none
     process: dict | None = None
+    # {years: StepInputs} kept by stacked_inputs when not None; shared by the copies that
+    # dataclasses.replace makes, so only for copies that differ in factors, process or draws
+    # (calibration.core.Problem.model: thousands of draws sets of one central model)
+    memo: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def draws(self) -> int:
@@ -207,10 +211,17 @@ class Model:
         return None
 
     def stacked_inputs(self, years) -> StepInputs:
-        """The central (factor-free) StepInputs of ``years``, each array with a leading year axis."""
+        """The central (factor-free) StepInputs of ``years``, each array with a leading year axis
+        (kept in :attr:`memo` when there is one)."""
+        key = tuple(int(y) for y in years)
+        if self.memo is not None and key in self.memo:
+            return self.memo[key]
         central = replace(self, factors=None, process=None)
         ps = [central.step_inputs(int(y)) for y in years]
-        return StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
+        out = StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
+        if self.memo is not None:
+            self.memo[key] = out
+        return out
 
     def _level(self, year: int) -> np.ndarray:
         """The Siler level factors (R, K, S) of ``year``: the levels, the improvement since the
