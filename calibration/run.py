@@ -377,7 +377,15 @@ def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dic
     L += ["", "Per target: `fitted.csv`; Guangxi's fitted series against the record: `fit.png`. city_proper is reported, not fitted: the engine carries city-proper residents as the census share of urban residents.", ""]
     L += _outside_lines(ident)
     L += _spread_lines(meta)
-    L += ["## Parameters (multiplier on the guess; posterior s.d. of its log, Laplace)", "", "| parameter | region | multiplier | posterior s.d. | prior s.d. | ratio | verdict | most correlated (r) |", "|---|---|---:|---:|---:|---:|---|---|"]
+    L += ["## Parameters (multiplier on the guess; posterior s.d. of its log, Laplace; the sampler's s.d., split R-hat and bulk ESS where it samples the parameter)", "",
+          "| parameter | region | multiplier | posterior s.d. | prior s.d. | ratio | verdict | most correlated (r) | sampled s.d. | R-hat | ESS |", "|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|"]
+
+    def sampled(r):
+        rh = r.get("rhat", float("nan"))
+        if not np.isfinite(rh):
+            return "| held | |" if meta.get("max_rhat") is not None else "| | |"
+        return f"{r['posterior_sd_mcmc']:.3f} | {rh:.3f} | {r['ess_bulk']:.0f} |"
+
     for r in ident:
-        L.append(f"| {r['parameter']} | {r['region']} | {r['multiplier']:.3f} | {r['posterior_sd']:.3f} | {r['prior_sd']:.2f} | {r['sd_ratio']:.2f} | {r['verdict']} | {r['most_correlated']} ({r['correlation']:+.2f}) |")
+        L.append(f"| {r['parameter']} | {r['region']} | {r['multiplier']:.3f} | {r['posterior_sd']:.3f} | {r['prior_sd']:.2f} | {r['sd_ratio']:.2f} | {r['verdict']} | {r['most_correlated']} ({r['correlation']:+.2f}) | {sampled(r)}")
     return "\n".join(L) + "\n"
