@@ -5,8 +5,9 @@ The engine's guessed parameters become multipliers ``exp(theta)`` (``params.fact
 weighted least squares of the whitened residuals ``(model - observed) / sd`` of every target,
 plus the prior's ``theta / prior_sd`` (:func:`scipy.optimize.least_squares`). The posterior is
 approximated at the optimum by a Gaussian with precision ``J'J`` (Laplace), which gives the identifiability report and preconditions the sampler: a
-random-walk Metropolis sampler run as many parallel chains, all chains' proposals of an
-iteration projected as the draws of one ensemble (:func:`posterior_draws`). Importance sampling
+adaptive random-walk Metropolis sampler run as a few long parallel chains, all chains'
+proposals of an iteration projected as the draws of one ensemble (:func:`posterior_draws`; the
+committed ensemble), or emcee's ensemble sampler (:func:`emcee_draws`). Importance sampling
 from the Laplace approximation was tried first and rejected: in 56 dimensions its effective
 sample size was 3-4 of 2,000-4,000 proposals.
 

@@ -284,7 +284,7 @@ class CalibrationConfig:
     region_sd_rounds: int = _f(10, 0, 50, doc="EM updates of each regional parameter's spread of prefecture deviations (empirical Bayes; 0: fixed at region_sd)")
     max_evaluations: int = _f(300, 5, 100000, doc="at most this many fit evaluations")
     draws: int = _f(1000, 0, 1_000_000, doc="posterior draws kept (0: no ensemble)")
-    sampler: str = _f("laplace", choices=("laplace", "metropolis", "emcee"), doc="posterior draws: the Laplace approximation, random-walk Metropolis chains, or emcee's affine-invariant ensemble (see calibration/README.md)")
+    sampler: str = _f("laplace", choices=("laplace", "metropolis", "emcee"), doc="posterior draws: the Laplace approximation (quick), adaptive random-walk Metropolis chains (the committed ensemble: few long chains), or emcee's affine-invariant ensemble (see calibration/README.md)")
     chains: int = _f(200, 2, 100_000, doc="parallel Metropolis chains or emcee walkers (each iteration projects all of them at once)")
     iterations: int = _f(400, 2, 1_000_000, doc="iterations per chain or walker, burn-in included")
     burn_in: float = _f(0.5, 0.0, 0.9, doc="share of the iterations discarded as burn-in (Metropolis: its proposal is tuned during them)")
