@@ -412,3 +412,30 @@ def test_committed_posterior_converged_and_is_the_one_shipped():
     with xr.open_dataset(repo_path("sim/data/calibrated_ensemble.nc")) as ens:
         assert ens.attrs["code_version"] == meta["code_version"] and ens.attrs["config_sha256"] == meta["config_sha256"]
         assert ens.sizes["draw"] == 1000
+
+
+def test_the_samplers_draws_reuse_the_central_model_exactly():
+    """Problem.model(theta, factors) copies theta's model built once (its stacked inputs kept in
+    Model.memo) instead of building it again: the draws' projection is bitwise the one of a
+    model built from scratch, and another theta gets its own model, not the kept one."""
+    from sim.engine.model import build_model
+    from sim.inputs.load import history_inputs
+
+    cfg = _cfg()
+    inputs = history_inputs("guangxi_prefectures")
+    space = Space([str(r) for r in inputs.region.values])
+    problem = Problem(cfg, inputs, [], space)
+    rng = np.random.default_rng(11)
+    free = np.flatnonzero(space.sampled())
+    for theta in (0.1 * rng.standard_normal(len(space)), 0.1 * rng.standard_normal(len(space))):
+        thetas = np.repeat(theta[None], 5, axis=0)
+        thetas[:, free] += 0.2 * rng.standard_normal((5, len(free)))
+        factors = space.draw_factors(thetas, theta)
+        c = problem.config(theta)
+        c = dataclasses.replace(c, draws=dataclasses.replace(c.draws, count=5, start=0))
+        fresh = simulate(build_model(c, inputs, factors=factors))
+        for _ in range(2):  # the second call reads the kept inputs
+            kept = simulate(problem.model(theta, factors))
+            for f in ("residents", "urban", "groups", "births", "deaths", "e0"):
+                np.testing.assert_array_equal(getattr(kept, f), getattr(fresh, f), err_msg=f)
+        assert problem._central[1].memo  # the stacked inputs were kept
