@@ -581,14 +581,25 @@ def _laplace_factor(f: Fit, v: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky(np.linalg.inv(H[np.ix_(v, v)]))
 
 
+def _unwhiten(f: Fit, v: np.ndarray, L: np.ndarray):
+    """The map from whitened coordinates ``z (..., len(v))`` of the parameters ``v`` to full
+    parameter vectors ``theta* + L z`` (the others at the optimum)."""
+
+    def to_theta(z: np.ndarray) -> np.ndarray:
+        th = np.broadcast_to(f.theta, z.shape[:-1] + f.theta.shape).copy()
+        th[..., v] += z @ L.T
+        return th
+
+    return to_theta
+
+
 def laplace_draws(problem: Problem, f: Fit, *, draws: int, seed: int) -> Posterior:
     """Draws from the Laplace approximation: Gaussian around the optimum with the covariance
     ``(J'J)^-1`` of the sampled parameters given the others (no projection needed)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     v = np.flatnonzero(problem.space.sampled())
-    x = np.repeat(f.theta[None], draws, axis=0)
-    x[:, v] += rng.standard_normal((draws, len(v))) @ _laplace_factor(f, v).T
+    x = _unwhiten(f, v, _laplace_factor(f, v))(rng.standard_normal((draws, len(v))))
     return Posterior(x, float("nan"), np.full(len(f.theta), np.nan), 0, 0, 0, time.perf_counter() - t0)
 
 
@@ -623,12 +634,10 @@ def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterat
     rng = np.random.default_rng(seed)
     v = np.flatnonzero(problem.space.sampled())
     d = len(v)
-    L = _laplace_factor(f, v)
+    to_theta = _unwhiten(f, v, _laplace_factor(f, v))
 
     def log_post(z):
-        th = np.repeat(f.theta[None], len(z), axis=0)
-        th[:, v] += z @ L.T
-        return problem.log_posterior(th, f.theta, chunk=len(z))
+        return problem.log_posterior(to_theta(z), f.theta, chunk=len(z))
 
     z = 0.5 * rng.standard_normal((chains, d))
     lp = log_post(z)
@@ -655,8 +664,7 @@ def posterior_draws(problem: Problem, f: Fit, *, draws: int, chains: int, iterat
                 kept[(it - burn) // thin] = z
         if progress is not None:
             progress(1)
-    thetas = np.repeat(f.theta[None, None], len(kept), axis=0).repeat(chains, axis=1)
-    thetas[:, :, v] += kept @ L.T
+    thetas = to_theta(kept)  # (T, C, n)
     rhat, ess = chain_diagnostics(thetas, v)
     flat = thetas.reshape(-1, len(f.theta))  # rows (iteration, chain): evenly spaced rows interleave the chains
     idx = np.linspace(0, len(flat) - 1, min(draws, len(flat))).round().astype(int)
@@ -682,12 +690,7 @@ def emcee_draws(problem: Problem, f: Fit, *, draws: int, walkers: int, iteration
     d = len(v)
     if walkers < 2 * d:
         raise ValueError(f"calibration.chains = {walkers}: emcee needs at least twice the {d} sampled parameters as walkers")
-    L = _laplace_factor(f, v)
-
-    def to_theta(z):
-        th = np.repeat(f.theta[None], len(z), axis=0)
-        th[:, v] += z @ L.T
-        return th
+    to_theta = _unwhiten(f, v, _laplace_factor(f, v))
 
     def log_prob(z):
         out = problem.log_posterior(to_theta(z), f.theta, chunk=len(z))

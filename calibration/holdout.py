@@ -30,8 +30,8 @@ import numpy as np
 import xarray as xr
 
 from calibration.backtest import csv_table, read_observed, score
-from calibration.core import emcee_draws, laplace_draws, posterior_draws, simulate
-from calibration.run import fit_with_spreads, setup
+from calibration.core import simulate
+from calibration.run import draw_posterior, fit_with_spreads, setup
 from sim import files
 from sim.config.cli import own_arguments
 from sim.config.compose import compose_config
@@ -55,12 +55,7 @@ def holdout(T: int = 2015, draws: int = 200, overrides=(), seed: int = 20151231)
     problem = setup(cfg)
     f, _, _ = fit_with_spreads(problem, cfg.calibration)
     c = cfg.calibration
-    if c.sampler == "metropolis":  # chains in the typical set, not the Laplace approximation's tails
-        post = posterior_draws(problem, f, draws=draws, chains=c.chains, iterations=c.iterations, seed=seed, burn_in=c.burn_in)
-    elif c.sampler == "emcee":
-        post = emcee_draws(problem, f, draws=draws, walkers=c.chains, iterations=c.iterations, seed=seed, burn_in=c.burn_in)
-    else:
-        post = laplace_draws(problem, f, draws=draws, seed=seed)
+    post = draw_posterior(problem, f, c, seed=seed, progress=False)  # metropolis: chains in the typical set, not the Laplace approximation's tails
     model = problem.model(f.theta, problem.space.draw_factors(post.thetas, f.theta))
     # process noise only in the years after T: a draw's rates follow its parameters up to T
     pcfg = dataclasses.replace(model.cfg, uncertainty=dataclasses.replace(model.cfg.uncertainty, process=True))

@@ -205,17 +205,7 @@ def run(cfg: Config, out_dir: str | Path, *, overrides=()) -> dict:
 
     post = None
     if c.draws > 0:
-        if c.sampler == "metropolis":
-            bar = Progress(c.iterations, f"posterior ({c.chains} Metropolis chains)", c.progress)
-            post = posterior_draws(problem, f, draws=c.draws, chains=c.chains, iterations=c.iterations, seed=c.seed, progress=bar, burn_in=c.burn_in)
-            bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}, smallest bulk ESS {np.nanmin(post.ess):.0f}")
-        elif c.sampler == "emcee":
-            bar = Progress(c.iterations, f"posterior (emcee, {c.chains} walkers)", c.progress)
-            post = emcee_draws(problem, f, draws=c.draws, walkers=c.chains, iterations=c.iterations, seed=c.seed, progress=bar, burn_in=c.burn_in)
-            bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}, smallest bulk ESS {np.nanmin(post.ess):.0f}")
-        else:
-            post = laplace_draws(problem, f, draws=c.draws, seed=c.seed)
-            log.info("posterior: %d draws from the Laplace approximation", c.draws)
+        post = draw_posterior(problem, f, c, seed=c.seed, progress=c.progress)
         sd_post = post.thetas.std(axis=0)
         ess = post.ess if post.ess is not None else np.full(len(post.rhat), np.nan)
         for r, s, rh, e in zip(ident, sd_post, post.rhat, ess):
@@ -324,6 +314,23 @@ def fit_figure(problem: Problem, sim):
     for ax in axes[len(FIT_SERIES):]:
         ax.set_visible(False)
     return fig
+
+
+def draw_posterior(problem: Problem, f, c, *, seed: int, progress: bool | None = None):
+    """``c.draws`` posterior draws around the fit ``f`` by ``c.sampler`` (``calibration.*``
+    keys), with a progress bar (``progress``: None shows it on a terminal only)."""
+    if c.sampler == "laplace":
+        post = laplace_draws(problem, f, draws=c.draws, seed=seed)
+        log.info("posterior: %d draws from the Laplace approximation", c.draws)
+        return post
+    if c.sampler == "metropolis":
+        bar = Progress(c.iterations, f"posterior ({c.chains} Metropolis chains)", progress)
+        post = posterior_draws(problem, f, draws=c.draws, chains=c.chains, iterations=c.iterations, seed=seed, progress=bar, burn_in=c.burn_in)
+    else:
+        bar = Progress(c.iterations, f"posterior (emcee, {c.chains} walkers)", progress)
+        post = emcee_draws(problem, f, draws=c.draws, walkers=c.chains, iterations=c.iterations, seed=seed, progress=bar, burn_in=c.burn_in)
+    bar.close(f"acceptance {post.acceptance:.2f}, largest split R-hat {np.nanmax(post.rhat):.3f}, smallest bulk ESS {np.nanmin(post.ess):.0f}")
+    return post
 
 
 def fit_with_spreads(problem: Problem, c, progress=None):

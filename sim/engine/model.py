@@ -160,9 +160,9 @@ class Model:
     # process noise: per-draw, per-year multipliers {name: (D, Y, R)} of the projected years
     # (uncertainty.process), None: none
     process: dict | None = None
-    # {years: StepInputs} kept by stacked_inputs when not None; shared by the copies that
-    # dataclasses.replace makes, so only for copies that differ in factors, process or draws
-    # (calibration.core.Problem.model: thousands of draws sets of one central model)
+    # the StepInputs of stacked_inputs kept by its years when not None; shared by the copies
+    # that dataclasses.replace makes, which read it while their config and inputs are the same
+    # objects (calibration.core.Problem.model: thousands of draw sets of one central model)
     memo: dict | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -213,14 +213,18 @@ class Model:
     def stacked_inputs(self, years) -> StepInputs:
         """The central (factor-free) StepInputs of ``years``, each array with a leading year axis
         (kept in :attr:`memo` when there is one)."""
-        key = tuple(int(y) for y in years)
-        if self.memo is not None and key in self.memo:
-            return self.memo[key]
+        key = (tuple(int(y) for y in years), self.cfg.start_year)
+        # what the central inputs are made of, compared by identity: a copy with another config
+        # or other inputs does not read the kept entry
+        parts = (self.cfg.params, self.cfg.demography, self.cfg.policy, self.static, self.levels, self.asfr_shape, self.pop0, self.land0)
+        hit = self.memo.get(key) if self.memo is not None else None
+        if hit is not None and all(a is b for a, b in zip(hit[0], parts)):
+            return hit[1]
         central = replace(self, factors=None, process=None)
         ps = [central.step_inputs(int(y)) for y in years]
         out = StepInputs(*(np.ascontiguousarray(np.stack(f)) for f in zip(*(p[:-1] for p in ps))), ps[0].timing)
         if self.memo is not None:
-            self.memo[key] = out
+            self.memo[key] = (parts, out)
         return out
 
     def _level(self, year: int) -> np.ndarray:
