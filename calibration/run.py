@@ -97,13 +97,13 @@ def _check(cfg: Config) -> None:
 
 # what each regional parameter's rate applies to, whose 2010 shares weight the prefectures'
 # deviations (calibration.core.Space.relative_logs)
-DEVIATION_BASE = {"rural_to_urban": "rural", "reclassification": "rural", "to_away": "residents", "attractiveness": "urban"}
+DEVIATION_BASE = {"rural_to_urban": "rural", "reclassification": "rural", "to_away": "residents", "attractiveness": "urban", "student_pull": "urban"}
 
 
 def deviation_weights(inputs: xr.Dataset) -> dict[str, np.ndarray]:
     """Per regional parameter, the prefectures' shares of its base at the start (2010 census):
     rural residents for in-situ moves and reclassification, residents for departures, urban
-    residents for a destination's attractiveness."""
+    residents for a destination's attractiveness and its student pull."""
     by_state = inputs.population.sum(("sex", "age"))
     base = {
         "rural": by_state.sel(state="rural").values,
@@ -260,6 +260,8 @@ EXPLAIN = {
     "rural_to_urban": "a prefecture's in-situ urbanization relative to the shared rate, identified by its census urban share and growth",
     "to_away": "a prefecture's departures to other provinces relative to the shared rate: the large cities send few, the eastern and south-eastern prefectures next to Guangdong many; identified by each prefecture's growth 2010-2020",
     "attractiveness": "a destination's weight in the choice among prefectures beyond its size and distance (the capital and the ports draw more)",
+    "graduate_moves": "graduates' moves among prefectures at ages 22-24 relative to the guess (0.3 of a cohort): the census's ages 25-29 by prefecture ask for few, most graduates stay in their college's region or leave Guangxi (departures to other provinces, a flow of their own)",
+    "student_pull": "a destination's weight for the movers at the students' ages relative to its weight for the others, identified by the census's ages 15-24 in each prefecture: the college towns (Nanning, Guilin) draw them, most others send them",
 }
 
 

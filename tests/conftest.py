@@ -56,6 +56,8 @@ def random_inputs(rng: np.random.Generator, D: int, R: int, *, timing=TIMING_END
         land_per_leaver=rng.uniform(0, 50, (dd(), R)),
         capacity_m2=rng.uniform(50, 120, (dd(),)),
         brake_width=rng.choice([0.0, 0.05, 0.2], (dd(),)),
+        student_pull=rng.uniform(0.2, 5.0, (dd(), R)),
+        student_ages=np.broadcast_to((np.arange(A) >= 15) & (np.arange(A) <= 19), (dd(), A)).astype(float),
         timing=timing,
     )
 

@@ -86,7 +86,8 @@ def test_engine_with_one_region_and_state_equals_ccmpp(step_fn):
         m_ru=z((1, 1, 2, N_AGES)), m_ur=z((1, 1, 2, N_AGES)), m_away=z((1, 1, N_STATES, 2, N_AGES)), m_return=z((1, 1, 2, N_AGES)),
         return_urban=z((1, 1)), m_inter=z((1, 1, N_STATES, 2, N_AGES)), dest_weight=np.zeros((1, 1, 1)), beta_size=np.ones(1),
         ext_in=z((1, 1, 2, N_AGES)), m_ext_out=z((1, 1, 2, N_AGES)), h_conv=z((1, 1, 2, N_AGES)), reclass=z((1, 1)), reclass_local=z((1, 1)),
-        land_base=z((1, 1)), land_per_settled=z((1, 1)), land_release=z((1, 1)), land_per_leaver=z((1, 1)), capacity_m2=np.full(1, 70.0), brake_width=z(1), timing=TIMING_END,
+        land_base=z((1, 1)), land_per_settled=z((1, 1)), land_release=z((1, 1)), land_per_leaver=z((1, 1)), capacity_m2=np.full(1, 70.0), brake_width=z(1),
+        student_pull=np.ones((1, 1)), student_ages=z((1, N_AGES)), timing=TIMING_END,
     )
     land, settled = np.full((1, 1), 100.0), z((1, 1))
     out = new_outputs(1, 1, N_STATES, N_SEXES, N_AGES)

@@ -59,6 +59,12 @@ PARAMETERS = (
         "attractiveness", "dest_weight", False, False, True, 1.0, "destination weight",
         "destination choice: multiplier on a destination's weight (exp of a utility added for it); per region",
     ),
+    Parameter(
+        "student_pull", "student_pull", False, False, True, 1.0, "destination weight",
+        "destination choice of the movers at the students' ages (demography.migration.student_ages): multiplier on a destination's weight for them (where the colleges are); per region",
+    ),
+    Parameter("student_moves", "", False, True, False, 1.0, "moves per person", "moves to another region to study, at the students' ages (demography.migration.student_moves)"),
+    Parameter("graduate_moves", "", False, True, False, 1.0, "moves per person", "graduates' moves to another region (demography.migration.graduate_moves)"),
     # the history 2011-2020: time paths of fertility and mortality (knots relative to the 2020
     # level), the 2010 census's coverage of young children, the basis of the pre-census urban share
     Parameter("tfr_2011", "", False, True, False, 0.1, "births per woman", "fertility in 2011 relative to 2020 (path knot)", path="tfr", year=2011),

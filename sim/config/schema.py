@@ -104,6 +104,10 @@ class MigrationConfig:
     trend_damping: float = _f(0.8, 0.0, 1.0, doc="after 2020 the fitted intensity trends go on at this share of the year before's step (damped trend; 0: none after 2020, 1: undamped)")
     beta_distance: float = _f(1.5, 0.0, 10.0, doc="destination choice: weight on -log distance")
     beta_size: float = _f(1.0, 0.0, 10.0, doc="destination choice: weight on log urban residents")
+    student_ages: List[int] = _f([15, 19], 0, 100, doc="[first, last] age at the move at which movers between regions choose their destination with the student pull (params.region_factors.student_pull: where the colleges are); []: none")
+    student_moves: float = _f(0.3, 0.0, 5.0, doc="moves to another region to study: the sum over student_ages of the yearly rate (the same at each of those ages), added to every resident state's rate of leaving for another region")
+    graduate_ages: List[int] = _f([22, 24], 0, 100, doc="[first, last] age at the move of graduates leaving their college's region; []: none")
+    graduate_moves: float = _f(0.3, 0.0, 5.0, doc="graduates' moves to another region: the sum over graduate_ages of the yearly rate, added like student_moves")
 
 
 @dataclass
@@ -421,6 +425,10 @@ def _check_across(cfg: Config) -> Config:
         raise ConfigError(f"start_year = {cfg.start_year}: geography {cfg.geography.name} has 2020 census inputs only; allowed: 2020")
     if cfg.jump_off == "continued" and (cfg.start_year != 2020 or cfg.geography.name not in WITH_HISTORY):
         raise ConfigError(f"jump_off = continued: needs start_year = 2020 and a geography with a 2010 census ({', '.join(WITH_HISTORY)}); allowed here: auto, census")
+    for key in ("student_ages", "graduate_ages"):
+        ages = list(getattr(cfg.demography.migration, key))
+        if ages and not (len(ages) == 2 and all(isinstance(a, int) and 0 <= a <= 100 for a in ages) and ages[0] <= ages[1]):
+            raise ConfigError(f"demography.migration.{key} = {ages}: allowed: [] or [first, last], whole ages with 0 <= first <= last <= 100")
     if cfg.end_year <= cfg.start_year:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
     fig = cfg.figures

@@ -41,6 +41,11 @@ class StepInputs(NamedTuple):
     land_per_leaver: np.ndarray  # (d,R) m2 per rural resident who left in the year
     capacity_m2: np.ndarray  # (d,) m2 per urban resident
     brake_width: np.ndarray  # (d,) 0 = no brake
+    # movers between regions at the ages of ``student_ages`` (1; 0 elsewhere, (d,A)) choose their
+    # destination with weights ``dest_weight[i, j] * student_pull[j]`` (d,R): students going where
+    # the colleges are. Where every student_pull is 1 the movers of all ages share one choice.
+    student_pull: np.ndarray  # (d,R)
+    student_ages: np.ndarray  # (d,A) 1 at the ages of the students' choice, else 0
     timing: int  # TIMING_END or TIMING_EVEN
 
 

@@ -380,17 +380,84 @@ def _dest_block(j0, j1, pull, inv, tot_out, o_int, in_int, W, od):
 
 
 @njit(**VIEW)
-def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out):
+def _students_choose(sp, band):
+    """:func:`sim.engine.reference.students_choose` for one draw: some age is the students' and
+    some destination's student pull ``sp`` is not 1."""
+    ages = False
+    for a in range(band.shape[0]):
+        if band[a] != 0.0:
+            ages = True
+    if not ages:
+        return False
+    for j in range(sp.shape[0]):
+        if sp[j] != 1.0:
+            return True
+    return False
+
+
+@njit(**VIEW)
+def _split_students(o_int, o_s, band):
+    """Move the departures at the students' ages (``band[a] = 1``) from ``o_int`` to ``o_s``
+    (``o_s`` is 0 at the other ages, ``o_int`` at theirs)."""
+    R, S, A = o_int.shape
+    for r in range(R):
+        for s in range(S):
+            for a in range(A):
+                if band[a] != 0.0:
+                    o_s[r, s, a] = o_int[r, s, a]
+                    o_int[r, s, a] = 0.0
+                else:
+                    o_s[r, s, a] = 0.0
+
+
+@njit(**VIEW)
+def _join_students(o_int, o_s, in_int, in_s):
+    """Undo :func:`_split_students` (``o_int += o_s``: exact, one of the two is 0 in every cell)
+    and add the students' arrivals ``in_s`` to ``in_int``."""
+    R, S, A = o_int.shape
+    for r in range(R):
+        for s in range(S):
+            for a in range(A):
+                o_int[r, s, a] += o_s[r, s, a]
+                in_int[r, s, a] += in_s[r, s, a]
+
+
+@njit(**VIEW)
+def _dest_prep_students(pull, sp, W, o_s, pull_s, inv_s, tot_s):
+    """:func:`_dest_prep` of the students' choice: pull ``pull_j * sp_j``, from the others' pull."""
+    R = o_s.shape[0]
+    for j in range(R):
+        pull_s[j] = pull[j] * sp[j]
+    for i in range(R):
+        tot = 0.0
+        for j in range(R):
+            tot += W[i, j] * pull_s[j]
+        inv_s[i] = 1.0 / tot
+        tot_s[i] = _total(o_s[i])
+
+
+@njit(**VIEW)
+def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, in_s, pull_s, inv_s, tot_s):
     """Spread each origin's departures over destinations j != i (multinomial logit with weights
-    ``W[i, j] * urban_j ** bs * g_j``): one matrix product over the (sex, age) cells.
-    ``pull``, ``inv``, ``tot_out`` (R,) are scratch space."""
+    ``W[i, j] * urban_j ** bs * g_j``): one matrix product over the (sex, age) cells; the
+    departures at the students' ages (``band``) with those weights times ``sp_j``, a second
+    product, where :func:`_students_choose`. ``pull``, ``inv``, ``tot_out``, ``pull_s``,
+    ``inv_s``, ``tot_s`` (R,), ``o_s``, ``in_s`` (R, S, A) are scratch space."""
     R = o_int.shape[0]
     if R < 2:
         in_int[...] = 0.0
         return
+    students = _students_choose(sp, band)
+    if students:
+        _split_students(o_int, o_s, band)
     _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out)
     for j0 in range(0, R, _DEST_BLOCK):
         _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull, inv, tot_out, o_int, in_int, W, od)
+    if students:
+        _dest_prep_students(pull, sp, W, o_s, pull_s, inv_s, tot_s)
+        for j0 in range(0, R, _DEST_BLOCK):
+            _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull_s, inv_s, tot_s, o_s, in_s, W, od)
+        _join_students(o_int, o_s, in_int, in_s)
 
 
 @njit(**ROW)
@@ -516,8 +583,8 @@ def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclas
 
 # Scratch space of one draw's step: rows of per-region numbers (brake, urban residents, rural
 # leavers, destination pull, 1 / sum of weights, departures) and (S, A) cells per region.
-_N_PER_REGION = 6
-_N_CELL_ROWS = 2  # departures to other regions, arrivals from them
+_N_PER_REGION = 9
+_N_CELL_ROWS = 4  # departures to other regions, arrivals from them; the same of the students' choice
 
 
 @njit(**JIT)
@@ -532,23 +599,24 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     ``per_region``, ``cells``, ``scratch``: from :func:`_draw_scratch`."""
     R, K, S, A = pop.shape
     g, urban, left, pull, inv, tot_out = per_region[0], per_region[1], per_region[2], per_region[3], per_region[4], per_region[5]
-    o_int, in_int = cells[0], cells[1]
+    pull_s, inv_s, tot_s = per_region[6], per_region[7], per_region[8]
+    o_int, in_int, o_s, in_s = cells[0], cells[1], cells[2], cells[3]
     left[:] = 0.0
     capped[...] = 0.0
     od[...] = 0.0
-    bs, W = _at(p.beta_size, d), _at(p.dest_weight, d)
+    bs, W, sp, band = _at(p.beta_size, d), _at(p.dest_weight, d), _at(p.student_pull, d), _at(p.student_ages, d)
     _brakes(pop, land, p, d, g)
     # every flow is overwritten by its first write of the year, then added to (no zeroing pass)
     even = p.timing == TIMING_EVEN
     if even:
         _moves_all(pop, p, d, g, 0.5, flows, o_int, True, False, urban, capped, left, scratch, False, births, deaths)
-        _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out)
+        _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, in_s, pull_s, inv_s, tot_s)
         for r in range(R):
             _add_arrivals_shifted(pop[r], in_int[r], flows[r])
         _moves_all(pop, p, d, g, 0.5, flows, o_int, False, True, urban, capped, left, scratch, True, births, deaths)
     else:
         _moves_all(pop, p, d, g, 1.0, flows, o_int, False, False, urban, capped, left, scratch, True, births, deaths)
-    _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out)
+    _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, in_s, pull_s, inv_s, tot_s)
     _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, even, capped)
 
 
@@ -590,6 +658,9 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
     o_int = np.empty((D, R, S, A))
     in_int = np.empty((D, R, S, A))
     pull, inv, tot_out = np.empty((D, R)), np.empty((D, R)), np.empty((D, R))
+    o_s, in_s = np.empty((D, R, S, A)), np.empty((D, R, S, A))  # the students' choice
+    pull_s, inv_s, tot_s = np.empty((D, R)), np.empty((D, R)), np.empty((D, R))
+    students = np.zeros(D, dtype=np.bool_)
     left = np.zeros((D, R))
     scratch = np.empty((D, R, N_FLOWS if even else 0, S, A))  # the first half's flows, before the shift
     capped[...] = 0.0
@@ -619,11 +690,22 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
             in_int[...] = 0.0
         else:
             for d in prange(D):
+                students[d] = _students_choose(_at(p.student_pull, d), _at(p.student_ages, d))
+                if students[d]:
+                    _split_students(o_int[d], o_s[d], _at(p.student_ages, d))
                 _dest_prep(urban[d], g[d], o_int[d], _at(p.beta_size, d), _at(p.dest_weight, d), pull[d], inv[d], tot_out[d])
+                if students[d]:
+                    _dest_prep_students(pull[d], _at(p.student_pull, d), _at(p.dest_weight, d), o_s[d], pull_s[d], inv_s[d], tot_s[d])
             nb = (R + _DEST_BLOCK - 1) // _DEST_BLOCK
             for u in prange(D * nb):
                 d, b = u // nb, u % nb
-                _dest_block(b * _DEST_BLOCK, min((b + 1) * _DEST_BLOCK, R), pull[d], inv[d], tot_out[d], o_int[d], in_int[d], _at(p.dest_weight, d), od[d])
+                j0, j1 = b * _DEST_BLOCK, min((b + 1) * _DEST_BLOCK, R)
+                _dest_block(j0, j1, pull[d], inv[d], tot_out[d], o_int[d], in_int[d], _at(p.dest_weight, d), od[d])
+                if students[d]:  # the od sums of a block's destinations: the same cells, after the others'
+                    _dest_block(j0, j1, pull_s[d], inv_s[d], tot_s[d], o_s[d], in_s[d], _at(p.dest_weight, d), od[d])
+            for d in prange(D):
+                if students[d]:
+                    _join_students(o_int[d], o_s[d], in_int[d], in_s[d])
     for u in prange(n):
         d, r = u // R, u % R
         conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r], even, capped[d, r])
@@ -668,10 +750,10 @@ _LAYOUTS = {"draw": _step_by_draw, "region": _step_by_region, "serial": _step_se
 # arithmetic for each field is written out in _year_inputs, which takes its row by these indices.
 FACTOR_FIELDS = tuple(FACTOR_FIELD.values())
 N_FACTORS = len(FACTOR_FIELDS)
-_KERNEL_FACTORS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled", "dest_weight")
+_KERNEL_FACTORS = ("asfr", "m_ru", "m_away", "m_return", "m_inter", "h_conv", "reclass", "land_per_settled", "dest_weight", "student_pull")
 if set(FACTOR_FIELDS) != set(_KERNEL_FACTORS):  # a new per-draw field needs its line in _year_inputs
     raise ImportError(f"the parameter table's per-draw fields {FACTOR_FIELDS} differ from those the kernel multiplies {_KERNEL_FACTORS}")
-_F_ASFR, _F_RU, _F_AWAY, _F_RETURN, _F_INTER, _F_HCONV, _F_RECLASS, _F_LPS, _F_DEST = (FACTOR_FIELDS.index(n) for n in _KERNEL_FACTORS)
+_F_ASFR, _F_RU, _F_AWAY, _F_RETURN, _F_INTER, _F_HCONV, _F_RECLASS, _F_LPS, _F_DEST, _F_STUDENT = (FACTOR_FIELDS.index(n) for n in _KERNEL_FACTORS)
 # Totals kept per (year, draw, region): residents, urban, urban_local, all states, land (km2),
 # the year's births and deaths of the resident states (zero in the jump-off row), and the cells
 # whose rates the year's step bounded (all groups of sim.axes.CAP_GROUPS).
@@ -718,14 +800,15 @@ def _year_inputs(P, y, v, f, buf):
         _mul_into(buf[6][0], _at(P.reclass[y], v), f[_F_RECLASS])
         _mul_into(buf[7][0], _at(P.land_per_settled[y], v), f[_F_LPS])
         _mul_cols_into(buf[8][0], _at(P.dest_weight[y], v), f[_F_DEST])
-        asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps, dest_weight = buf
+        _mul_into(buf[9][0], _at(P.student_pull[y], v), f[_F_STUDENT])
+        asfr, m_ru, m_away, m_return, m_inter, h_conv, reclass, lps, dest_weight, student_pull = buf
     else:
         asfr, m_ru, m_away, m_return, m_inter = P.asfr[y], P.m_ru[y], P.m_away[y], P.m_return[y], P.m_inter[y]
-        h_conv, reclass, lps, dest_weight = P.h_conv[y], P.reclass[y], P.land_per_settled[y], P.dest_weight[y]
+        h_conv, reclass, lps, dest_weight, student_pull = P.h_conv[y], P.reclass[y], P.land_per_settled[y], P.dest_weight[y], P.student_pull[y]
     return StepInputs(
         P.sx[y], P.nb[y], asfr, P.srb[y], m_ru, P.m_ur[y], m_away, m_return, P.return_urban[y], m_inter,
         dest_weight, P.beta_size[y], P.ext_in[y], P.m_ext_out[y], h_conv, reclass, P.reclass_local[y],
-        P.land_base[y], lps, P.land_release[y], P.land_per_leaver[y], P.capacity_m2[y], P.brake_width[y], P.timing,
+        P.land_base[y], lps, P.land_release[y], P.land_per_leaver[y], P.capacity_m2[y], P.brake_width[y], student_pull, P.student_ages[y], P.timing,
     )
 
 
@@ -807,7 +890,7 @@ def _summary(pop0, land0, P, factors, variant, chunks, out, pop_ks, births_k, de
         buf = (
             np.empty_like(P.asfr[0, :1]), np.empty_like(P.m_ru[0, :1]), np.empty_like(P.m_away[0, :1]), np.empty_like(P.m_return[0, :1]),
             np.empty_like(P.m_inter[0, :1]), np.empty_like(P.h_conv[0, :1]), np.empty_like(P.reclass[0, :1]), np.empty_like(P.land_per_settled[0, :1]),
-            np.empty_like(P.dest_weight[0, :1]),
+            np.empty_like(P.dest_weight[0, :1]), np.empty_like(P.student_pull[0, :1]),
         )
         for d in range(lo, hi):
             v = variant[d] if variant.size else 0

@@ -293,6 +293,8 @@ class Model:
             land_per_leaver=np.full((1, R), pol.land.release_m2_per_leaver),
             capacity_m2=np.array([pol.land.capacity_m2_per_person]),
             brake_width=np.array([pol.land.brake_width]),
+            student_pull=self._per_draw("student_pull", self.static["student_pull"]),
+            student_ages=self.static["student_ages"][None],
             timing=TIMING_EVEN if mig.timing == "even" else TIMING_END,
         )
 
@@ -350,6 +352,14 @@ def param_factors(cfg: Config, regions: list[str], prefectures: list[str]) -> di
             f[region_mask([key], regions, prefectures)] *= float(v)
         out[name] = f
     return out
+
+
+def student_ages(ages) -> np.ndarray:
+    """The (A,) mask of ``demography.migration.student_ages``: 1 at ``first..last``, else 0."""
+    band = np.zeros(N_AGES)
+    if len(ages):
+        band[ages[0] : ages[1] + 1] = 1.0
+    return band
 
 
 def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) -> Model:
@@ -426,6 +436,12 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     if R > 1:
         for name, gmr in mig.interregional.items():
             m_inter[:, STATES.index(name)] = gmr * pf["interregional"][:, None, None] * one
+        # students leaving home for college (who choose with the student pull) and graduates
+        # leaving their college's region: the same rate at each of their ages, in every state
+        for ages, gmr in ((mig.student_ages, mig.student_moves * pf["student_moves"][0]), (mig.graduate_ages, mig.graduate_moves * pf["graduate_moves"][0])):
+            band = student_ages(ages)
+            if band.any():
+                m_inter[:, :AWAY] += gmr * band / band.sum()
     # the calibrated weights are shared by all regions (params.region_factors has no beta_*)
     V = destination_utility(dist, beta_distance=mig.beta_distance * pf["beta_distance"][0], openness=bonus, beta_openness=1.0)
     other_prov = inputs.hukou_elsewhere.sel(origin="other_province").values
@@ -455,6 +471,8 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
         release_weight=rural0 / rural0.sum(),
         reclass_factor=pf["reclassification"],
         beta_size=mig.beta_size * pf["beta_size"][0],
+        student_pull=np.ascontiguousarray(pf["student_pull"]),
+        student_ages=student_ages(mig.student_ages),
     )
     if factors is None:
         factors = draw_factors(cfg) if cfg.params.ensemble == "" else ensemble_factors(cfg, regions, prefectures)

@@ -16,7 +16,9 @@ a count of persons and is recorded by the age the cohort reaches at the end of y
    urban_migrant -> out of the model (other-province migrants leaving); resident states -> other
    regions, whose destinations follow a multinomial logit with utility
    ``V[i, j] + beta_size * log(urban_j) + log(g_j)``, i.e. weights
-   ``exp(V[i, j]) * urban_j ** beta_size * g_j`` (``exp(V)`` is precomputed once per run); in-migrants from other provinces (counts)
+   ``exp(V[i, j]) * urban_j ** beta_size * g_j`` (``exp(V)`` is precomputed once per run), and at
+   the students' ages (``student_ages``) those weights times ``student_pull_j``, a choice of
+   their own (where the colleges are); in-migrants from other provinces (counts)
    into urban_migrant, braked. When a cell's total out-rate exceeds 1 every rate is scaled
    to sum 1 and the cell is counted in ``capped`` (its state's group of ``CAP_GROUPS``).
 4. Hukou conversion (市民化): urban_migrant -> urban_local at rate ``min(h[r, s, a], 1)``.
@@ -58,6 +60,12 @@ from sim.axes import (
 from sim.engine.contract import TIMING_EVEN, StepInputs, StepOutputs
 
 capacity_brake = get_model("capacity_brake", "logistic")
+
+
+def students_choose(student_pull: np.ndarray, student_ages: np.ndarray) -> bool:
+    """Whether the movers at the students' ages choose apart from the others: some age is one
+    of theirs and some destination's student pull is not 1 (else both choices are the same)."""
+    return bool(student_ages.any() and (student_pull != 1.0).any())
 
 def _age_shift(x: np.ndarray) -> np.ndarray:
     """Move the last (age) axis up one year, the open group keeping its members."""
@@ -113,9 +121,16 @@ def _migrate(x, p: StepInputs, g, frac, flows, capped, shift, leavers, od):
     if x.shape[1] > 1:
         w = p.dest_weight * (urban ** p.beta_size[:, None] * g)[:, None, :]
         P = w / w.sum(axis=2, keepdims=True)  # (D, i, j)
-        in_int = np.einsum("dij,disa->djsa", P, out_int)
+        streams = [(P, out_int)]
+        if students_choose(p.student_pull, p.student_ages):
+            # movers at the students' ages: their own choice, weights times the student pull
+            band = np.broadcast_to(p.student_ages, (x.shape[0], x.shape[-1]))[:, None, None, :]  # (D,1,1,A)
+            ws = w * p.student_pull[:, None, :]
+            streams = [(P, out_int * (1.0 - band)), (ws / ws.sum(axis=2, keepdims=True), out_int * band)]
+        in_int = sum(np.einsum("dij,disa->djsa", Pk, ok) for Pk, ok in streams)
         if od.size:
-            od += P * out_int.sum(axis=(2, 3))[:, :, None]
+            for Pk, ok in streams:
+                od += Pk * ok.sum(axis=(2, 3))[:, :, None]
     else:  # one region: nowhere to go (the model builder sets these rates to 0)
         in_int = np.zeros_like(out_int)
 
