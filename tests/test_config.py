@@ -57,6 +57,8 @@ def test_scenario_plan_selects_its_levers():
         (["geography.regions=[Nanning,Springfield]"], "geography.regions"),
         (["+demography.migration.interregional.martians=0.1"], "demography.migration.interregional"),
         (["backend=cuda"], "backend"),
+        (["demography.migration.student_ages=[19,15]"], "demography.migration.student_ages"),
+        (["demography.migration.graduate_ages=[22]"], "demography.migration.graduate_ages"),
     ],
 )
 def test_bad_values_fail_with_the_field_name(overrides, field):

@@ -186,3 +186,33 @@ def test_ensemble_summary_is_the_reference_projection_reduced(timing):
     # the draws differ, and the land link moves land only where its factor differs
     assert np.ptp(fast.urban_share[-1], axis=0).min() > 1e-4
     assert fast.land[-1, 2].sum() > fast.land[-1, 0].sum() > fast.land[-1, 1].sum()
+
+
+@pytest.mark.parametrize("backend", [reference.step, by_draw, by_region, serial])
+def test_students_choose_their_own_destinations(backend):
+    """Movers at the students' ages choose with the student pull, the others as before: a pull
+    on region 0 draws more arrivals of those ages there and fewer elsewhere, leaves every other
+    age's arrivals and everyone's departures unchanged, and moves no one in or out of the
+    regions' total; a pull the same in every region is no pull (the choice is a share)."""
+    rng = np.random.default_rng(11)
+    D, R = 2, 6
+    p = random_inputs(rng, D, R, shared=False)
+    band = np.zeros((1, N_AGES))
+    band[0, 17:21] = 1.0
+    state = random_state(rng, D, R)
+    flat = run(backend, *state, p._replace(student_pull=np.ones((1, R)), student_ages=band))[3]
+    same = run(backend, *state, p._replace(student_pull=np.full((1, R), 2.5), student_ages=band))[3]
+    sp = np.ones((1, R))
+    sp[0, 0] = 4.0
+    pulled = run(backend, *state, p._replace(student_pull=sp, student_ages=band))[3]
+    fin, fout = F_INTER_IN, F_INTER_OUT
+    assert_close(same.flows, flat.flows, 1e-12)
+    assert_close(pulled.flows[:, :, fout], flat.flows[:, :, fout], 1e-12)
+    ages = band[0] > 0
+    assert_close(pulled.flows[:, :, fin][..., ~ages], flat.flows[:, :, fin][..., ~ages], 1e-12)
+    gain = (pulled.flows[:, 0, fin] - flat.flows[:, 0, fin])[..., ages]
+    assert (gain > 0).all()
+    assert ((pulled.flows[:, 1:, fin] - flat.flows[:, 1:, fin])[..., ages] < 0).all()
+    # arrivals sum to departures in every (sex, age) cell, the students' included
+    np.testing.assert_allclose(pulled.flows[:, :, fin].sum(axis=1), pulled.flows[:, :, fout].sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(pulled.od.sum(axis=(1, 2)), pulled.flows[:, :, fout].sum(axis=(1, 2, 3)), rtol=1e-12)
