@@ -358,8 +358,12 @@ def _spread_lines(meta: dict) -> list[str]:
 
 
 def _held_text() -> str:
-    return (f"{', '.join(HELD_IN_DRAWS)} (the kernel cannot vary them per draw) and {', '.join(NOT_SAMPLED)} (not identified apart from rural -> urban moves: "
-            "sampled, it makes curved ridges along which no sampler mixed; see calibration/README.md)")
+    why = {
+        "reclassification": "not identified apart from rural -> urban moves: sampled, it makes curved ridges along which no sampler mixed",
+        "student_pull": "sampled, its chains did not converge in the 15-minute budget",
+    }
+    held = "; ".join(f"{p} ({why.get(p, 'held')})" for p in NOT_SAMPLED)
+    return f"{', '.join(HELD_IN_DRAWS)} (the kernel cannot vary them per draw), {held}; see calibration/README.md, \"Uncertainty\""
 
 
 def format_report(problem: Problem, f, stats: dict, ident: list[dict], meta: dict) -> str:
