@@ -176,8 +176,10 @@ def test_no_jump_at_the_census_jump_off():
     """The forecast issue's check, on the default run: the 2021 step from the 2020 jump-off
     continues the calibrated history's own 2021 step. Urban share within 0.25 pp for Guangxi and
     every prefecture; Guangxi's births and deaths within 3 %; net migration within 25 % of the
-    history's moves across the boundary. Prefectures' births and deaths: within 12 % (measured
-    up to 11 %: their age structures in the fitted history differ from the census's)."""
+    history's moves across the boundary. Prefectures' births and deaths: within 7 % (measured
+    up to 5.8 %, Guigang's births; before the students' moves and destination choice Nanning's
+    births were +10 %: its students in the census, not in the history). Nanning, Guilin and
+    Chongzuo, the college towns: births within 3 %."""
     from calibration.continuity import LIMITS, continuity
 
     rows = {r["region"]: r for r in continuity()}
@@ -185,7 +187,9 @@ def test_no_jump_at_the_census_jump_off():
     for r in rows.values():
         assert abs(r["urban_share_change_pp_difference"]) <= LIMITS["urban_share_change_pp"], r["region"]
         assert abs(r["net_migration_relative_to_boundary_moves"]) <= LIMITS["net_migration"], r["region"]
-        assert abs(r["births_relative"]) <= 0.12 and abs(r["deaths_relative"]) <= 0.12, r["region"]
+        assert abs(r["births_relative"]) <= 0.07 and abs(r["deaths_relative"]) <= 0.07, r["region"]
+    for town in ("Nanning", "Guilin", "Chongzuo"):
+        assert abs(rows[town]["births_relative"]) <= LIMITS["births"], town
     gx = rows["Guangxi"]
     assert abs(gx["births_relative"]) <= LIMITS["births"]
     assert abs(gx["deaths_relative"]) <= LIMITS["deaths"]
