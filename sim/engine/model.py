@@ -437,11 +437,13 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
         for name, gmr in mig.interregional.items():
             m_inter[:, STATES.index(name)] = gmr * pf["interregional"][:, None, None] * one
         # students leaving home for college (who choose with the student pull) and graduates
-        # leaving their college's region: the same rate at each of their ages, in every state
+        # leaving their college's region: the same rate at each of their ages, in every state;
+        # moves between regions like the others, so the interregional multiplier scales them
+        # too (as its per-draw factor does: it multiplies the whole field)
         for ages, gmr in ((mig.student_ages, mig.student_moves * pf["student_moves"][0]), (mig.graduate_ages, mig.graduate_moves * pf["graduate_moves"][0])):
             band = student_ages(ages)
             if band.any():
-                m_inter[:, :AWAY] += gmr * band / band.sum()
+                m_inter[:, :AWAY] += (gmr * pf["interregional"])[:, None, None, None] * (band / band.sum())
     # the calibrated weights are shared by all regions (params.region_factors has no beta_*)
     V = destination_utility(dist, beta_distance=mig.beta_distance * pf["beta_distance"][0], openness=bonus, beta_openness=1.0)
     other_prov = inputs.hukou_elsewhere.sel(origin="other_province").values
