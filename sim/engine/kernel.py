@@ -396,30 +396,43 @@ def _students_choose(sp, band):
 
 
 @njit(**VIEW)
-def _split_students(o_int, o_s, band):
-    """Move the departures at the students' ages (``band[a] = 1``) from ``o_int`` to ``o_s``
-    (``o_s`` is 0 at the other ages, ``o_int`` at theirs)."""
-    R, S, A = o_int.shape
-    for r in range(R):
-        for s in range(S):
-            for a in range(A):
-                if band[a] != 0.0:
-                    o_s[r, s, a] = o_int[r, s, a]
-                    o_int[r, s, a] = 0.0
-                else:
-                    o_s[r, s, a] = 0.0
+def _band_size(band):
+    """How many ages are the students' (``band[a] != 0``)."""
+    n = 0
+    for a in range(band.shape[0]):
+        if band[a] != 0.0:
+            n += 1
+    return n
 
 
 @njit(**VIEW)
-def _join_students(o_int, o_s, in_int, in_s):
-    """Undo :func:`_split_students` (``o_int += o_s``: exact, one of the two is 0 in every cell)
-    and add the students' arrivals ``in_s`` to ``in_int``."""
+def _split_students(o_int, o_s, band):
+    """Move the departures at the students' ages (``band[a] = 1``) from ``o_int`` (R, S, A) to
+    the compact ``o_s`` (R, S, n: those ages only, in order); ``o_int`` is 0 at their ages."""
     R, S, A = o_int.shape
     for r in range(R):
         for s in range(S):
+            k = 0
             for a in range(A):
-                o_int[r, s, a] += o_s[r, s, a]
-                in_int[r, s, a] += in_s[r, s, a]
+                if band[a] != 0.0:
+                    o_s[r, s, k] = o_int[r, s, a]
+                    o_int[r, s, a] = 0.0
+                    k += 1
+
+
+@njit(**VIEW)
+def _join_students(o_int, o_s, in_int, in_s, band):
+    """Undo :func:`_split_students` (``o_int += o_s`` at the students' ages: exact, ``o_int`` is 0
+    there) and add the students' arrivals ``in_s`` (compact) to ``in_int``."""
+    R, S, A = o_int.shape
+    for r in range(R):
+        for s in range(S):
+            k = 0
+            for a in range(A):
+                if band[a] != 0.0:
+                    o_int[r, s, a] += o_s[r, s, k]
+                    in_int[r, s, a] += in_s[r, s, k]
+                    k += 1
 
 
 @njit(**VIEW)
@@ -448,16 +461,19 @@ def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, 
         in_int[...] = 0.0
         return
     students = _students_choose(sp, band)
-    if students:
-        _split_students(o_int, o_s, band)
+    if students:  # the students' ages only, packed: their product costs n / A of the others'
+        S = o_int.shape[1]
+        n = _band_size(band)
+        os_, is_ = o_s.reshape(-1)[: R * S * n].reshape((R, S, n)), in_s.reshape(-1)[: R * S * n].reshape((R, S, n))
+        _split_students(o_int, os_, band)
     _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out)
     for j0 in range(0, R, _DEST_BLOCK):
         _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull, inv, tot_out, o_int, in_int, W, od)
     if students:
-        _dest_prep_students(pull, sp, W, o_s, pull_s, inv_s, tot_s)
+        _dest_prep_students(pull, sp, W, os_, pull_s, inv_s, tot_s)
         for j0 in range(0, R, _DEST_BLOCK):
-            _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull_s, inv_s, tot_s, o_s, in_s, W, od)
-        _join_students(o_int, o_s, in_int, in_s)
+            _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull_s, inv_s, tot_s, os_, is_, W, od)
+        _join_students(o_int, os_, in_int, is_, band)
 
 
 @njit(**ROW)
@@ -661,6 +677,7 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
     o_s, in_s = np.empty((D, R, S, A)), np.empty((D, R, S, A))  # the students' choice
     pull_s, inv_s, tot_s = np.empty((D, R)), np.empty((D, R)), np.empty((D, R))
     students = np.zeros(D, dtype=np.bool_)
+    n_band = np.zeros(D, dtype=np.int64)
     left = np.zeros((D, R))
     scratch = np.empty((D, R, N_FLOWS if even else 0, S, A))  # the first half's flows, before the shift
     capped[...] = 0.0
@@ -690,22 +707,27 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
             in_int[...] = 0.0
         else:
             for d in prange(D):
-                students[d] = _students_choose(_at(p.student_pull, d), _at(p.student_ages, d))
+                band = _at(p.student_ages, d)
+                students[d] = _students_choose(_at(p.student_pull, d), band)
+                n_band[d] = _band_size(band)
+                os_ = o_s[d].reshape(-1)[: R * S * n_band[d]].reshape((R, S, n_band[d]))  # the students' ages only, packed
                 if students[d]:
-                    _split_students(o_int[d], o_s[d], _at(p.student_ages, d))
+                    _split_students(o_int[d], os_, band)
                 _dest_prep(urban[d], g[d], o_int[d], _at(p.beta_size, d), _at(p.dest_weight, d), pull[d], inv[d], tot_out[d])
                 if students[d]:
-                    _dest_prep_students(pull[d], _at(p.student_pull, d), _at(p.dest_weight, d), o_s[d], pull_s[d], inv_s[d], tot_s[d])
+                    _dest_prep_students(pull[d], _at(p.student_pull, d), _at(p.dest_weight, d), os_, pull_s[d], inv_s[d], tot_s[d])
             nb = (R + _DEST_BLOCK - 1) // _DEST_BLOCK
             for u in prange(D * nb):
                 d, b = u // nb, u % nb
                 j0, j1 = b * _DEST_BLOCK, min((b + 1) * _DEST_BLOCK, R)
                 _dest_block(j0, j1, pull[d], inv[d], tot_out[d], o_int[d], in_int[d], _at(p.dest_weight, d), od[d])
                 if students[d]:  # the od sums of a block's destinations: the same cells, after the others'
-                    _dest_block(j0, j1, pull_s[d], inv_s[d], tot_s[d], o_s[d], in_s[d], _at(p.dest_weight, d), od[d])
+                    nd = n_band[d]
+                    _dest_block(j0, j1, pull_s[d], inv_s[d], tot_s[d], o_s[d].reshape(-1)[: R * S * nd].reshape((R, S, nd)), in_s[d].reshape(-1)[: R * S * nd].reshape((R, S, nd)), _at(p.dest_weight, d), od[d])
             for d in prange(D):
                 if students[d]:
-                    _join_students(o_int[d], o_s[d], in_int[d], in_s[d])
+                    nj = n_band[d]
+                    _join_students(o_int[d], o_s[d].reshape(-1)[: R * S * nj].reshape((R, S, nj)), in_int[d], in_s[d].reshape(-1)[: R * S * nj].reshape((R, S, nj)), _at(p.student_ages, d))
     for u in prange(n):
         d, r = u // R, u % R
         conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r], even, capped[d, r])
