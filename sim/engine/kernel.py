@@ -323,12 +323,18 @@ def _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out):
     R = o_int.shape[0]
     for j in range(R):
         pull[j] = urban[j] ** bs * g[j]
-    for i in range(R):
+    _origin_sums(W, pull, o_int, inv, tot_out)
+
+
+@njit(**VIEW)
+def _origin_sums(W, pull, o, inv, tot_out):
+    """Each origin's ``1 / sum_j W[i, j] pull_j`` and its total departures ``o[i]``."""
+    for i in range(o.shape[0]):
         tot = 0.0
-        for j in range(R):
+        for j in range(W.shape[1]):
             tot += W[i, j] * pull[j]
         inv[i] = 1.0 / tot
-        tot_out[i] = _total(o_int[i])
+        tot_out[i] = _total(o[i])
 
 
 @njit(**VIEW)
@@ -438,15 +444,9 @@ def _join_students(o_int, o_s, in_int, in_s, band):
 @njit(**VIEW)
 def _dest_prep_students(pull, sp, W, o_s, pull_s, inv_s, tot_s):
     """:func:`_dest_prep` of the students' choice: pull ``pull_j * sp_j``, from the others' pull."""
-    R = o_s.shape[0]
-    for j in range(R):
+    for j in range(o_s.shape[0]):
         pull_s[j] = pull[j] * sp[j]
-    for i in range(R):
-        tot = 0.0
-        for j in range(R):
-            tot += W[i, j] * pull_s[j]
-        inv_s[i] = 1.0 / tot
-        tot_s[i] = _total(o_s[i])
+    _origin_sums(W, pull_s, o_s, inv_s, tot_s)
 
 
 @njit(**VIEW)
