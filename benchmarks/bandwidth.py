@@ -159,10 +159,10 @@ def step_floor(n: int = 3000) -> dict:
     pull, inv, tot = np.empty(R), np.empty(R), np.empty(R)
     # the model's students' choice (a second product where the student pull is not 1)
     spull, band = np.ascontiguousarray(p.student_pull[0]), np.ascontiguousarray(p.student_ages[0])
-    o_s, in_s, pull_s, inv_s, tot_s = np.empty((R, S, A)), np.empty((R, S, A)), np.empty(R), np.empty(R), np.empty(R)
+    o_s, pull_s, inv_s, tot_s = np.empty((R, S, A)), np.empty(R), np.empty(R), np.empty(R)
 
     def arrivals():
-        kernel._arrivals(urban, g, o_int, in_int, 0.8, W, od, pull, inv, tot, spull, band, o_s, in_s, pull_s, inv_s, tot_s)
+        kernel._arrivals(urban, g, o_int, in_int, 0.8, W, od, pull, inv, tot, spull, band, o_s, pull_s, inv_s, tot_s)
 
     def moves_us(r: int = 0, n_calls: int = 20_000) -> float:
         """The moves of one region with its data in L1 (µs a call), the stock reset not counted."""

@@ -427,53 +427,81 @@ def _split_students(o_int, o_s, band):
 
 
 @njit(**VIEW)
-def _join_students(o_int, o_s, in_int, in_s, band):
-    """Undo :func:`_split_students` (``o_int += o_s`` at the students' ages: exact, ``o_int`` is 0
-    there) and add the students' arrivals ``in_s`` (compact) to ``in_int``."""
+def _join_students(o_int, o_s, in_int, sp, band):
+    """Undo :func:`_split_students` and :func:`_dest_prep_students` (``o_int`` the students'
+    departures again at their ages, exactly) and multiply the arrivals at those ages by each
+    destination's student pull ``sp_j``."""
     R, S, A = o_int.shape
     for r in range(R):
         for s in range(S):
             k = 0
             for a in range(A):
                 if band[a] != 0.0:
-                    o_int[r, s, a] += o_s[r, s, k]
-                    in_int[r, s, a] += in_s[r, s, k]
+                    o_int[r, s, a] = o_s[r, s, k]
+                    in_int[r, s, a] *= sp[r]
                     k += 1
 
 
 @njit(**VIEW)
-def _dest_prep_students(pull, sp, W, o_s, pull_s, inv_s, tot_s):
-    """:func:`_dest_prep` of the students' choice: pull ``pull_j * sp_j``, from the others' pull."""
-    for j in range(o_s.shape[0]):
+def _dest_prep_students(pull, sp, W, o_s, pull_s, inv, inv_s, tot_s, o_int, band):
+    """The students' choice folded into the others' product (after :func:`_dest_prep` and
+    :func:`_split_students`): their origin sums ``1 / sum_j W[i, j] pull_j sp_j`` and totals, and
+    at the students' ages ``o_int`` set to their departures times ``inv_s[i] / inv[i]``, so that
+    the others' product ``sum_i W[i, j] pull_j inv[i] o_int[i]`` gives at those ages the
+    students' arrivals but for the factor ``sp_j`` (:func:`_join_students` applies it). One
+    product for both choices: a second one over the packed ages cost China's counties a third
+    more time (the R^2 probabilities again for n of A columns)."""
+    R, S, A = o_int.shape
+    for j in range(R):
         pull_s[j] = pull[j] * sp[j]
     _origin_sums(W, pull_s, o_s, inv_s, tot_s)
+    for r in range(R):
+        ratio = inv_s[r] / inv[r]
+        for s in range(S):
+            k = 0
+            for a in range(A):
+                if band[a] != 0.0:
+                    o_int[r, s, a] = o_s[r, s, k] * ratio
+                    k += 1
 
 
 @njit(**VIEW)
-def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, in_s, pull_s, inv_s, tot_s):
+def _od_students(j0, j1, W, pull_s, inv_s, tot_s, od):
+    """The students' part of ``od[i, j]`` for destinations ``j0 <= j < j1``:
+    ``W[i, j] pull_j sp_j inv_s[i] tot_s[i]`` (nothing unless ``od`` is kept)."""
+    if od.shape[0] == W.shape[0]:
+        for i in range(W.shape[0]):
+            for j in range(j0, j1):
+                od[i, j] += _p(W, pull_s, inv_s, i, j) * tot_s[i]
+
+
+@njit(**VIEW)
+def _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, pull_s, inv_s, tot_s):
     """Spread each origin's departures over destinations j != i (multinomial logit with weights
     ``W[i, j] * urban_j ** bs * g_j``): one matrix product over the (sex, age) cells; the
-    departures at the students' ages (``band``) with those weights times ``sp_j``, a second
-    product, where :func:`_students_choose`. ``pull``, ``inv``, ``tot_out``, ``pull_s``,
-    ``inv_s``, ``tot_s`` (R,), ``o_s``, ``in_s`` (R, S, A) are scratch space."""
+    departures at the students' ages (``band``) with those weights times ``sp_j``, folded into
+    the same product (:func:`_dest_prep_students`), where :func:`_students_choose`. ``pull``,
+    ``inv``, ``tot_out``, ``pull_s``, ``inv_s``, ``tot_s`` (R,), ``o_s`` (R, S, A) are scratch
+    space."""
     R = o_int.shape[0]
     if R < 2:
         in_int[...] = 0.0
         return
     students = _students_choose(sp, band)
-    if students:  # the students' ages only, packed: their product costs n / A of the others'
-        S = o_int.shape[1]
-        n = _band_size(band)
-        os_, is_ = o_s.reshape(-1)[: R * S * n].reshape((R, S, n)), in_s.reshape(-1)[: R * S * n].reshape((R, S, n))
+    S = o_int.shape[1]
+    n = _band_size(band)
+    os_ = o_s.reshape(-1)[: R * S * n].reshape((R, S, n))  # the students' ages only, packed
+    if students:
         _split_students(o_int, os_, band)
     _dest_prep(urban, g, o_int, bs, W, pull, inv, tot_out)
+    if students:
+        _dest_prep_students(pull, sp, W, os_, pull_s, inv, inv_s, tot_s, o_int, band)
     for j0 in range(0, R, _DEST_BLOCK):
         _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull, inv, tot_out, o_int, in_int, W, od)
+        if students:
+            _od_students(j0, min(j0 + _DEST_BLOCK, R), W, pull_s, inv_s, tot_s, od)
     if students:
-        _dest_prep_students(pull, sp, W, os_, pull_s, inv_s, tot_s)
-        for j0 in range(0, R, _DEST_BLOCK):
-            _dest_block(j0, min(j0 + _DEST_BLOCK, R), pull_s, inv_s, tot_s, os_, is_, W, od)
-        _join_students(o_int, os_, in_int, is_, band)
+        _join_students(o_int, os_, in_int, sp, band)
 
 
 @njit(**ROW)
@@ -600,7 +628,7 @@ def _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclas
 # Scratch space of one draw's step: rows of per-region numbers (brake, urban residents, rural
 # leavers, destination pull, 1 / sum of weights, departures) and (S, A) cells per region.
 _N_PER_REGION = 9
-_N_CELL_ROWS = 4  # departures to other regions, arrivals from them; the same of the students' choice
+_N_CELL_ROWS = 3  # departures to other regions, arrivals from them; the students' departures, packed
 
 
 @njit(**JIT)
@@ -616,7 +644,7 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     R, K, S, A = pop.shape
     g, urban, left, pull, inv, tot_out = per_region[0], per_region[1], per_region[2], per_region[3], per_region[4], per_region[5]
     pull_s, inv_s, tot_s = per_region[6], per_region[7], per_region[8]
-    o_int, in_int, o_s, in_s = cells[0], cells[1], cells[2], cells[3]
+    o_int, in_int, o_s = cells[0], cells[1], cells[2]
     left[:] = 0.0
     capped[...] = 0.0
     od[...] = 0.0
@@ -626,13 +654,13 @@ def _step_draw(pop, land, settled_prev, p, d, births, deaths, flows, settled, re
     even = p.timing == TIMING_EVEN
     if even:
         _moves_all(pop, p, d, g, 0.5, flows, o_int, True, False, urban, capped, left, scratch, False, births, deaths)
-        _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, in_s, pull_s, inv_s, tot_s)
+        _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, pull_s, inv_s, tot_s)
         for r in range(R):
             _add_arrivals_shifted(pop[r], in_int[r], flows[r])
         _moves_all(pop, p, d, g, 0.5, flows, o_int, False, True, urban, capped, left, scratch, True, births, deaths)
     else:
         _moves_all(pop, p, d, g, 1.0, flows, o_int, False, False, urban, capped, left, scratch, True, births, deaths)
-    _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, in_s, pull_s, inv_s, tot_s)
+    _arrivals(urban, g, o_int, in_int, bs, W, od, pull, inv, tot_out, sp, band, o_s, pull_s, inv_s, tot_s)
     _finish_all(pop, p, d, g, in_int, flows, land, settled_prev, settled, reclassified, left, even, capped)
 
 
@@ -674,7 +702,7 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
     o_int = np.empty((D, R, S, A))
     in_int = np.empty((D, R, S, A))
     pull, inv, tot_out = np.empty((D, R)), np.empty((D, R)), np.empty((D, R))
-    o_s, in_s = np.empty((D, R, S, A)), np.empty((D, R, S, A))  # the students' choice
+    o_s = np.empty((D, R, S, A))  # the students' departures, packed
     pull_s, inv_s, tot_s = np.empty((D, R)), np.empty((D, R)), np.empty((D, R))
     students = np.zeros(D, dtype=np.bool_)
     n_band = np.zeros(D, dtype=np.int64)
@@ -715,19 +743,18 @@ def _step_by_region(pop, land, settled_prev, pt, births, deaths, flows, settled,
                     _split_students(o_int[d], os_, band)
                 _dest_prep(urban[d], g[d], o_int[d], _at(p.beta_size, d), _at(p.dest_weight, d), pull[d], inv[d], tot_out[d])
                 if students[d]:
-                    _dest_prep_students(pull[d], _at(p.student_pull, d), _at(p.dest_weight, d), os_, pull_s[d], inv_s[d], tot_s[d])
+                    _dest_prep_students(pull[d], _at(p.student_pull, d), _at(p.dest_weight, d), os_, pull_s[d], inv[d], inv_s[d], tot_s[d], o_int[d], band)
             nb = (R + _DEST_BLOCK - 1) // _DEST_BLOCK
             for u in prange(D * nb):
                 d, b = u // nb, u % nb
                 j0, j1 = b * _DEST_BLOCK, min((b + 1) * _DEST_BLOCK, R)
                 _dest_block(j0, j1, pull[d], inv[d], tot_out[d], o_int[d], in_int[d], _at(p.dest_weight, d), od[d])
                 if students[d]:  # the od sums of a block's destinations: the same cells, after the others'
-                    nd = n_band[d]
-                    _dest_block(j0, j1, pull_s[d], inv_s[d], tot_s[d], o_s[d].reshape(-1)[: R * S * nd].reshape((R, S, nd)), in_s[d].reshape(-1)[: R * S * nd].reshape((R, S, nd)), _at(p.dest_weight, d), od[d])
+                    _od_students(j0, j1, _at(p.dest_weight, d), pull_s[d], inv_s[d], tot_s[d], od[d])
             for d in prange(D):
                 if students[d]:
                     nj = n_band[d]
-                    _join_students(o_int[d], o_s[d].reshape(-1)[: R * S * nj].reshape((R, S, nj)), in_int[d], in_s[d].reshape(-1)[: R * S * nj].reshape((R, S, nj)), _at(p.student_ages, d))
+                    _join_students(o_int[d], o_s[d].reshape(-1)[: R * S * nj].reshape((R, S, nj)), in_int[d], _at(p.student_pull, d), _at(p.student_ages, d))
     for u in prange(n):
         d, r = u // R, u % R
         conv, rcl = _finish_region(pop[d, r], in_int[d, r], flows[d, r], _at(p.h_conv, d)[r], _at(p.reclass, d)[r] * g[d, r], _at(p.reclass_local, d)[r], even, capped[d, r])
