@@ -32,6 +32,7 @@ from calibration.core import (
     fitted_table,
     identifiability,
     laplace_draws,
+    region_centres,
     emcee_draws,
     posterior_draws,
     simulate,
@@ -97,12 +98,12 @@ def _check(cfg: Config) -> None:
 
 # what each regional parameter's rate applies to, whose 2010 shares weight the prefectures'
 # deviations (calibration.core.Space.relative_logs)
-DEVIATION_BASE = {"rural_to_urban": "rural", "reclassification": "rural", "to_away": "residents", "attractiveness": "urban", "student_pull": "urban"}
+DEVIATION_BASE = {"mortality": "residents", "rural_to_urban": "rural", "reclassification": "rural", "to_away": "residents", "attractiveness": "urban", "student_pull": "urban"}
 
 
 def deviation_weights(inputs: xr.Dataset) -> dict[str, np.ndarray]:
     """Per regional parameter, the prefectures' shares of its base at the start (2010 census):
-    rural residents for in-situ moves and reclassification, residents for departures, urban
+    rural residents for in-situ moves and reclassification, residents for mortality and departures, urban
     residents for a destination's attractiveness and its student pull."""
     by_state = inputs.population.sum(("sex", "age"))
     base = {
@@ -342,7 +343,7 @@ def fit_with_spreads(problem: Problem, c, progress=None):
     if c.region_sd_rounds > 0:
         return fit_hierarchical(problem, rounds=c.region_sd_rounds, max_iterations=c.max_evaluations, progress=progress, centre=c.region_sd)
     f = fit(problem, max_iterations=c.max_evaluations, progress=progress)
-    return f, {p: float(c.region_sd) for p in REGIONAL}, []
+    return f, region_centres(c.region_sd), []
 
 
 def _spread_lines(meta: dict) -> list[str]:
@@ -350,7 +351,7 @@ def _spread_lines(meta: dict) -> list[str]:
     if not rounds:
         return [f"Prefecture deviations: prior s.d. fixed at {', '.join(f'{p} {v:.2f}' for p, v in meta['region_sd'].items())} (calibration.region_sd_rounds = 0).", ""]
     L = ["## Spread of the prefecture deviations (estimated)", "",
-         "Each regional parameter's prefecture deviations are normal with a spread estimated by empirical Bayes (EM: the M step from the prefectures' squared deviations plus their posterior variances, with a log-normal prior around calibration.region_sd, s.d. of the log 0.5; then a refit); the deviations are relative (a prefecture's multiplier over the weighted mean of all, so that the shared value alone sets the province's total).", "",
+         "Each regional parameter's prefecture deviations are normal with a spread estimated by empirical Bayes (EM: the M step from the prefectures' squared deviations plus their posterior variances, with a log-normal prior around calibration.region_sd, or the parameter's own centre (mortality: 0.15), s.d. of the log 0.5; then a refit); the deviations are relative (a prefecture's multiplier over the weighted mean of all, so that the shared value alone sets the province's total).", "",
          "| round | cost | " + " | ".join(REGIONAL) + " |", "|---:|---:|" + "---:|" * len(REGIONAL)]
     for r in rounds:
         L.append(f"| {r['round']} | {r['cost']:.2f} | " + " | ".join(f"{r[p]:.3f}" for p in REGIONAL) + " |")

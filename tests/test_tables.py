@@ -87,7 +87,10 @@ def test_calibration_space_comes_from_the_table():
     assert len(sp) == len(SHARED) + len(REGIONAL) * len(REGIONS)
     assert sp.prior_sd[: len(SHARED)].tolist() == [PRIOR_SD[p] for p in SHARED]
     assert PRIOR_SD["mortality"] == 0.3 and PRIOR_SD["beta_size"] == 0.5 and PRIOR_SD["to_away"] == 1.0
-    assert np.all(sp.prior_sd[len(SHARED):] == 0.7)
+    # the regional deviations' prior s.d.: the table's own centre where it sets one, else region_sd
+    own = {p: P.BY_NAME[p].region_sd for p in REGIONAL if P.BY_NAME[p].region_sd}
+    assert own == {"mortality": 0.15}
+    assert sp.prior_sd[len(SHARED):].tolist() == [own.get(p, 0.7) for p in REGIONAL for _ in REGIONS]
 
 
 # ---- models ------------------------------------------------------------------------------------

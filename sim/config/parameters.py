@@ -38,10 +38,16 @@ class Parameter:
     # a time trend of parameter ``trend``'s intensity: log change per year (the factor is exp of
     # it), anchored at PATH_END, damped after it (demography.migration.trend_damping)
     trend: str = ""
+    # a regional parameter's prior s.d. of the prefecture deviations' log (the centre of its
+    # estimate, calibration.core.region_spreads); 0: calibration.region_sd
+    region_sd: float = 0.0
 
 
 PARAMETERS = (
-    Parameter("mortality", "", False, True, False, 0.3, "hazard (Siler level)", "hazard level of every state and sex (demography.mortality; Siler level)"),
+    # per prefecture too: Guangxi's prefectures differ in mortality (the 2010 census's death rates
+    # by prefecture, 3.8-6.4 per 1000, and the 2020 census's old ages); a spread of the log
+    # around 0.15 (+-15 %) is what a demographer would expect within a province
+    Parameter("mortality", "", False, True, True, 0.3, "hazard (Siler level)", "hazard level of every state and sex (demography.mortality; Siler level); per region", region_sd=0.15),
     Parameter(
         "mortality_adult", "", False, True, False, 1.0, "hazard per year",
         "age-independent hazard of the mortality shape (demography.mortality.adult_hazard; Siler a2): at a given e0, how much is lost before old age",

@@ -328,7 +328,11 @@ def ensemble_factors(cfg: Config, regions: list[str], prefectures: list[str]) ->
         f0 = ds.factors.sel(parameter=name).values if name in shared else np.ones(ds.sizes["draw"])
         v = f0 / central[name]  # (D,)
         if name not in FACTOR_FIELD:
-            if np.ptp(v) > 1e-12 or abs(v[0] - 1.0) > 1e-5:  # the YAML holds 6 significant digits
+            varies = np.ptp(v) > 1e-12 or abs(v[0] - 1.0) > 1e-5  # the YAML holds 6 significant digits
+            if name in regional:
+                rf = ds.region_factors.sel(regional_parameter=name).values  # (D, regions of the file)
+                varies = varies or bool((np.ptp(rf, axis=0) > 1e-12 * np.abs(rf).max(initial=1.0)).any())
+            if varies:
                 raise ConfigError(f"params.ensemble: parameter {name} varies across draws or differs from params.factors; only {', '.join(FACTOR_FIELD)} may vary")
             continue
         f = np.broadcast_to(v[:, None], (len(v), len(regions))).copy()

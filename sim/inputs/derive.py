@@ -670,7 +670,8 @@ def observed_series(census_dir: Path) -> list[dict]:
     original basis: ``urban_share_original``) and its revised 2015-2019 year-end residents
     (``guangxi_annual_2010_2020.csv``, grade B), and the annual file's Guangxi births, deaths,
     birth and death rates, life expectancy and urban shares on the original basis
-    (:data:`ANNUAL_TARGETS`, with their grades). Left out: the year-end 2020 total (the census
+    (:data:`ANNUAL_TARGETS`, with their grades), and the 2010 census's death rates of Guangxi
+    and its prefectures (``prefectures_extended_census.csv``, grade A). Left out: the year-end 2020 total (the census
     stands for 2020)."""
     rows = []
     with open(census_dir / "prefectures_2010_2020.csv", encoding="utf-8") as f:
@@ -687,6 +688,14 @@ def observed_series(census_dir: Path) -> list[dict]:
     for y in range(2015, 2020):
         rows.append(dict(year=y, region="Guangxi", variable="population", value=float(annual[y]["total_pop"]) * 1e4, grade="B", basis="revised",
                          source="NBS revised year-end residents (guangxi_annual_2010_2020.csv)"))
+    # the 2010 census's death rates (deaths in the 12 months before 1 Nov 2010 per resident) by
+    # prefecture: censuses miss deaths (Guangxi's 5.48 per 1000 against the bulletin's about 6),
+    # so the calibration fits each prefecture's rate relative to Guangxi's
+    with open(census_dir / "prefectures_extended_census.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            region = "Guangxi" if r["prefecture_en"].startswith("Guangxi") else r["prefecture_en"]
+            rows.append(dict(year=2010, region=region, variable="death_rate", value=round(float(r["death_rate_2010_census"]) * 1e-3, 10), grade="A", basis="census",
+                             source="2010 census (6th), deaths Nov 2009 - Oct 2010 per resident, prefectures_extended_census.csv"))
     for r in read_annual(census_dir / ANNUAL_FILE):
         if r["variable"] not in ANNUAL_TARGETS:
             continue
