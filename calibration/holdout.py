@@ -15,7 +15,8 @@ and deaths where the series have them) is scored: error of the median, and wheth
 the 50 % and 90 % central intervals of the draws. Writes ``holdout.csv`` (per observation),
 ``holdout_summary.csv`` (per variable: n, MAE, bias, coverage), ``holdout.png`` (Guangxi's urban
 share and residents with their bands and the record; the prefectures' 2020 urban shares against
-the census) and ``holdout.json`` (config, code version, inputs) into ``out`` (default
+the census) and ``holdout.json`` (config, code version, inputs; with the prefectures' MAE of a
+reference that knows the 2020 province share, :func:`reference_mae`) into ``out`` (default
 ``outputs/holdout/T``).
 """
 
@@ -81,7 +82,7 @@ def holdout(T: int = 2015, draws: int = 200, overrides=(), seed: int = 20151231)
         "mode_guangxi_urban_share_2020_error_pp": 100 * (mode.urban[0, end].sum() / mode.residents[0, end].sum() - census["Guangxi"]["value"]),
         "mode_prefecture_urban_share_mae_pp": 100 * float(np.mean([abs(mode_share[i] - census[r]["value"]) for i, r in enumerate(regions) if r in census])),
     }
-    digest = {**digest_mode,
+    digest = {**digest_mode, **reference_mae(read_observed(repo_path(cfg.calibration.observed)), cfg.start_year),
         "T": T, "draws": draws, "fit_cost": f.cost, "fit_evaluations": f.iterations,
         "guangxi_urban_share_2020_error_pp": 100 * gx["urban_share"]["error"], "guangxi_urban_share_2020_in90": gx["urban_share"]["in90"],
         "guangxi_residents_2020_error": gx["population"]["relative_error"],
@@ -122,6 +123,22 @@ def figure(ds: xr.Dataset, per_row: list[dict], T: int):
     ax.set_title("prefectures: urban share 2020 (%)")
     ax.legend(fontsize=7)
     return fig
+
+
+def reference_mae(observed: list[dict], start_year: int, end_year: int = 2020) -> dict:
+    """The skill a prefecture urban-share forecast is measured against: the textbook allocation
+    of the province's change to its parts, rural -> urban at one rate on each prefecture's rural
+    share (u_r + (1 - u_r) x (U' - U) / (1 - U)), from the start census's shares, **given the
+    census's own province share U'** (an oracle no forecast has). Its MAE against the end census
+    is the error left by the prefectures' own dynamics, which no record between the censuses shows
+    by prefecture. Empty without both censuses' shares."""
+    share = {(r["region"], r["year"]): r["value"] for r in observed if r["variable"] == "urban_share"}
+    regions = sorted({reg for reg, y in share if y == start_year and reg != "Guangxi" and (reg, end_year) in share})
+    if ("Guangxi", start_year) not in share or ("Guangxi", end_year) not in share or not regions:
+        return {}
+    U, U1 = share["Guangxi", start_year], share["Guangxi", end_year]
+    err = [share[r, start_year] + (1 - share[r, start_year]) * (U1 - U) / (1 - U) - share[r, end_year] for r in regions]
+    return {"reference_prefecture_urban_share_mae_pp": 100 * float(np.mean(np.abs(err)))}
 
 
 def main(argv=None) -> int:

@@ -243,6 +243,21 @@ def test_holdout_fits_to_2017_and_scores_the_held_back_record(tmp_path):
     assert min(years) > 2017 and max(years) == 2020
     assert (tmp_path / "holdout.png").stat().st_size > 10_000
     assert main(["T=2021"]) == 2  # nothing to hold back
+    assert d["reference_prefecture_urban_share_mae_pp"] == pytest.approx(2.2687, abs=1e-3)
+
+
+def test_the_prefecture_reference_knows_the_province_share_and_allocates_it_on_rural_shares():
+    """calibration.holdout.reference_mae: zero where every prefecture follows the rule, else the
+    mean absolute gap (hand case: Guangxi 40 % -> 55 %, so 25 % of the rural share moves)."""
+    from calibration.holdout import reference_mae
+
+    def rows(a2020):
+        shares = {("Guangxi", 2010): 0.4, ("Guangxi", 2020): 0.55, ("A", 2010): 0.2, ("B", 2010): 0.6, ("A", 2020): a2020, ("B", 2020): 0.7}
+        return [dict(region=r, year=y, variable="urban_share", value=v) for (r, y), v in shares.items()]
+
+    assert reference_mae(rows(0.4), 2010)["reference_prefecture_urban_share_mae_pp"] == pytest.approx(0.0, abs=1e-12)
+    assert reference_mae(rows(0.44), 2010)["reference_prefecture_urban_share_mae_pp"] == pytest.approx(2.0)
+    assert reference_mae([r for r in rows(0.4) if r["year"] == 2010], 2010) == {}
 
 
 # ---- the ensemble sampler ----------------------------------------------------------------------

@@ -284,7 +284,7 @@ class CalibrationConfig:
 
     fit_until: int = _f(2020, 1900, 2200, doc="last year whose observations are fitted (2019: the 2020 census is left out, to score against)")
     observed: str = _f("sim/data/guangxi_observed.csv", doc="observed series (year, region, variable, value), relative to the repository")
-    region_sd: float = _f(1.0, 0.01, 10.0, doc="prior s.d. of a prefecture's log deviation from the shared value (with region_sd_rounds > 0: the start of its estimate)")
+    region_sd: float = _f(1.0, 0.01, 10.0, doc="prior s.d. of a prefecture's log deviation from the shared value (with region_sd_rounds > 0: the start and centre of its estimate), for every regional parameter without its own in sim/config/parameters.py (mortality: 0.15)")
     region_sd_rounds: int = _f(10, 0, 50, doc="EM updates of each regional parameter's spread of prefecture deviations (empirical Bayes; 0: fixed at region_sd)")
     max_evaluations: int = _f(300, 5, 100000, doc="at most this many fit evaluations")
     draws: int = _f(1000, 0, 1_000_000, doc="posterior draws kept (0: no ensemble)")
