@@ -176,10 +176,11 @@ def test_no_jump_at_the_census_jump_off():
     """The forecast issue's check, on the default run: the 2021 step from the 2020 jump-off
     continues the calibrated history's own 2021 step. Urban share within 0.25 pp for Guangxi and
     every prefecture; Guangxi's births and deaths within 3 %; net migration within 25 % of the
-    history's moves across the boundary. Prefectures' births and deaths: within 7 % (measured
-    up to 5.8 %, Guigang's births; before the students' moves and destination choice Nanning's
-    births were +10 %: its students in the census, not in the history). Nanning, Guilin and
-    Chongzuo, the college towns: births within 3 %."""
+    history's moves across the boundary. Prefectures' births within 7 % (measured up to 5.6 %,
+    Guigang's; before the students' moves and destination choice Nanning's births were +10 %:
+    its students in the census, not in the history), deaths within 4 % (measured up to 3.6 %,
+    Liuzhou's; 5.0 % before mortality was fitted per prefecture). Nanning, Guilin and Chongzuo,
+    the college towns: births within 3 %."""
     from calibration.continuity import LIMITS, continuity
 
     rows = {r["region"]: r for r in continuity()}
@@ -187,7 +188,7 @@ def test_no_jump_at_the_census_jump_off():
     for r in rows.values():
         assert abs(r["urban_share_change_pp_difference"]) <= LIMITS["urban_share_change_pp"], r["region"]
         assert abs(r["net_migration_relative_to_boundary_moves"]) <= LIMITS["net_migration"], r["region"]
-        assert abs(r["births_relative"]) <= 0.07 and abs(r["deaths_relative"]) <= 0.07, r["region"]
+        assert abs(r["births_relative"]) <= 0.07 and abs(r["deaths_relative"]) <= 0.04, r["region"]
     for town in ("Nanning", "Guilin", "Chongzuo"):
         assert abs(rows[town]["births_relative"]) <= LIMITS["births"], town
     gx = rows["Guangxi"]
