@@ -68,7 +68,8 @@ def holdout(T: int = 2015, draws: int = 200, overrides=(), seed: int = 20151231)
         p[:, k:] /= base
     model = dataclasses.replace(model, process=proc)
     ds = to_dataset(model, project(model, od=False), scenario=f"holdout_{T}")
-    rows = [r for r in read_observed(repo_path(cfg.calibration.observed)) if r["year"] > T]
+    observed = read_observed(repo_path(cfg.calibration.observed))
+    rows = [r for r in observed if r["year"] > T]
     per_row, summary = score(ds, rows)
     gx = {r["variable"]: r for r in per_row if r["region"] == "Guangxi" and r["year"] == 2020}
     pref = [r for r in per_row if r["region"] != "Guangxi" and r["variable"] == "urban_share" and r["year"] == 2020]
@@ -82,7 +83,7 @@ def holdout(T: int = 2015, draws: int = 200, overrides=(), seed: int = 20151231)
         "mode_guangxi_urban_share_2020_error_pp": 100 * (mode.urban[0, end].sum() / mode.residents[0, end].sum() - census["Guangxi"]["value"]),
         "mode_prefecture_urban_share_mae_pp": 100 * float(np.mean([abs(mode_share[i] - census[r]["value"]) for i, r in enumerate(regions) if r in census])),
     }
-    digest = {**digest_mode, **reference_mae(read_observed(repo_path(cfg.calibration.observed)), cfg.start_year),
+    digest = {**digest_mode, **reference_mae(observed, cfg.start_year, cfg.end_year),
         "T": T, "draws": draws, "fit_cost": f.cost, "fit_evaluations": f.iterations,
         "guangxi_urban_share_2020_error_pp": 100 * gx["urban_share"]["error"], "guangxi_urban_share_2020_in90": gx["urban_share"]["in90"],
         "guangxi_residents_2020_error": gx["population"]["relative_error"],
@@ -125,7 +126,7 @@ def figure(ds: xr.Dataset, per_row: list[dict], T: int):
     return fig
 
 
-def reference_mae(observed: list[dict], start_year: int, end_year: int = 2020) -> dict:
+def reference_mae(observed: list[dict], start_year: int, end_year: int) -> dict:
     """The skill a prefecture urban-share forecast is measured against: the textbook allocation
     of the province's change to its parts, rural -> urban at one rate on each prefecture's rural
     share (u_r + (1 - u_r) x (U' - U) / (1 - U)), from the start census's shares, **given the

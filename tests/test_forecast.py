@@ -256,9 +256,9 @@ def test_the_prefecture_reference_knows_the_province_share_and_allocates_it_on_r
         shares = {("Guangxi", 2010): 0.4, ("Guangxi", 2020): 0.55, ("A", 2010): 0.2, ("B", 2010): 0.6, ("A", 2020): a2020, ("B", 2020): 0.7}
         return [dict(region=r, year=y, variable="urban_share", value=v) for (r, y), v in shares.items()]
 
-    assert reference_mae(rows(0.4), 2010)["reference_prefecture_urban_share_mae_pp"] == pytest.approx(0.0, abs=1e-12)
-    assert reference_mae(rows(0.44), 2010)["reference_prefecture_urban_share_mae_pp"] == pytest.approx(2.0)
-    assert reference_mae([r for r in rows(0.4) if r["year"] == 2010], 2010) == {}
+    assert reference_mae(rows(0.4), 2010, 2020)["reference_prefecture_urban_share_mae_pp"] == pytest.approx(0.0, abs=1e-12)
+    assert reference_mae(rows(0.44), 2010, 2020)["reference_prefecture_urban_share_mae_pp"] == pytest.approx(2.0)
+    assert reference_mae([r for r in rows(0.4) if r["year"] == 2010], 2010, 2020) == {}
 
 
 # ---- the ensemble sampler ----------------------------------------------------------------------
