@@ -160,13 +160,13 @@ def test_committed_calibration_meets_the_issue_accuracy():
     theta = np.array([np.log(cal.factors[p]) if r is None else np.log(cal.region_factors[p][r]) for p, r in problem.space.names])
     table = fitted_table(problem, simulate(problem.model(theta)))
     st = summary_stats(table)
-    # Beihai: +1.05 pp and -1.8 % (since the students' moves it sends its 15-19-year-olds to the
+    # Beihai: +0.97 pp and -1.6 % (+1.05 pp and -1.8 % before the middle-aged returns; since the students' moves it sends its 15-19-year-olds to the
     # college towns and the fit draws few back; before them +0.75 pp and -1.3 %)
     assert st["urban_share"]["max_abs"] <= 1.2 and st["urban_share"]["rmse"] <= 0.5
     assert st["residents"]["max_abs"] <= 2.5 and st["residents"]["rmse"] <= 1.0
     assert st["guangxi_residents"]["max_abs"] <= 1.0
     assert st["guangxi_births_registered"]["max_abs"] <= 5.0 and st["guangxi_age0"]["max_abs"] <= 5.0  # %
-    # the 2010 census's prefecture death rates relative to Guangxi's (s.d. 15 %): measured RMSE 10.8 %
+    # the 2010 census's prefecture death rates relative to Guangxi's (s.d. 15 %): measured RMSE 11.0 %
     assert st["death_rate_2010_relative"]["rmse"] <= 15.0
     e0 = {r["label"]: r for r in table if r["target"] == "guangxi_e0"}
     assert abs(e0["Guangxi:2020"]["fitted"] - 77.52) <= 1.0

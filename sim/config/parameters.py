@@ -84,6 +84,7 @@ PARAMETERS = (
     Parameter("departure_age", "", False, True, False, 0.15, "years", "peak age of departures to other provinces relative to the standard schedule's 22"),
     Parameter("return_age", "", False, True, False, 0.15, "years", "peak age of returns from other provinces relative to the standard schedule's 22"),
     Parameter("child_return", "", False, True, False, 1.0, "moves per person-year", "returns from other provinces at ages 0-15 relative to the schedule (migrants' children coming back for school under hukou-based enrolment)"),
+    Parameter("older_return", "", False, True, False, 1.0, "moves per person-year", "returns from other provinces at ages 40-69 relative to the schedule, a smooth bump at 55 (migrant workers going home in middle age)"),
     Parameter("child_coverage", "", False, True, False, 0.1, "persons", "a 2010 jump-off: multiplier on the census count of ages 0-9 (the 2010 census under-counted young children)"),
     Parameter("urban_basis", "", False, True, False, 0.5, "share", "observation model: the original (pre-census) urban share is the model's minus 3 pp x this multiplier in 2020, linear from 0 in 2010", observation=True),
     # set per draw by studies (experiments), never fitted

@@ -27,6 +27,14 @@ from sim.paths import repo_path
 
 E0_YEAR = 2020  # the year of demography.mortality's e0 levels
 CHILD_COVERAGE_AGES = 10  # params.factors.child_coverage multiplies a 2010 jump-off's ages 0..9
+OLDER_RETURN_AGES = (40, 70)  # params.factors.older_return: a bump over these ages (peak midway)
+
+
+def older_return_bump(ages: np.ndarray) -> np.ndarray:
+    """0..1 over ``ages``: sin^2 across :data:`OLDER_RETURN_AGES` (1 at their middle, 55), 0 outside."""
+    lo, hi = OLDER_RETURN_AGES
+    x = (np.asarray(ages, dtype=float) - lo) / (hi - lo)
+    return np.where((x > 0.0) & (x < 1.0), np.sin(np.pi * x) ** 2, 0.0)
 
 
 def path_factor(cfg: Config, name: str, year: int) -> float:
@@ -428,8 +436,11 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     ru_mult, ret_mult, bonus, dist = levers.regional(pol, mask, pf["rural_to_urban"], pf["from_away"], inputs.distance_km.values.astype(float))
     fam_age = levers.family_by_age(pol.services)
     ru_shape = ru_mult[:, None, None] * (one * fam_age)[None, None, :] * np.ones((1, N_SEXES, 1))
-    child_return = np.where(np.arange(N_AGES)[None, :] < levers.CHILD_AGE_LIMIT, pf["child_return"][:, None], 1.0)  # (R, A)
-    return_shape = ret_mult[:, None, None] * (one_return[None, :] * child_return)[:, None, :] * np.ones((1, N_SEXES, 1))
+    # returns by age relative to the schedule (R, A): children's (under hukou-based schooling)
+    # and the middle-aged's (migrant workers going home), 1 + (older_return - 1) x the bump
+    by_age = np.where(np.arange(N_AGES)[None, :] < levers.CHILD_AGE_LIMIT, pf["child_return"][:, None], 1.0)
+    by_age = by_age * (1.0 + (pf["older_return"][:, None] - 1.0) * older_return_bump(np.arange(N_AGES))[None, :])
+    return_shape = ret_mult[:, None, None] * (one_return[None, :] * by_age)[:, None, :] * np.ones((1, N_SEXES, 1))
     keep = levers.retention_keep(pol.services)
 
     m_away = np.zeros((R, N_STATES, N_SEXES, N_AGES))
