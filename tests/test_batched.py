@@ -200,11 +200,17 @@ def _check_job_composer(h):
         ["scenario=plan", "policy/land=link", "policy.hukou.conversion_rate='{2020: 0.05, 2030: 0.2}'", "params.factors.tfr=1.1"],
         ["scenario=trend", "policy/hukou=restricted_big_city", "policy.hukou.conversion_rate=0.1", "demography/fertility=low"],
         ["scenario=stress", "policy/hukou=full_opening", "end_year=2035", "policy.land.m2_per_settled=40"],
+        # numbers for year-keyed levers on the first job's base again: set on its scratch copy
+        # and put back (the year map), then a year map merged into the base's
+        ["scenario=plan", "policy/land=off", "policy.hukou.conversion_rate=0.2", "policy.reclassification.rate=0.01", "params.factors.tfr=1.1"],
+        ["scenario=plan", "policy/land=off", "policy.hukou.conversion_rate='{2030: 0.3}'", "params.factors.tfr=1.1"],
         ["scenario=trend", "policy/hukou=easing", "policy.hukou.conversion_rate=-1"],
     ]
     composer = JobComposer(h.config_loader, master)
     got = composer.compose(jobs)
     assert composer.hydra_composed == 0
+    for scratch in composer._scratch.values():  # every scratch copy put back as it was
+        assert isinstance(OmegaConf.to_container(scratch)["policy"]["hukou"]["conversion_rate"], dict)
     assert "policy.hukou.conversion_rate" in str(got[-1])  # refused, naming the field
     for ovs, cfg in zip(jobs[:-1], got[:-1]):
         ref = h.config_loader.load_sweep_config(master, ovs)

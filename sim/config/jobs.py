@@ -255,14 +255,22 @@ class JobComposer:
             if scratch is None:
                 scratch = self._scratch[base_key] = make_base()
             old = OmegaConf.select(scratch, k, throw_on_missing=False) if OmegaConf.select(scratch, k.rpartition(".")[0] or "", default=None) is not None else None
-            if old is not None and not isinstance(old, (DictConfig, ListConfig)) and not isinstance(ov[0].value(), (dict, list)):
-                # a leaf set to a leaf: applied to the base's one scratch copy and put back (no copy of the whole config)
+            if old is not None and not isinstance(ov[0].value(), (dict, list)):
+                # a leaf set on the base's one scratch copy and put back (no copy of the whole
+                # config); the key's old node may be a container (a year-keyed lever given one
+                # number: a constant path), put back as a copy and checked
+                node = isinstance(old, (DictConfig, ListConfig))
+                before = OmegaConf.to_container(old) if node else None
+                keep = copy.deepcopy(old) if node else old
                 with read_write(scratch):
                     ConfigLoaderImpl._apply_overrides_to_config(ov, scratch)
                     v = OmegaConf.select(scratch, k)
-                    OmegaConf.update(scratch, k, old, merge=False)
-                self._values[override] = v
-                return v
+                    OmegaConf.update(scratch, k, keep, merge=False)
+                    if node and OmegaConf.to_container(OmegaConf.select(scratch, k)) != before:
+                        self._scratch.pop(base_key)  # not put back as it was: a fresh copy next time
+                if not isinstance(v, (DictConfig, ListConfig)):
+                    self._values[override] = v
+                    return v
             cfg = make_base()
             with read_write(cfg):
                 ConfigLoaderImpl._apply_overrides_to_config(ov, cfg)
