@@ -258,14 +258,13 @@ class JobComposer:
             if old is not None and not isinstance(ov[0].value(), (dict, list)):
                 # a leaf set on the base's one scratch copy and put back (no copy of the whole
                 # config); the key's old node may be a container (a year-keyed lever given one
-                # number: a constant path), put back as a copy and checked
+                # number: a constant path), put back from its plain value and checked
                 node = isinstance(old, (DictConfig, ListConfig))
-                before = OmegaConf.to_container(old) if node else None
-                keep = copy.deepcopy(old) if node else old
+                before = OmegaConf.to_container(old) if node else old
                 with read_write(scratch):
                     ConfigLoaderImpl._apply_overrides_to_config(ov, scratch)
                     v = OmegaConf.select(scratch, k)
-                    OmegaConf.update(scratch, k, keep, merge=False)
+                    OmegaConf.update(scratch, k, before, merge=False)
                     if node and OmegaConf.to_container(OmegaConf.select(scratch, k)) != before:
                         self._scratch.pop(base_key)  # not put back as it was: a fresh copy next time
                 if not isinstance(v, (DictConfig, ListConfig)):

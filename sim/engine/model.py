@@ -438,8 +438,9 @@ def build_model(cfg: Config, inputs: xr.Dataset, factors: dict | None = None) ->
     ru_shape = ru_mult[:, None, None] * (one * fam_age)[None, None, :] * np.ones((1, N_SEXES, 1))
     # returns by age relative to the schedule (R, A): children's (under hukou-based schooling)
     # and the middle-aged's (migrant workers going home), 1 + (older_return - 1) x the bump
-    by_age = np.where(np.arange(N_AGES)[None, :] < levers.CHILD_AGE_LIMIT, pf["child_return"][:, None], 1.0)
-    by_age = by_age * (1.0 + (pf["older_return"][:, None] - 1.0) * older_return_bump(np.arange(N_AGES))[None, :])
+    age_index = np.arange(N_AGES)
+    by_age = np.where(age_index[None, :] < levers.CHILD_AGE_LIMIT, pf["child_return"][:, None], 1.0)
+    by_age = by_age * (1.0 + (pf["older_return"][:, None] - 1.0) * older_return_bump(age_index)[None, :])
     return_shape = ret_mult[:, None, None] * (one_return[None, :] * by_age)[:, None, :] * np.ones((1, N_SEXES, 1))
     keep = levers.retention_keep(pol.services)
 
