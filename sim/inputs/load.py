@@ -72,9 +72,6 @@ _LOADED: dict[tuple, xr.Dataset] = {}  # (path, mtime, size) -> the inputs read 
 
 HISTORY_START = 2010  # the first census: the start of the fitted history 2010-2020
 FERTILITY_REFERENCE_YEAR = 2020
-# the sex ratio at birth too: the 2010 census's boys per girl aged 0 (1.22 for Guangxi) is
-# raised by its under-count of young girls; the 2020 census counts the cohorts born 2010-2020
-# at 1.135-1.149 (ages 0-4, 5-9) and its age 0 at 1.145, which the history's births then follow
 FERTILITY_VARIABLES = ("tfr_urban", "tfr_rural", "itfr", "srb")
 
 
@@ -82,9 +79,11 @@ def history_inputs(geography: str, data_dir: Path | None = None) -> xr.Dataset:
     """The inputs of a 2010 start: the 2010 census state with the fertility levels (urban and
     rural TFR by region) of the 2020 census, so that the history 2010-2020 and a projection from
     2020 use one fertility reference, moved in time by the fitted path (the parameter table's
-    ``tfr_*`` knots, relative to the 2020 level), and the sex ratio at birth of the 2020 census.
-    The 2010 census's own child-woman ratio is held down by its under-count of young children
-    (the ``child_coverage`` parameter), its age-0 sex ratio raised by that of girls."""
+    ``tfr_*`` knots, relative to the 2020 level), and the sex ratio at birth of the 2020 census
+    (boys per girl aged 0; Guangxi 1.145). The 2010 census's own child-woman ratio is held down
+    by its under-count of young children (the ``child_coverage`` parameter), and its age-0 sex
+    ratio (1.22) raised by that of girls: the 2020 census counts the cohorts born 2010-2020 at
+    1.135-1.149 (calibration/README.md, "The 2010 start")."""
     start = load_inputs(geography, HISTORY_START, data_dir=data_dir)
     ref = load_inputs(geography, FERTILITY_REFERENCE_YEAR, data_dir=data_dir)
     out = start.assign({v: ref[v] for v in FERTILITY_VARIABLES})
