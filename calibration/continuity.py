@@ -8,7 +8,9 @@ levers: :func:`sim.engine.prepare.history_policy`) and the projection from the 2
 2021 step of the two: the change of the urban share (percentage points), births, deaths and net
 migration. Net migration is compared relative to the history's own net migration (as the
 forecast issue asks) and, because a net flow can be near zero, also relative to the history's
-gross moves across the region's boundary (in + out). Writes ``continuity.csv`` into ``--out``
+gross moves across the region's boundary (in + out). Births and deaths are also split into two
+exact factors (:func:`_standardised`): the jump-off's 2020 stock against the history's, at the
+history's own 2021 rates, and the rest (the year's rates and moves). Writes ``continuity.csv`` into ``--out``
 (default: print only).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import numpy as np
 import xarray as xr
 
 from sim.axes import FLOW_TABLE
@@ -31,7 +34,7 @@ LIMITS = {"urban_share_change_pp": 0.25, "births": 0.03, "deaths": 0.03, "net_mi
 _BOUNDARY_FLOWS = [f.name for f in FLOW_TABLE if f.net]
 
 
-def _runs(overrides=()) -> tuple[xr.Dataset, xr.Dataset]:
+def _runs(overrides=()) -> tuple[xr.Dataset, xr.Dataset, np.ndarray]:
     base = ["figures.enabled=false", f"end_year={FIRST_YEAR}", *overrides]
     cfg_hist = compose_config([*base, "start_year=2010"])
     cfg_hist = dataclasses.replace(cfg_hist, policy=history_policy())
@@ -40,7 +43,9 @@ def _runs(overrides=()) -> tuple[xr.Dataset, xr.Dataset]:
     for cfg in (cfg_hist, cfg_proj):
         m = prepare(cfg)
         out.append(to_dataset(m, project(m)))
-    return out[0], out[1]
+        if not len(out) - 1:  # the history's fertility of the 2021 step, (region, state, age)
+            asfr = m.step_inputs(FIRST_YEAR).asfr[0]
+    return out[0], out[1], asfr
 
 
 def _step(ds: xr.Dataset) -> dict[str, xr.DataArray]:
@@ -68,11 +73,36 @@ def _step(ds: xr.Dataset) -> dict[str, xr.DataArray]:
     return {k: xr.concat([bare(gx[k]).expand_dims(region=["Guangxi"]), bare(out[k])], "region") for k in out}
 
 
+def _standardised(hist: xr.Dataset, proj: xr.Dataset, asfr: np.ndarray) -> dict[str, np.ndarray]:
+    """Per region (``Guangxi`` first, the regions' sum) the factor by which the jump-off's 2020
+    stock, at the history's own 2021 rates, changes the history's 2021 births and deaths: births
+    at the year's fertility by state and age of mother (``asfr``, the history's) over the women
+    at the start of the year, deaths at the history's deaths per person of each state, sex and
+    age (direct standardisation). ``jump-off / history`` is then exactly ``stock x rates``: the
+    part of the difference that is the two 2020 stocks' (the census against the history's 2020
+    state), and the rest (the year's rates and moves)."""
+    y0, y1 = FIRST_YEAR - 1, FIRST_YEAR
+    order = ("region", "state", "sex", "age")
+
+    def arr(da):
+        return da.squeeze(drop=True).transpose(*[d for d in order if d in da.dims]).values
+
+    w_h, w_j = (arr(ds.population.sel(year=y0, sex="female")) for ds in (hist, proj))
+    p_h, p_j = (arr(ds.population.sel(year=y0)) for ds in (hist, proj))
+    d_h = arr(hist.deaths.sel(year=y1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_h = np.where(p_h > 0, d_h / p_h, 0.0)
+    births = np.stack([(asfr * w).sum(axis=(1, 2)) for w in (w_h, w_j)])
+    deaths = np.stack([(m_h * p).sum(axis=(1, 2, 3)) for p in (p_h, p_j)])
+    return {k: np.concatenate([v[1:].sum(axis=1) / v[:1].sum(axis=1), v[1] / v[0]]) for k, v in (("births", births), ("deaths", deaths))}
+
+
 def continuity(overrides=()) -> list[dict]:
     """One row per region (Guangxi first): the history's and the jump-off's 2021 values and their
     differences, each against :data:`LIMITS`."""
-    hist, proj = _runs(overrides)
+    hist, proj, asfr = _runs(overrides)
     a, b = _step(hist), _step(proj)
+    stock = _standardised(hist, proj, asfr)
     rows = []
     for i, region in enumerate(a["births"].region.values):
         row = {"region": str(region)}
@@ -83,18 +113,24 @@ def continuity(overrides=()) -> list[dict]:
                 row[f"{k}_difference"] = y - x
             else:
                 row[f"{k}_relative"] = (y - x) / abs(x) if x else float("inf")
+        for k in ("births", "deaths"):  # the difference split: (1 + stock) x (1 + rates) = 1 + relative
+            row[f"{k}_stock_effect"] = stock[k][i] - 1.0
+            row[f"{k}_rate_effect"] = (1.0 + row[f"{k}_relative"]) / stock[k][i] - 1.0
         row["net_migration_relative_to_boundary_moves"] = (row["net_migration_jump_off"] - row["net_migration_history"]) / float(a["boundary_moves"].values[i])
         rows.append(row)
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'region':14s} {'urban pp (hist / jump / diff)':>32s} {'births rel':>11s} {'deaths rel':>11s} {'net mig rel':>12s} {'net/boundary':>13s}"
+    head = (f"{'region':14s} {'urban pp (hist / jump / diff)':>32s} {'births rel':>11s} {'(stock, rates)':>15s} {'deaths rel':>11s} {'(stock, rates)':>15s}"
+            f" {'net mig rel':>12s} {'net/boundary':>13s}")
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['region']:14s} {r['urban_share_change_pp_history']:9.3f} {r['urban_share_change_pp_jump_off']:9.3f} {r['urban_share_change_pp_difference']:+10.3f}"
-            f" {r['births_relative']:+11.3f} {r['deaths_relative']:+11.3f} {r['net_migration_relative']:+12.3f} {r['net_migration_relative_to_boundary_moves']:+13.3f}"
+            f" {r['births_relative']:+11.3f} {r['births_stock_effect']:+7.3f} {r['births_rate_effect']:+7.3f}"
+            f" {r['deaths_relative']:+11.3f} {r['deaths_stock_effect']:+7.3f} {r['deaths_rate_effect']:+7.3f}"
+            f" {r['net_migration_relative']:+12.3f} {r['net_migration_relative_to_boundary_moves']:+13.3f}"
         )
     return "\n".join(lines)
 

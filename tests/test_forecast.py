@@ -205,7 +205,13 @@ def test_no_jump_at_the_census_jump_off():
     choice Nanning's births were +10 %: its students in the census, not in the history), deaths
     within 4 % (measured up to 3.8 %, Liuzhou's; 5.0 % before mortality was fitted per
     prefecture). Nanning and Chongzuo, college towns: births within 3 % (measured 1.3 % and
-    1.5 %); Guilin's within 4 % (measured 3.4 %, 2.8 % before the middle-aged returns)."""
+    1.5 %); Guilin's within 4 % (measured 3.4 %, 2.8 % before the middle-aged returns).
+
+    The differences are the two 2020 stocks', not the year's rates: at the history's own 2021
+    rates the census's stock gives births within 4.7 % and deaths within 4.4 % of the history's
+    (the stock effect), and the jump-off's births then differ from that by at most 0.3 % in any
+    region, its deaths by at most 1.3 % (Beihai's; the rest 0.8 %): asked here within 0.5 % and
+    1.5 %. The split is exact: (1 + stock) x (1 + rates) = 1 + the relative difference."""
     from calibration.continuity import LIMITS, continuity
 
     rows = {r["region"]: r for r in continuity()}
@@ -214,6 +220,12 @@ def test_no_jump_at_the_census_jump_off():
         assert abs(r["urban_share_change_pp_difference"]) <= LIMITS["urban_share_change_pp"], r["region"]
         assert abs(r["net_migration_relative_to_boundary_moves"]) <= LIMITS["net_migration"], r["region"]
         assert abs(r["births_relative"]) <= 0.05 and abs(r["deaths_relative"]) <= 0.04, r["region"]
+        for k, limit in (("births", 0.005), ("deaths", 0.015)):
+            assert abs(r[f"{k}_rate_effect"]) <= limit, (r["region"], k, r[f"{k}_rate_effect"])
+            split = (1 + r[f"{k}_stock_effect"]) * (1 + r[f"{k}_rate_effect"]) - 1
+            assert split == pytest.approx(r[f"{k}_relative"], abs=1e-12), (r["region"], k)
+    # Guigang's jump-off births: all of the -4.6 % is its census's women against the history's
+    assert rows["Guigang"]["births_stock_effect"] == pytest.approx(rows["Guigang"]["births_relative"], abs=0.005)
     for town in ("Nanning", "Chongzuo"):
         assert abs(rows[town]["births_relative"]) <= LIMITS["births"], town
     assert abs(rows["Guilin"]["births_relative"]) <= 0.04
