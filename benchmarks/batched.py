@@ -26,12 +26,14 @@ Both launchers' results are compared (collected datasets, 1e-12 relative). Write
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -141,20 +143,35 @@ def bench(case: str, repeat: int = 3) -> dict:
             "joblib_peak_gb": mem_joblib, "speedup": est / t_batched, "max_relative_difference": diff, "worst_variable": var}
 
 
+def _merged(out: Path, rows: list[dict]) -> list[dict]:
+    """This run's rows, and the rows of the cases it did not run kept from ``out/batched.json``
+    (``--cases`` re-measures some without dropping the others), in :data:`CASES` order; each row
+    says when and on which machine it was measured."""
+    try:
+        prev = json.loads((out / "batched.json").read_text())
+        known = {"measured": "an earlier run", "cpu": prev["machine"]["cpu"]}  # rows from before rows said so
+        old = {r["case"]: {**known, **r} for r in prev["cases"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        old = {}
+    new = {r["case"]: r for r in rows}
+    return [new.get(c) or old[c] for c in CASES if c in new or c in old]
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--repeat", type=int, default=3, help="runs of each batched sweep (the median is reported, and the best)")
     a = ap.parse_args(argv)
-    rows = [bench(c, a.repeat) for c in a.cases]
+    when = {"measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": machine()["cpu"]}
+    rows = _merged(a.out, [{**bench(c, a.repeat), **when} for c in a.cases])
     res = {"machine": machine(), "command": "python -m benchmarks.batched", "cases": rows}
     lines = [f"# Batched launcher ({res['command']})", "", f"Machine: {res['machine']}", "",
              f"Batched: the median of {a.repeat} runs (best in brackets); joblib: one run; the ratio is joblib over the batched median.", "",
-             "| case | jobs | batched (s) | batched peak (GB) | joblib (s) | joblib peak (GB) | joblib / batched | max relative difference (variable) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| case | jobs | batched (s) | batched peak (GB) | joblib (s) | joblib peak (GB) | joblib / batched | max relative difference (variable) | measured |", "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         jl = f"{r['joblib_s']:.1f}" if r["joblib_jobs_run"] == r["jobs"] else f"{r['joblib_s']:.1f} for {r['joblib_jobs_run']} jobs, {r['joblib_s_for_all_jobs']:.0f} for all"
-        lines.append(f"| {r['case']} | {r['jobs']} | {r['batched_s']:.1f} ({r['batched_best_s']:.1f}) | {r['batched_peak_gb']:.2f} | {jl} | {r['joblib_peak_gb']:.2f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} ({r['worst_variable']}) |")
+        lines.append(f"| {r['case']} | {r['jobs']} | {r['batched_s']:.1f} ({r['batched_best_s']:.1f}) | {r['batched_peak_gb']:.2f} | {jl} | {r['joblib_peak_gb']:.2f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} ({r['worst_variable']}) | {r['measured']}, {r['cpu']} |")
     text = "\n".join(lines)
     print(text)
     write_results(a.out, "batched", res, text)

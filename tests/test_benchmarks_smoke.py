@@ -48,3 +48,18 @@ def test_traffic_only_step_writes_every_output_and_reads_the_kernels_inputs():
     np.testing.assert_allclose(pop[0], m.pop0 * p.sx[0])
     f = bandwidth.step_floor(n=3)
     assert set(f) == {"kernel_us", "numpy_us", "traffic_only_us", "arrivals_us", "moves_in_l1_us"} and all(v > 0 for v in f.values())
+
+
+def test_batched_benchmark_keeps_the_rows_of_the_cases_it_did_not_run(tmp_path):
+    """``python -m benchmarks.batched --cases groups`` replaces the groups row of the results
+    and keeps the others (each row saying when and where it was measured), in the cases' order;
+    rows written before rows carried that take the old file's machine."""
+    from benchmarks.batched import _merged
+
+    prev = {"machine": {"cpu": "Old CPU"}, "cases": [{"case": "levers_4096", "batched_s": 14.0}, {"case": "groups", "batched_s": 6.3}, {"case": "levers", "batched_s": 4.2}]}
+    (tmp_path / "batched.json").write_text(json.dumps(prev))
+    rows = _merged(tmp_path, [{"case": "groups", "batched_s": 5.0, "measured": "2026-12-07", "cpu": "New CPU"}])
+    assert [r["case"] for r in rows] == ["levers", "groups", "levers_4096"]
+    got = {r["case"]: (r["batched_s"], r["measured"], r["cpu"]) for r in rows}
+    assert got == {"levers": (4.2, "an earlier run", "Old CPU"), "groups": (5.0, "2026-12-07", "New CPU"), "levers_4096": (14.0, "an earlier run", "Old CPU")}
+    assert [r["case"] for r in _merged(tmp_path / "none", rows[:1])] == ["levers"]  # no earlier file: this run's rows
