@@ -35,17 +35,15 @@ _BOUNDARY_FLOWS = [f.name for f in FLOW_TABLE if f.net]
 
 
 def _runs(overrides=()) -> tuple[xr.Dataset, xr.Dataset, np.ndarray]:
+    """The history's and the jump-off's datasets to 2021, and the history's fertility of the
+    2021 step by region, state and age of mother."""
     base = ["figures.enabled=false", f"end_year={FIRST_YEAR}", *overrides]
     cfg_hist = compose_config([*base, "start_year=2010"])
     cfg_hist = dataclasses.replace(cfg_hist, policy=history_policy())
     cfg_proj = compose_config([*base, "start_year=2020"])
-    out = []
-    for cfg in (cfg_hist, cfg_proj):
-        m = prepare(cfg)
-        out.append(to_dataset(m, project(m)))
-        if not len(out) - 1:  # the history's fertility of the 2021 step, (region, state, age)
-            asfr = m.step_inputs(FIRST_YEAR).asfr[0]
-    return out[0], out[1], asfr
+    m_hist, m_proj = prepare(cfg_hist), prepare(cfg_proj)
+    hist, proj = (to_dataset(m, project(m)) for m in (m_hist, m_proj))
+    return hist, proj, m_hist.step_inputs(FIRST_YEAR).asfr[0]
 
 
 def _step(ds: xr.Dataset) -> dict[str, xr.DataArray]:
