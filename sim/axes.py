@@ -81,7 +81,7 @@ def net_migration(flows: np.ndarray, axis: int) -> np.ndarray:
     at = (slice(None),) * (axis % flows.ndim)
     for i, sign in NET_MIGRATION:
         x = flows[at + (i,)]  # a view (np.take would copy, slowly from a strided array)
-        out = out + x if sign > 0 else out - x
+        (np.add if sign > 0 else np.subtract)(out, x, out=out)  # in place: the same sums, no array per flow
     return out
 
 

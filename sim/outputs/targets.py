@@ -120,8 +120,10 @@ class _Totals:
         NaN), then over the regions skipping those NaN, as xarray's sum would."""
         key = (region, "_states")
         if key not in self._cache:
-            pop = self.ds.population.isel(region=self._mask(region)).transpose(*self.order, "region", "state", "sex", "age")
-            self._cache[key] = np.nansum(np.asarray(pop.values, dtype=float).sum(axis=(-2, -1)), axis=-2)
+            if "_by_region" not in self._cache:  # every region's sums, once: the population is the largest array a sweep has
+                pop = self.ds.population.transpose(*self.order, "region", "state", "sex", "age")
+                self._cache["_by_region"] = np.asarray(pop.values, dtype=float).sum(axis=(-2, -1))
+            self._cache[key] = np.nansum(self._cache["_by_region"][..., self._mask(region), :], axis=-2)
         return self._cache[key]
 
     def variable(self, region: str, variable: str) -> np.ndarray:
