@@ -191,12 +191,15 @@ class BatchedLauncher(Launcher):
         try:
             for piece in mine:
                 ds, rows = self._run_piece(piece, composed, job_overrides, initial_job_idx, sweep_dir, swept, progress)
+                # release: each large variable deleted from ds once written, its memory free for the
+                # file's pages (ds is not read again)
                 if whole:
                     if ds is not None:
                         ds.attrs[chunks.DIGEST_ATTR] = chunks.sweep_digest(pieces)
-                        write_collected(ds, rows, sweep_dir, compression=level)
+                        write_collected(ds, rows, sweep_dir, compression=level, release=True)
                 else:
-                    chunks.write_piece(sweep_dir, piece, ds, rows, compression=level)
+                    chunks.write_piece(sweep_dir, piece, ds, rows, compression=level, release=True)
+                del ds
         finally:
             progress.close()
         if not whole:

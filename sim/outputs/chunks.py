@@ -156,10 +156,16 @@ def sweep_digest(pieces: list[Piece]) -> str:
     return hashlib.sha256("\n".join(p.digest for p in pieces).encode()).hexdigest()
 
 
-def write_piece(sweep_dir, piece: Piece, ds: xr.Dataset | None, rows: list[dict], compression: int = files.COMPRESSION) -> Path:
+def write_piece(sweep_dir, piece: Piece, ds: xr.Dataset | None, rows: list[dict], compression: int = files.COMPRESSION, *, release: bool = False) -> Path:
+    """Write ``piece``'s part of the sweep (``release``: :func:`sim.files.write_netcdf`'s, which
+    empties ``ds`` of its data variables as they are written)."""
     ds = xr.Dataset() if ds is None else ds
-    ds = ds.assign_attrs({DIGEST_ATTR: piece.digest, ROWS_ATTR: json.dumps(rows, default=_json_value), JOBS_ATTR: json.dumps(list(piece.jobs))})
-    return write_netcdf(ds, parts_dir(sweep_dir) / piece.file, compression)
+    attrs = {DIGEST_ATTR: piece.digest, ROWS_ATTR: json.dumps(rows, default=_json_value), JOBS_ATTR: json.dumps(list(piece.jobs))}
+    if release:
+        ds.attrs.update(attrs)  # the caller's dataset, whose variables the write deletes
+    else:
+        ds = ds.assign_attrs(attrs)
+    return write_netcdf(ds, parts_dir(sweep_dir) / piece.file, compression, release=release)
 
 
 def _json_value(v):

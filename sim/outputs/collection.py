@@ -308,12 +308,15 @@ def open_collected(path: str | os.PathLike) -> xr.Dataset:
     return ds
 
 
-def write_collected(ds: xr.Dataset, rows: list[dict], out: str | os.PathLike, fmt: str = "netcdf", compression: int = files.COMPRESSION) -> tuple[Path, Path]:
+def write_collected(ds: xr.Dataset, rows: list[dict], out: str | os.PathLike, fmt: str = "netcdf", compression: int = files.COMPRESSION, *,
+                    release: bool = False) -> tuple[Path, Path]:
     """Write the collected dataset (``fmt``: netcdf or zarr; a netCDF file zlib-compressed at
-    level ``compression``, 0 none) and the target table into ``out``."""
+    level ``compression``, 0 none) and the target table into ``out``; ``release``: a netCDF
+    file written as :func:`sim.files.write_netcdf` does with it (``ds`` emptied of its data
+    variables as they are written)."""
     if fmt not in FORMATS:
         raise CollectError(f"format = {fmt!r}: allowed values are {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = write_zarr(ds, out / files.COLLECTED_ZARR) if fmt == "zarr" else write_netcdf(ds, out / files.COLLECTED, compression)
+    path = write_zarr(ds, out / files.COLLECTED_ZARR) if fmt == "zarr" else write_netcdf(ds, out / files.COLLECTED, compression, release=release)
     return path, write_text(to_csv(rows), out / files.COLLECTED_TARGETS)
