@@ -63,3 +63,18 @@ def test_batched_benchmark_keeps_the_rows_of_the_cases_it_did_not_run(tmp_path):
     got = {r["case"]: (r["batched_s"], r["measured"], r["cpu"]) for r in rows}
     assert got == {"levers": (4.2, "an earlier run", "Old CPU"), "groups": (5.0, "2026-12-07", "New CPU"), "levers_4096": (14.0, "an earlier run", "Old CPU")}
     assert [r["case"] for r in _merged(tmp_path / "none", rows[:1])] == ["levers"]  # no earlier file: this run's rows
+
+
+def test_draws_in_lockstep_give_the_kernels_totals():
+    """``python -m benchmarks.lockstep`` times issue 19's draws-innermost layout against the
+    ensemble kernel: it must compute the same ensemble (its totals equal the kernel's to the bit,
+    for blocks that divide the draws and one that does not)."""
+    import numpy as np
+
+    from benchmarks import lockstep
+
+    m, years, P, _ = lockstep.inputs(6)
+    ref = lockstep.kernel(m, years, P, np.zeros((0, 0, 0, 0)))
+    assert ref[-1, :, :, 0].sum() > 1e6  # residents at the end: a real projection
+    for block in (1, 4):
+        np.testing.assert_array_equal(lockstep.lockstep(m, years, P, block), ref)
