@@ -27,8 +27,9 @@ def machine() -> dict:
 
 
 def write_results(out: Path, name: str, res: dict, text: str) -> None:
-    """``out/name.json`` (every figure) and ``out/name.md`` (the table), each written to a
-    temporary file and renamed."""
+    """Print the table ``text``, then write ``out/name.json`` (every figure) and ``out/name.md``
+    (the table), each to a temporary file, renamed."""
+    print(text)
     out.mkdir(parents=True, exist_ok=True)
     for suffix, content in ((".json", json.dumps(res, indent=1)), (".md", text + "\n")):
         tmp = out / f".{name}{suffix}.tmp"

@@ -131,7 +131,6 @@ def main(argv=None) -> int:
         res = json.loads(raw.read_text())
     res["command"] = "python -m benchmarks" + (" --smoke" if args.smoke else "")
     text = table(res)
-    print(text)
     res["machine"] = machine()
     write_results(args.out, "smoke" if args.smoke else "latest", res, text)
     return 0

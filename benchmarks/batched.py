@@ -193,7 +193,6 @@ def main(argv=None) -> dict:
         jl = f"{r['joblib_s']:.1f}" if r["joblib_jobs_run"] == r["jobs"] else f"{r['joblib_s']:.1f} for {r['joblib_jobs_run']} jobs, {r['joblib_s_for_all_jobs']:.0f} for all"
         lines.append(f"| {r['case']} | {r['jobs']} | {r['batched_s']:.1f} ({r['batched_best_s']:.1f}) | {r['batched_peak_gb']:.2f} | {jl} | {r['joblib_peak_gb']:.2f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} ({r['worst_variable']}) | {r['measured']}, {r['cpu']} |")
     text = "\n".join(lines)
-    print(text)
     write_results(a.out, "batched", res, text)
     return res
 

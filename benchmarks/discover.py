@@ -83,7 +83,6 @@ def main(argv=None) -> dict:
         f"| ratio | {res['speedup']:.1f}x | | |",
     ])
     write_results(a.out, "discover", res, text)
-    print(text)
     return res
 
 

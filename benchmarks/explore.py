@@ -82,7 +82,6 @@ def main(argv=None) -> dict:
                      f"{c['per_run_s']:.3f} s | {c['ratio']:.1f}x | <= {GOALS[name]} s | {'yes' if c['met'] else 'no'} |")
     text = "\n".join(lines)
     write_results(a.out, "explore", res, text)
-    print(text)
     return res
 
 

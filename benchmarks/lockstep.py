@@ -148,7 +148,6 @@ def main(argv=None) -> dict:
         eq = "" if r["equal_to_kernel"] is None else ("yes, to the bit" if r["equal_to_kernel"] else "NO")
         lines.append(f"| {r['layout']} | {r['block']} | {r['seconds']:.2f} | {eq} |")
     text = "\n".join(lines)
-    print(text)
     write_results(a.out, "lockstep", res, text)
     return res
 

@@ -104,7 +104,6 @@ def main(argv=None) -> dict:
             f"- ratio to ideal: **{res['ratio_to_ideal']:.2f}** (goal <= 1.3); against the jobs' time inside the sweep: {res['ratio_to_ideal_in_sweep_job_time']:.2f}",
         ]
     )
-    print(text)
     write_results(a.out, "sweep", res, text)
     return res
 

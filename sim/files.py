@@ -115,12 +115,13 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, compression: int = COM
     every data variable zlib-compressed at level ``compression`` (0: not compressed).
 
     ``release``: the large data variables are written one at a time (appended to the file in
-    their order) and each is deleted from ``ds`` once written, so that its memory is free for the
-    pages of the file still to be written: for a caller that holds nothing else of ``ds`` and
-    does not read it again (the batched launcher's collected dataset, the largest thing it
-    has; emptied also when the write fails part way). The file is the one ``release=False`` writes. Measured on this 2-core VM, whose host
-    backs a page the first time the guest touches it (about 1.7 s a GB): the 64-job group
-    sweep's 770 MB in 1.1-1.2 s, against 1.75-1.9 s in one call."""
+    their order) and each is deleted from ``ds`` once written (also when a later part fails),
+    so that its memory is free for the pages of the file still to be written: for a caller
+    that holds nothing else of ``ds`` and does not read it again (the batched launcher's
+    collected dataset, the largest thing it has). The file reads back identical to the one
+    ``release=False`` writes. On this 2-core VM, whose host backs a page the first time the
+    guest touches it (about 1.7 s a GB), the 64-job group sweep's 770 MB took 1.25-2.1 s to
+    write against 2.2-2.6 s in one call (benchmarks/README.md)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

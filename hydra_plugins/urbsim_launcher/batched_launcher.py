@@ -199,7 +199,6 @@ class BatchedLauncher(Launcher):
                         write_collected(ds, rows, sweep_dir, compression=level, release=True)
                 else:
                     chunks.write_piece(sweep_dir, piece, ds, rows, compression=level, release=True)
-                del ds
         finally:
             progress.close()
         if not whole:

@@ -92,6 +92,7 @@ class _Totals:
         self.full = "population" in ds  # full outputs: the hukou states from the population; reduced: their totals
         self._masks: dict = {}
         self._cache: dict = {}
+        self._by_region: np.ndarray | None = None  # the population by (dim, year[, draw], region, state)
 
     def _mask(self, region: str) -> np.ndarray:
         if region not in self._masks:
@@ -120,10 +121,10 @@ class _Totals:
         NaN), then over the regions skipping those NaN, as xarray's sum would."""
         key = (region, "_states")
         if key not in self._cache:
-            if "_by_region" not in self._cache:  # every region's sums, once: the population is the largest array a sweep has
+            if self._by_region is None:  # every region's sums, once: the population is the largest array a sweep has
                 pop = self.ds.population.transpose(*self.order, "region", "state", "sex", "age")
-                self._cache["_by_region"] = np.asarray(pop.values, dtype=float).sum(axis=(-2, -1))
-            self._cache[key] = np.nansum(self._cache["_by_region"][..., self._mask(region), :], axis=-2)
+                self._by_region = np.asarray(pop.values, dtype=float).sum(axis=(-2, -1))
+            self._cache[key] = np.nansum(self._by_region[..., self._mask(region), :], axis=-2)
         return self._cache[key]
 
     def variable(self, region: str, variable: str) -> np.ndarray:
