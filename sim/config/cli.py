@@ -48,24 +48,52 @@ def _quoted(v) -> str:
     return str(v)
 
 
-_CHOICES = re.compile(r"^[\w.-]+(,[\w.-]+)*$")
+_SWEEP_FUNCTION = re.compile(r"^(?P<fn>choice|glob)\((?P<args>.*)\)$", re.S)
+
+
+def _group_values(value: str) -> tuple[list[str], bool]:
+    """The option names a group override gives (``a``, ``a,b``, ``choice(a,b)``, ``glob(a*)``),
+    unquoted, and whether they are glob patterns."""
+    m = _SWEEP_FUNCTION.match(value.strip())
+    body, is_glob = (m["args"], m["fn"] == "glob") if m else (value, False)
+    values = [v.strip().strip("'\"") for v in body.split(",")]
+    if is_glob:  # glob(*, exclude=[a, b]): only the patterns matter here
+        values = [v.partition("=")[2].strip("[] ") if "=" in v else v.strip("[] ") for v in values]
+    return [v for v in values if v], is_glob
+
+
+def _outside(name: str) -> bool:
+    """Whether a group or option name could leave the config tree (a path, not a name)."""
+    return name.startswith(("/", "~")) or "\\" in name or ".." in name.split("/")
 
 
 def check_group_choices(args: list[str]) -> None:
-    """A choice of a config group of ``configs/`` (``params=calibrated``, ``policy/land=link,off``)
-    must name one of its files: Hydra skips an unknown option of an optional group (``params``)
-    without a word. Raises :class:`ConfigError` naming the group, the value and its options."""
+    """A choice of a config group (``params=calibrated``, ``policy/land=link,off``) must name one
+    of its files in ``configs/<group>/``, and nothing else: Hydra skips an unknown option of an
+    optional group (``params``) without a word, and would load a relative path
+    (``policy/hukou=../../secret``) from anywhere on the machine and echo its keys in its error.
+    Raises :class:`ConfigError` naming the group, the value and its options, before anything is
+    read; a value that is not an option is never opened."""
     from sim.paths import CONFIG_DIR
 
     for a in args:
         key, eq, value = a.partition("=")
         key = key.lstrip("+~")
-        if not eq or key.startswith("hydra/") or not _CHOICES.match(value) or not (CONFIG_DIR / key).is_dir():
+        if not eq or not ("/" in key or (CONFIG_DIR / key).is_dir()):
+            continue  # a value, not a group choice
+        if _outside(key):
+            raise ConfigError(f"{key}: no such config group (a group is a folder of configs/, named without '..')")
+        values, is_glob = _group_values(value)
+        bad = next((v for v in values if _outside(v) or "/" in v), None)
+        if key.startswith("hydra/") or not (CONFIG_DIR / key).is_dir():
+            if bad is not None:  # Hydra's own groups: their options are names too
+                raise ConfigError(f"{key} = {bad!r}: an option is a name, not a path")
             continue
         options = sorted(p.stem for p in (CONFIG_DIR / key).glob("*.yaml"))
-        for v in value.split(","):
-            if v not in options and v != "null":
-                raise ConfigError(f"{key} = {v!r}: no such option; allowed values are {', '.join(options)}")
+        for v in values:
+            if v == "null" or (is_glob and bad is None) or v in options:
+                continue
+            raise ConfigError(f"{key} = {v!r}: no such option; allowed values are {', '.join(options)}")
 
 
 def rewrite_overrides(args: list[str]) -> list[str]:
