@@ -64,6 +64,15 @@ def _set_threads(n: int | None) -> None:
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
+def _remove_if_empty(path: str) -> None:
+    """Remove the run directory Hydra made for a run refused before it wrote anything (its log
+    file is made on the first line logged): a refused run writes nothing."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # not empty (an earlier run's files, a log line), or not there
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
     from sim.outputs.job import RunDirBusy, run
@@ -78,6 +87,7 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         if multirun:  # recorded in the job's status.json; Hydra reports it after the sweep
             raise
+        _remove_if_empty(hc.runtime.output_dir)
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
     except RunDirBusy as e:

@@ -3,6 +3,8 @@ module asks here instead of computing a path from its own file."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -31,3 +33,23 @@ def cache_dir(configured: str = "") -> Path:
     if configured or os.environ.get("URBSIM_CACHE_DIR"):
         return Path(configured or os.environ["URBSIM_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "urbsim"
+
+
+def tree_digest(*roots: Path, suffixes: tuple[str, ...] = ()) -> str:
+    """SHA-256 of every file under ``roots`` (with one of ``suffixes``, when given): names
+    relative to the repository and contents, in sorted order; a missing root counts as empty."""
+    h = hashlib.sha256()
+    for root in roots:
+        for f in sorted(Path(root).rglob("*")) if Path(root).is_dir() else [Path(root)] if Path(root).is_file() else []:
+            if f.is_file() and (not suffixes or f.suffix in suffixes):
+                h.update(str(f.relative_to(REPO) if f.is_relative_to(REPO) else f.name).encode() + b"\0")
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def source_digest() -> str:
+    """SHA-256 of the source that makes a run's results (every ``.py`` and ``.yaml`` file of
+    ``sim``, ``models`` and ``configs/``): a changed line, committed or not, is other code. Read
+    once per process."""
+    return tree_digest(REPO / "sim", REPO / "models", CONFIG_DIR, suffixes=(".py", ".yaml"))

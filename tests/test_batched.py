@@ -264,8 +264,15 @@ def test_chunked_sweep_collected_equals_the_unchunked_one_and_resume_recomputes_
     assert collect_main([str(cut), "--out", str(tmp_path / "partial")]) == 0  # the pieces there, the rest listed
     partial = (tmp_path / "partial" / "collected_targets.csv").read_text()
     assert partial.count(",missing,") == 5 and xr.open_dataset(tmp_path / "partial" / "collected.nc").sizes["scenario"] == 3
+    # collected mid-sweep into the sweep itself (docs/cluster.md): a partial file, which the
+    # chunk that completes the sweep replaces by the whole one
+    assert collect_main([str(cut)]) == 0
+    with xr.open_dataset(cut / "collected.nc") as early:
+        assert early.attrs["is_partial_output"] == 1 and early.attrs["jobs_missing"] and early.sizes["scenario"] == 3
     sweep(cut, *args, "hydra.launcher.chunk=2/2", "hydra.launcher.chunk_size=3", launcher="batched")
     a = xr.open_dataset(cut / "collected.nc")
+    assert a.attrs["is_partial_output"] == 0 and a.attrs["jobs_missing"] == "" and a.sizes["scenario"] == 8
+    assert ",missing," not in (cut / "collected_targets.csv").read_text()
     b = xr.open_dataset(tmp_path / "whole" / "collected.nc")
     assert a.attrs["sweep_piece_sha256"] != b.attrs["sweep_piece_sha256"]  # another cut of the same sweep
     # the pieces' batches have other base jobs, so the multipliers round differently (1e-16)

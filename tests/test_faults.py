@@ -61,3 +61,63 @@ def test_a_path_as_group_choice_on_the_command_line_exits_2_and_echoes_nothing(s
     assert "no such option; allowed values are baseline" in r.stderr
     assert "hunter2" not in r.stderr + r.stdout and "password" not in r.stderr + r.stdout
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------ 2. resume reuses a result of the same code and inputs only
+def test_resume_reruns_when_the_code_or_the_inputs_changed_and_says_why(tmp_path, monkeypatch, capsys):
+    from sim.outputs import runs
+    from sim.outputs.job import run
+    from sim.outputs.runs import read_status, run_identity
+    from tests.test_config import compose_cfg
+
+    cfg = compose_cfg(["end_year=2021", "figures.enabled=false", "resume=true"])
+    run(cfg, tmp_path, echo=False)
+    st = read_status(tmp_path)
+    assert {k: st[k] for k in ("config_sha256", "code_sha256", "inputs_sha256")} == run_identity(cfg)
+
+    def stamp():
+        return (tmp_path / "projection.nc").stat().st_mtime_ns
+
+    before = stamp()
+    run(cfg, tmp_path)
+    assert stamp() == before and "complete, skipped (resume=true)" in capsys.readouterr().out
+    for name, says in (("source_digest", "the code (sim, models, configs) changed"), ("inputs_digest", "the input files changed")):
+        monkeypatch.setattr(runs, name, lambda *a: "0" * 64)
+        run(cfg, tmp_path)
+        assert stamp() != before and f"run again (resume=true): {says} since the stored result" in capsys.readouterr().out
+        before = stamp()
+        assert read_status(tmp_path)[{"source_digest": "code_sha256", "inputs_digest": "inputs_sha256"}[name]] == "0" * 64
+        run(cfg, tmp_path)  # the new result is reused
+        assert stamp() == before
+        monkeypatch.undo()
+        run(cfg, tmp_path, echo=False)
+        before = stamp()
+
+
+# ---------------------------------------------------------- 3. output= names a file of the run directory
+@pytest.mark.parametrize("name", ["../x.nc", "/tmp/abs.nc", "sub/x.nc", ".hidden.nc", "x.zarr", "x" * 300 + ".nc", ""])
+def test_an_output_outside_the_run_directory_is_refused(name):
+    from sim.config.compose import compose_config
+    from sim.config.schema import validate
+
+    with pytest.raises(ConfigError, match=r"output = .*allowed values are file names ending in \.nc"):
+        validate(compose_config([f"output='{name}'"]))
+
+
+def test_an_output_name_in_the_run_directory_is_used(tmp_path):
+    from sim.config.compose import compose_config
+    from sim.outputs.job import run
+
+    run(compose_config(["output=other.nc", "end_year=2021", "figures.enabled=false"]), tmp_path, echo=False)
+    assert (tmp_path / "other.nc").is_file() and not (tmp_path / "projection.nc").exists()
+
+
+# ----------------------------------------------------------------- 12. a refused run writes nothing
+def test_a_refused_run_leaves_no_directory_and_an_earlier_run_its_files(tmp_path):
+    r = cli("output=../x.nc", f"hydra.run.dir={tmp_path / 'new'}", *QUICK)
+    assert r.returncode == 2 and r.stderr.startswith("config error: output = '../x.nc'")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "x.nc").exists()
+    assert cli(f"hydra.run.dir={tmp_path / 'old'}", *QUICK).returncode == 0
+    before = sorted(p.name for p in (tmp_path / "old").iterdir())
+    r = cli("end_year=1999", f"hydra.run.dir={tmp_path / 'old'}", *QUICK[1:])
+    assert r.returncode == 2 and sorted(p.name for p in (tmp_path / "old").iterdir()) == before

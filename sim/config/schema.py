@@ -11,6 +11,7 @@ the years given and held flat outside them (:func:`sim.config.values.year_map`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -317,7 +318,7 @@ class Config:
     params: ParamsConfig = field(default_factory=ParamsConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     backend: str = _f("auto", choices=("auto", "numba", "numpy"), doc="numba (the compiled kernel), numpy (the reference implementation) or auto (numpy where a run projects at most 20,000 region-draw-years, e.g. the default run, since loading the kernel costs about 1 s; numba otherwise); the two agree to rounding")
-    output: str = files.PROJECTION
+    output: str = _f(files.PROJECTION, doc="name of the projection file in the run directory: a file name ending in .nc, no folder (the directory is hydra.run.dir)")
     compression: int = _f(files.COMPRESSION, 0, 9, doc="zlib level of the netCDF files written (0: none; 1-9: about a quarter smaller, tens of times slower to write); a batched sweep writes its collected file at the highest level of its jobs")
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")
     figures: FiguresConfig = field(default_factory=FiguresConfig)
@@ -419,6 +420,9 @@ def validate(cfg: Config) -> Config:
     return _check_across(cfg)
 
 
+_OUTPUT_NAME = re.compile(r"[A-Za-z0-9][\w.-]*\.nc")
+
+
 def _check_across(cfg: Config) -> Config:
     """The checks that involve more than one field."""
     if cfg.geography.name not in WITH_HISTORY and cfg.start_year != 2020:
@@ -431,6 +435,11 @@ def _check_across(cfg: Config) -> Config:
             raise ConfigError(f"demography.migration.{key} = {ages}: allowed: [] or [first, last], whole ages with 0 <= first <= last <= 100")
     if cfg.end_year <= cfg.start_year:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
+    if not (_OUTPUT_NAME.fullmatch(str(cfg.output)) and len(str(cfg.output)) <= 200):
+        raise ConfigError(
+            f"output = {cfg.output!r}: allowed values are file names ending in .nc (letters, digits, '_', '-', '.', at most 200 characters), "
+            "without a folder: the run's directory is hydra.run.dir (a sweep's, hydra.sweep.dir), so that every job writes its own file"
+        )
     fig = cfg.figures
     if fig.enabled:
         for key in FIGURE_YEAR_DEFAULTS:

@@ -20,6 +20,7 @@ from sim.engine.model import Model, build_model
 from sim.engine.runner import resolve_backend, steps, work
 from sim.inputs.load import HISTORY_START, history_inputs, load_inputs, read_only
 from sim.inputs.prep import ipf
+from sim.paths import source_digest
 
 HISTORY_END = 2020  # the second census: where the history ends and a projection starts
 
@@ -105,33 +106,13 @@ def _history(cfg: Config) -> tuple[list[str], np.ndarray]:
     return _HISTORIES[key]
 
 
-def _source_digest() -> str:
-    """SHA-256 of the source of everything a history depends on (the ``sim`` and ``models``
-    packages, every ``.py`` file, and ``configs/``): a changed line, committed or not, is
-    another history."""
-    if not _SOURCE:
-        from sim.paths import CONFIG_DIR, REPO
-
-        h = hashlib.sha256()
-        for root in (REPO / "sim", REPO / "models", CONFIG_DIR):
-            for f in sorted(root.rglob("*")):
-                if f.suffix in (".py", ".yaml") and f.is_file():
-                    h.update(str(f.relative_to(REPO)).encode())
-                    h.update(f.read_bytes())
-        _SOURCE.append(h.hexdigest())
-    return _SOURCE[0]
-
-
-_SOURCE: list[str] = []
-
-
 def _history_file(hist: Config, key: str, inputs: xr.Dataset):
     """Where the history of ``hist`` is kept: the cache directory (``geography.cache_dir``,
     ``$URBSIM_CACHE_DIR``, ...), named by the digest of its config, its inputs' checksums and
-    the source (:func:`_source_digest`)."""
+    the source (:func:`sim.paths.source_digest`)."""
     from sim.paths import cache_dir
 
-    h = hashlib.sha256("\n".join([key, inputs.attrs.get("input_sha256", ""), inputs.attrs.get("fertility_reference", ""), _source_digest()]).encode()).hexdigest()
+    h = hashlib.sha256("\n".join([key, inputs.attrs.get("input_sha256", ""), inputs.attrs.get("fertility_reference", ""), source_digest()]).encode()).hexdigest()
     return cache_dir(hist.geography.cache_dir) / "history" / f"{hist.geography.name}-{h[:32]}.npz"
 
 

@@ -36,7 +36,8 @@ import xarray as xr
 from sim import files
 from sim.files import write_netcdf, write_text
 from sim.outputs.collection import CollectError, Job, sweep_attrs
-from sim.outputs.runs import NOT_RESULTS
+from sim.outputs.runs import NOT_RESULTS, inputs_digest
+from sim.paths import source_digest
 
 DIGEST_ATTR = "sweep_piece_sha256"  # the digest of a piece's jobs (overrides and configs)
 ROWS_ATTR = "target_rows_json"  # a piece's target rows, JSON
@@ -74,11 +75,13 @@ def parse_chunk(chunk: str | None) -> tuple[int, int] | None:
 
 
 def job_digest(overrides: list[str], composed) -> str:
-    """What a job's result depends on: its overrides less the result-neutral ones, and its
-    config's digest (or its refusal)."""
+    """What a job's result depends on: its overrides less the result-neutral ones, its config's
+    digest (or its refusal), the code and the input files (:func:`sim.outputs.runs.run_identity`:
+    a piece made by other code or from other inputs is run again)."""
     j = Job(Path("."), "ok", "", list(overrides))
     if hasattr(composed, "draws"):  # repr of the config tree (deterministic, cheap), result-neutral keys reset
         what = repr(dataclasses.replace(composed, **{k: type(getattr(composed, k))() for k in NOT_RESULTS}))
+        what += f" code {source_digest()} inputs {inputs_digest(composed)}"
     else:
         what = f"refused: {composed}"
     return json.dumps([sorted(j.settings.items()), what])
@@ -219,7 +222,12 @@ def join_pieces(sweep_dir, pieces: list[Piece], jobs_total: int, swept: list[str
     residual = max(float(ds.attrs.get("accounting_max_abs_residual_persons", 0.0)) for ds in datasets)
     not_collected = [{"dir": r["job"], "status": r["status"], "message": r["message"]} for r in rows if r["status"] != "ok"]
     out.attrs.update(sweep_attrs(out, sweep_dir, swept, residual, jobs_total, len({r["job"] for r in rows if r["status"] == "ok"}), not_collected))
-    out.attrs[DIGEST_ATTR] = sweep_digest(pieces)
+    # a collected file of some pieces only is not the sweep's: it carries the digest of what it
+    # holds, so that the launcher, resuming, writes the whole file once every piece is there
+    held = [p for p in pieces if p not in absent]
+    out.attrs[DIGEST_ATTR] = sweep_digest(pieces) if not absent else "partial " + sweep_digest(held)
+    out.attrs["is_partial_output"] = int(bool(absent))
+    out.attrs["jobs_missing"] = ",".join(p.span() for p in pieces if p in absent)
     for k in (ROWS_ATTR, JOBS_ATTR):
         out.attrs.pop(k, None)
     return out, rows

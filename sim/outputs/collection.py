@@ -134,6 +134,10 @@ def sweep_attrs(ds: xr.Dataset, sweep_dir, swept: list[str], residual: float, to
         "jobs_total": total,
         "jobs_collected": collected,
         "jobs_not_collected": json.dumps(not_collected),
+        # OGGM's flag: whether the file lacks jobs of the sweep not yet run (a batched sweep's pieces
+        # still to come, :func:`sim.outputs.chunks.join_pieces`), and which
+        "is_partial_output": 0,
+        "jobs_missing": "",
     }
 
 

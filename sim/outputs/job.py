@@ -6,9 +6,10 @@ and calls :func:`run`, which is also what tests and notebooks call.
 Every run is a job with a ``status.json`` in its output directory, written atomically: ``running``
 when it starts; ``ok`` with the SHA-256 of every file it wrote once they are all in place; or
 ``failed`` with the error's type, message and traceback. With ``resume=true`` a run whose
-directory holds an ``ok`` status for the same config, with every listed file present and
-unchanged, is skipped; anything less (a job killed midway, a file missing or altered, another
-config) runs again.
+directory holds an ``ok`` status for the same config, code and input files
+(:func:`sim.outputs.runs.run_identity`), with every listed file present and unchanged, is
+skipped; anything less (a job killed midway, a file missing or altered, another config, a
+changed line of code or input file) runs again, and says why.
 
 A directory holds one run's files, as one set:
 - the config is validated and the model built (:func:`sim.engine.prepare.prepare`) before the
@@ -44,7 +45,7 @@ from sim.engine.prepare import prepare
 from sim.engine.runner import project, resolve_backend, work
 from sim.files import write_netcdf, write_text
 from sim.outputs.dataset import to_dataset
-from sim.outputs.runs import config_digest, file_sha256, is_complete, job_info, read_status, write_status
+from sim.outputs.runs import file_sha256, is_complete, job_info, not_reusable, read_status, run_identity, write_status
 from sim.outputs.targets import format_report, region_rows, target_rows, to_csv
 
 log = logging.getLogger("sim")
@@ -57,15 +58,21 @@ def run(cfg: Config, out_dir: str | Path, *, echo: bool = True, overrides: list[
     projection is returned. A config error writes nothing, unless ``record_refusal`` (a sweep's
     job, whose directory then says why it did not run: ``status.json`` failed)."""
     out_dir = Path(out_dir)
-    digest = config_digest(cfg)
-    if cfg.resume and is_complete(out_dir, digest):
-        log.info("%s: complete result found, skipped (resume=true)", out_dir)
-        if echo and not cfg.quiet:
-            print(f"{out_dir}: complete, skipped (resume=true)")
-        with xr.open_dataset(out_dir / cfg.output) as ds:
-            return ds.load()
+    identity = run_identity(cfg)
+    if cfg.resume:
+        why = not_reusable(out_dir, identity)
+        if why is None:
+            log.info("%s: complete result found, skipped (resume=true)", out_dir)
+            if echo and not cfg.quiet:
+                print(f"{out_dir}: complete, skipped (resume=true)")
+            with xr.open_dataset(out_dir / cfg.output) as ds:
+                return ds.load()
+        if read_status(out_dir):  # something was there: say why it is not reused
+            log.info("%s: run again (resume=true): %s", out_dir, why)
+            if echo and not cfg.quiet:
+                print(f"{out_dir}: run again (resume=true): {why}")
     had_result = is_complete(out_dir)
-    job = {"overrides": list(overrides), "config_sha256": digest, **job_info()}
+    job = {"overrides": list(overrides), **identity, **job_info()}
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
 

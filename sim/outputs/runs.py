@@ -6,6 +6,7 @@ collected sweep with a ``scenario`` dimension is split into its runs)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -15,8 +16,9 @@ from pathlib import Path
 import xarray as xr
 
 from sim import files
-from sim.config.schema import Config, FiguresConfig, Target, TargetsConfig
+from sim.config.schema import DERIVED_ON_FIRST_USE, Config, FiguresConfig, Target, TargetsConfig
 from sim.files import write_text
+from sim.paths import DATA_DIR, census_dir, source_digest, tree_digest
 
 # fields that do not change a run's results, left out of its config digest
 NOT_RESULTS = ("resume", "quiet")
@@ -44,6 +46,45 @@ def read_status(out_dir: str | Path) -> dict:
         return json.loads((Path(out_dir) / files.STATUS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+@functools.cache
+def _inputs_digest(derived: bool, census: str) -> str:
+    tables = [census_dir(census) / f"census_county_{y}.csv" for y in (2010, 2020)] if derived else []
+    return tree_digest(DATA_DIR, *tables)
+
+
+def inputs_digest(cfg: Config) -> str:
+    """SHA-256 of the input files a run of ``cfg`` may read: the shipped inputs (``sim/data``:
+    censuses, observed series, the calibrated ensemble) and, for a geography derived on first
+    use, the census tables it is derived from. Read once per process."""
+    derived = cfg.geography.name in DERIVED_ON_FIRST_USE
+    return _inputs_digest(derived, cfg.geography.census_dir if derived else "")
+
+
+# what a result is of, in the order a changed one is named: (status.json key, what it digests)
+IDENTITY = (("config_sha256", "the config"), ("code_sha256", "the code (sim, models, configs)"), ("inputs_sha256", "the input files"))
+
+
+def run_identity(cfg: Config) -> dict[str, str]:
+    """What a run's results are a function of: its config, the code and the input files (each
+    a SHA-256, recorded in ``status.json``); a result is reused (``resume=true``) only when all
+    three are the same."""
+    return {"config_sha256": config_digest(cfg), "code_sha256": source_digest(), "inputs_sha256": inputs_digest(cfg)}
+
+
+def not_reusable(out_dir: str | Path, identity: dict[str, str]) -> str | None:
+    """None when ``out_dir`` holds a complete result of ``identity`` (:func:`run_identity`), else
+    why not, in a few words."""
+    st = read_status(out_dir)
+    if st.get("status") != "ok":
+        return "no complete result there" if not st else f"the stored run's status is {st.get('status')!r}"
+    for key, what in IDENTITY:
+        if st.get(key) != identity[key]:
+            return f"{what} changed since the stored result" if st.get(key) else f"the stored result does not record {what} it was made with"
+    if not is_complete(out_dir):
+        return "a file of the stored result is missing or altered"
+    return None
 
 
 def is_complete(out_dir: str | Path, digest: str | None = None) -> bool:
