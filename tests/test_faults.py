@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sim.config.cli import check_group_choices
@@ -121,3 +122,41 @@ def test_a_refused_run_leaves_no_directory_and_an_earlier_run_its_files(tmp_path
     before = sorted(p.name for p in (tmp_path / "old").iterdir())
     r = cli("end_year=1999", f"hydra.run.dir={tmp_path / 'old'}", *QUICK[1:])
     assert r.returncode == 2 and sorted(p.name for p in (tmp_path / "old").iterdir()) == before
+
+
+# ------------------------------------------------------------ 5. targets scored on the whole place only
+def test_a_target_on_a_place_not_wholly_in_the_run_is_not_computable():
+    from sim.config.compose import compose_config
+    from sim.engine.prepare import prepare
+    from sim.engine.runner import project
+    from sim.outputs.dataset import to_dataset
+    from sim.outputs.targets import target_rows
+
+    def rows(*overrides):
+        cfg = compose_config(["end_year=2025", *overrides])
+        model = prepare(cfg)
+        return {r["target"]: r for r in target_rows(to_dataset(model, project(model)), cfg.targets)}
+
+    part = rows("geography.regions=[Nanning,Liuzhou]")
+    whole = rows()
+    for name in ("resident urbanization >=57% by 2025", "hukou urbanization on its 2013-2020 pace by 2025"):
+        assert part[name]["met"].startswith("not computable: 12 of its regions not in the run (Guilin")
+        assert np.isnan(part[name]["projected"]) and whole[name]["met"] in (True, False)
+    assert part["Beibu Gulf six +5 points 2020-2025"]["met"].startswith("not computable: 5 of its regions")
+    assert part["Guilin city proper > 1.5 M by 2025"]["met"] == "not computable: 1 of its regions not in the run (Guilin)"
+    nanning = "Nanning city proper > 5 M by 2025"  # wholly in the run: scored (on the subset's own
+    # dynamics: no moves from the regions left out)
+    assert np.isfinite(part[nanning]["projected"]) and part[nanning]["met"] in (True, False)
+    assert not any(str(r["met"]).startswith("not computable") for r in whole.values())
+
+
+# ------------------------------------------------- 7. an unreachable target is called unreachable
+def test_an_unreachable_target_is_out_of_reach_with_the_best_value_not_not_monotone():
+    from sim.config.compose import compose_config
+    from sim.outputs.solver import SolveError, solve
+
+    with pytest.raises(SolveError) as e:  # Liuzhou's 3 M: far out of reach of hukou easing
+        solve(compose_config(["end_year=2025"]), "Liuzhou city proper", "policy.hukou.conversion_rate", (0.0, 0.5), grid=4)
+    msg = str(e.value)
+    assert msg.startswith("the target cannot be met within bounds [0, 0.5]") and "not monotone" not in msg
+    assert "the best," in msg and "at policy.hukou.conversion_rate = " in msg and "required >= 3e+06" in msg

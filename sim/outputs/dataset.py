@@ -18,6 +18,7 @@ from sim.axes import AGES, CAP_GROUPS, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_
 from sim.axes import registered as births_registered
 from sim.engine.model import Model
 from sim.engine.runner import Projection
+from sim.inputs.load import load_inputs
 
 P = "persons"
 
@@ -63,6 +64,19 @@ def config_json(cfg) -> str:
     return json.dumps(plain(cfg), default=str, sort_keys=True)
 
 
+def regions_not_run(model: Model) -> str:
+    """JSON list of ``[region, prefecture, province code]`` of the geography's regions that a run
+    of a subset (``geography.regions``) leaves out ("[]" for a whole geography): a target on a
+    place not wholly in the run is not computable (:mod:`sim.outputs.targets`)."""
+    g = model.cfg.geography
+    if not g.regions:
+        return "[]"
+    full = load_inputs(g.name, model.cfg.start_year, census=g.census_dir, cache=g.cache_dir)
+    run = {str(r) for r in model.inputs.region.values}
+    codes = full.province_code.values if "province_code" in full.coords else [""] * full.sizes["region"]
+    return json.dumps([[str(r), str(p), str(c)] for r, p, c in zip(full.region.values, full.prefecture.values, codes) if str(r) not in run], ensure_ascii=False)
+
+
 def provenance(model: Model, scenario: str, title: str, source: str, *, with_config: bool = True) -> dict:
     """The attributes every output file carries: what it is, the resolved config, the code
     version and the input file's checksum (``with_config=False``: without ``config_json``, for a
@@ -80,6 +94,7 @@ def provenance(model: Model, scenario: str, title: str, source: str, *, with_con
         "input_file": inp.attrs.get("input_file", ""),
         "input_sha256": inp.attrs.get("input_sha256", ""),
         "jump_off": inp.attrs.get("jump_off", "census: the census split of the inputs (python -m sim.derive)"),
+        "regions_not_run": regions_not_run(model),
     }
     if not with_config:
         del out["config_json"]

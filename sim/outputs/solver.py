@@ -141,14 +141,19 @@ def solve(cfg: Config, target: str, lever: str, bounds=(0.0, 1.0), *, probabilit
 
     xs = np.linspace(lo, hi, grid)
     ys = np.array([response(x) for x in xs])
-    direction = check_monotone(xs, ys)
     sl = np.array([slack(y, t) for y in ys])
-    met_at = ""
+    if np.ptp(ys) <= 1e-9 * max(1.0, float(np.max(np.abs(ys)))):
+        check_monotone(xs, ys)  # says the target does not respond to the lever
+    # then out of reach: whether the response is monotone does not matter then
+    best = int(np.argmin(np.abs(sl))) if t.op == "~" else int(np.argmax(sl))
+    reached = f"the projected value ranges {ys.min():.6g} .. {ys.max():.6g}; the best, {ys[best]:.6g}, at {lever} = {xs[best]:.6g}"
     if t.op == "~":
         if not (sl.min() <= 0 <= sl.max()):
-            raise SolveError(f"the target {t.value:g} is outside the range reached within the bounds ({ys.min():.6g} .. {ys.max():.6g})")
+            raise SolveError(f"the target cannot be met within bounds [{lo:g}, {hi:g}]: {reached}, required {t.value:g}")
     elif not (sl >= 0).any():
-        raise SolveError(f"the target cannot be met within bounds [{lo:g}, {hi:g}]: the projected value ranges {ys.min():.6g} .. {ys.max():.6g}, required {t.op} {t.value:g}")
+        raise SolveError(f"the target cannot be met within bounds [{lo:g}, {hi:g}]: {reached}, required {t.op} {t.value:g}")
+    direction = check_monotone(xs, ys)
+    met_at = ""
     if t.op != "~" and sl[0] >= 0:
         value, met_at = lo, "lower"  # already met at the lower bound: the smallest value
     else:

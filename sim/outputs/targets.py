@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import numpy as np
 import xarray as xr
@@ -25,6 +26,19 @@ def region_selection(ds: xr.Dataset, name: str, groups: dict) -> np.ndarray:
             return ds.province_code.values.astype(str) == GUANGXI_PROVINCE_CODE
         return np.ones(len(regions), dtype=bool)
     return region_mask(groups.get(name, [name]), regions, prefectures)
+
+
+def left_out(ds: xr.Dataset, name: str, groups: dict) -> list[str]:
+    """The regions of the place ``name`` (as :func:`region_selection` reads it) that the run
+    left out (``regions_not_run``, a run of a subset of its geography): a target on it is not
+    computable, never scored on part of it."""
+    out = json.loads(ds.attrs.get("regions_not_run", "[]") or "[]")
+    if not out:
+        return []
+    regions, prefectures, codes = (list(x) for x in zip(*out))
+    if name == "Guangxi":
+        return [r for r, c in zip(regions, codes) if c in ("", GUANGXI_PROVINCE_CODE)]
+    return [r for r, m in zip(regions, region_mask(groups.get(name, [name]), regions, prefectures)) if m]
 
 
 def variable_of(tot: dict, variable: str, first):
@@ -181,6 +195,12 @@ def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list
         if t.year not in years:
             for rows in tables:
                 rows.append({**head, "projected": np.nan, "gap": np.nan, "met": "outside projection", "first_year_met": ""})
+            continue
+        missing = left_out(ds, t.region, targets.groups)
+        if missing:
+            why = f"not computable: {len(missing)} of its regions not in the run ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
+            for rows in tables:
+                rows.append({**head, "projected": np.nan, "gap": np.nan, "met": why, "first_year_met": ""})
             continue
         arr = tot.variable(t.region, t.variable)  # (n, year[, draw])
         yi = int(np.flatnonzero(years == t.year)[0])
