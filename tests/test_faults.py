@@ -160,3 +160,24 @@ def test_an_unreachable_target_is_out_of_reach_with_the_best_value_not_not_monot
     msg = str(e.value)
     assert msg.startswith("the target cannot be met within bounds [0, 0.5]") and "not monotone" not in msg
     assert "the best," in msg and "at policy.hukou.conversion_rate = " in msg and "required >= 3e+06" in msg
+
+
+# ---------------------------------------- 6. the hukou pace is scored on its change, whatever the basis
+def test_the_hukou_pace_target_scores_the_change_from_the_jump_off_on_either_jump_off():
+    from sim.config.compose import compose_config
+    from sim.engine.prepare import prepare
+    from sim.engine.runner import project
+    from sim.outputs.dataset import to_dataset
+    from sim.outputs.targets import series, target_rows
+
+    name = "hukou urbanization on its 2013-2020 pace by 2025"
+    for jump_off, level_2020 in (("census", 0.3328), ("auto", None)):
+        cfg = compose_config(["end_year=2025", f"jump_off={jump_off}"])
+        model = prepare(cfg)
+        ds = to_dataset(model, project(model))
+        h = series(ds, "Guangxi", "hukou_urban_share")
+        if level_2020 is not None:  # the census split hits the official rate
+            assert float(h.sel(year=2020)) == pytest.approx(level_2020, abs=1e-6)
+        row = next(r for r in target_rows(ds, cfg.targets) if r["target"] == name)
+        assert row["variable"] == "hukou_urban_share_change" and row["required"] == pytest.approx(0.105)
+        assert row["projected"] == pytest.approx(float(h.sel(year=2025) - h.sel(year=2020)), abs=1e-12)

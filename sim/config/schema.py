@@ -178,7 +178,9 @@ class PolicyConfig:
     east_links: PullConfig = field(default_factory=PullConfig)
 
 
-TARGET_VARIABLES = ("urban_share", "hukou_urban_share", "population", "city_proper_population", "urban_share_change", "hukou_gap")
+TARGET_VARIABLES = ("urban_share", "hukou_urban_share", "population", "city_proper_population", "urban_share_change", "hukou_urban_share_change", "hukou_gap")
+# the target variables that are shares or changes of shares (fractions; shown in %), the others persons
+SHARE_TARGET_VARIABLES = ("urban_share", "hukou_urban_share", "urban_share_change", "hukou_urban_share_change", "hukou_gap")
 
 
 @dataclass

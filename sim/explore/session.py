@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from sim import files
-from sim.config.schema import Config, ConfigError
+from sim.config.schema import SHARE_TARGET_VARIABLES, Config, ConfigError
 from sim.explore import controls
 from sim.paths import REPO
 
@@ -210,7 +210,7 @@ def table_rows(r: Result) -> list[dict]:
     exact projected value kept (``value``)."""
     out = []
     for row in r.rows:
-        share = row["variable"] in ("urban_share", "hukou_urban_share", "urban_share_change", "hukou_gap")
+        share = row["variable"] in SHARE_TARGET_VARIABLES
         fmt = (lambda x: f"{100 * x:.2f} %") if share else (lambda x: f"{x:,.0f}")
         proj = row.get("projected", np.nan)
         ok = np.isfinite(proj)

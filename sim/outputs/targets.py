@@ -10,7 +10,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from sim.config.schema import TargetsConfig
+from sim.config.schema import SHARE_TARGET_VARIABLES, TargetsConfig
 from sim.config.values import region_mask
 
 GUANGXI_PROVINCE_CODE = "45"
@@ -69,6 +69,9 @@ def variable_of(tot: dict, variable: str, first):
     if variable == "urban_share_change":
         u = share()
         return u - first(u)
+    if variable == "hukou_urban_share_change":
+        h = hukou()
+        return h - first(h)
     if variable == "hukou_gap":
         return share() - hukou()
     raise KeyError(f"unknown target variable {variable!r}")
@@ -318,7 +321,7 @@ def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
     table = [("target", "year", "required", "projected", "gap", "met", "first year met")]
     tolerance = {t.name: t.tolerance for t in targets.targets}
     for r in target_rows(ds, targets):
-        pct = r["variable"] not in ("population", "city_proper_population")
+        pct = r["variable"] in SHARE_TARGET_VARIABLES
         f = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:,.0f}")
         req = {">=": "≥", "<=": "≤", "~": "~"}[r["op"]] + f(r["required"])
         if r["op"] == "~":
