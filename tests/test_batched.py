@@ -327,7 +327,7 @@ def test_demographic_levers_batch_when_their_history_is_shared(tmp_path):
     """Fertility and rural-to-urban paths are per-draw levers; a path that differs up to the
     jump-off (a constant 0.9: the 2010-2020 history behind the continued jump-off changes) gets
     a batch of its own. Every job equals its per-job run."""
-    levers = ["demography.fertility.tfr_multiplier={2020: 1.0, 2023: 0.8},{2020: 1.0, 2023: 0.7},0.9", "demography.migration.rural_to_urban={2020: 1.6},{2020: 1.6, 2025: 2.0}"]
+    levers = ["demography.fertility.tfr_multiplier={2020: 1.0, 2030: 0.8},{2020: 1.0, 2030: 0.7},0.9", "demography.migration.rural_to_urban={2020: 1.6},{2020: 1.6, 2025: 2.0}"]
     r, a, b = batched_and_per_job(tmp_path, *levers)
     assert "4 job(s) in one projection" in r.stdout and "2 job(s) in one projection" in r.stdout
     b = b.sel(scenario=a.scenario.values)

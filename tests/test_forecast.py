@@ -127,9 +127,17 @@ def test_time_paths_are_log_linear_between_knots_and_one_from_2020():
     assert path_factor(cfg, "tfr", 2012) == pytest.approx(np.exp(np.log(1.2) + (np.log(1.1) - np.log(1.2)) / 3))
     assert path_factor(cfg, "tfr", 2017) == pytest.approx(1.4)
     assert path_factor(cfg, "tfr", 2019) == pytest.approx(np.exp(np.log(1.4) / 3))
-    for y in (PATH_END, 2021, 2050):
-        assert path_factor(cfg, "tfr", y) == 1.0
-    assert path_factor(cfg, "mortality", 2015) == 1.0  # no mortality knot set
+    assert path_factor(cfg, "tfr", PATH_END) == 1.0
+    # after 2020 the change a year over 2015-2020 goes on, damped (phi 0.8): 2015 is midway
+    # from the 2014 knot (1.1) to the 2016 one (not set: 1)
+    b = -(np.log(1.1) / 2) / 5
+    for y in (2021, 2025, 2050):
+        assert path_factor(cfg, "tfr", y) == pytest.approx(np.exp(b * sum(0.8**k for k in range(1, y - PATH_END + 1))), rel=1e-12)
+    assert path_factor(cfg, "tfr", 2200) == pytest.approx(np.exp(b * 0.8 / 0.2), rel=1e-9)
+    held = dataclasses.replace(cfg, demography=dataclasses.replace(cfg.demography, fertility=dataclasses.replace(cfg.demography.fertility, trend_damping=0.0)))
+    assert path_factor(held, "tfr", 2030) == 1.0  # high: the 2020 level held
+    assert path_factor(compose_config(["params=default"]), "tfr", 2030) == 1.0  # no fitted path: no trend
+    assert path_factor(cfg, "mortality", 2015) == 1.0 and path_factor(cfg, "mortality", 2030) == 1.0  # no mortality knot set
 
 
 def test_a_2010_start_reaches_the_2020_mortality_of_a_2020_start():
@@ -344,7 +352,7 @@ def test_the_history_kept_on_disk_is_the_history_computed(tmp_path, monkeypatch)
     inputs = prep.history_inputs(hist.geography.name)
     key = json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str)
     assert prep._history_file(hist, key, inputs) == kept
-    monkeypatch.setattr(prep, "_SOURCE", ["another source"])
+    monkeypatch.setattr(prep, "source_digest", lambda: "another source")
     assert prep._history_file(hist, key, inputs) != kept
 
 

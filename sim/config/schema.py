@@ -83,7 +83,9 @@ class MortalityConfig:
 @dataclass
 class FertilityConfig:
     model: str = _f("gamma", choices=model_names("fertility"))
-    tfr_multiplier: YearKeyed = _years({2020: 1.0, 2023: 0.8}, 0.0, 5.0, doc="multiplier on the census TFR levels")
+    tfr_multiplier: YearKeyed = _years({2020: 1.0}, 0.0, 5.0, doc="multiplier on the census TFR levels (a scenario's lever; the path after 2020 is trend_window and trend_damping's)")
+    trend_window: int = _f(5, 1, 9, doc="after 2020 the fitted TFR path's log change a year over its last trend_window years (2015-2020 by default) goes on, damped (years)")
+    trend_damping: float = _f(0.8, 0.0, 0.99, doc="damping of that change: each year after 2020 this fraction of the year before's (0: the 2020 level held)")
     mean_age_urban: float = _f(29.0, 15.0, 45.0, doc="mean age at childbearing, urban (years)")
     mean_age_rural: float = _f(27.0, 15.0, 45.0, doc="mean age at childbearing, rural (years)")
     sd_age: float = _f(5.8, 1.0, 15.0, doc="s.d. of age at childbearing (years)")

@@ -37,16 +37,32 @@ def older_return_bump(ages: np.ndarray) -> np.ndarray:
     return np.where((x > 0.0) & (x < 1.0), np.sin(np.pi * x) ** 2, 0.0)
 
 
+def damped_sum(phi: float, n: int) -> float:
+    """``phi + phi^2 + ... + phi^n`` (0 for n <= 0): the years of change a damped trend (Gardner &
+    McKenzie 1985) adds up to ``n`` years after its anchor."""
+    return float(sum(phi**k for k in range(1, n + 1)))
+
+
 def path_factor(cfg: Config, name: str, year: int) -> float:
     """The multiplier in ``year`` of the time path of parameter ``name`` (``tfr``, ``mortality``):
     log-linear between its knots (``params.factors`` of the parameter table's knots of ``name``,
-    1 where not set) and 1 from PATH_END on; flat before the first knot."""
+    1 where not set) up to PATH_END, where it is 1; flat before the first knot. After PATH_END
+    the TFR path goes on as a damped trend of its own recent change, estimated from the fitted
+    path alone (no figure after 2020): ``b`` = its log change a year over the last
+    ``demography.fertility.trend_window`` years, and the multiplier ``exp(b (phi + ... +
+    phi^(year - 2020)))`` with ``phi = demography.fertility.trend_damping``, which fades to a
+    total change of ``b phi / (1 - phi)``: the rule of the migration trends (:func:`trend_factor`).
+    The other paths are 1 after PATH_END (mortality improves by its model)."""
     knots = PATH_KNOTS.get(name)
     if not knots:
         return 1.0
     ys = sorted(knots) + [PATH_END]
     logs = [np.log(float(cfg.params.factors.get(knots[k], 1.0))) for k in sorted(knots)] + [0.0]
-    return float(np.exp(np.interp(float(year), ys, logs)))
+    if year <= PATH_END or name != "tfr":
+        return float(np.exp(np.interp(float(min(year, PATH_END)), ys, logs)))
+    f = cfg.demography.fertility
+    b = -float(np.interp(float(PATH_END - f.trend_window), ys, logs)) / f.trend_window
+    return float(np.exp(b * damped_sum(f.trend_damping, year - PATH_END)))
 
 
 def trend_factor(cfg: Config, name: str, year: int) -> float:
@@ -61,8 +77,7 @@ def trend_factor(cfg: Config, name: str, year: int) -> float:
         return 1.0
     if year <= PATH_END:
         return float(np.exp(b * (year - PATH_END)))
-    phi = cfg.demography.migration.trend_damping
-    return float(np.exp(b * sum(phi**k for k in range(1, year - PATH_END + 1))))
+    return float(np.exp(b * damped_sum(cfg.demography.migration.trend_damping, year - PATH_END)))
 
 
 def draw_factors(cfg: Config) -> dict[str, np.ndarray] | None:
