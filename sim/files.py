@@ -66,6 +66,7 @@ DISCOVER_BOXES_FIGURE = "boxes.png"
 # The inputs shipped in sim/data (python -m sim.derive)
 BOUNDARIES = "guangxi_prefectures_boundaries.json"  # prefecture outlines for the maps
 OBSERVED = "guangxi_observed.csv"  # the observed series the calibration fits
+OBSERVATION_ERRORS = "observation_errors.csv"  # the observation model's sizes, estimated from the record
 
 
 def inputs_name(geography: str, year: int) -> str:

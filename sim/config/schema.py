@@ -326,6 +326,7 @@ class Config:
     compression: int = _f(files.COMPRESSION, 0, 9, doc="zlib level of the netCDF files written (0: none; 1-9: about a quarter smaller, tens of times slower to write); a batched sweep writes its collected file at the highest level of its jobs")
     od_flows: bool = _f(True, doc="store region-to-region moves (year, region, region_to): R^2 values a year, turn off for thousands of regions")
     figures: FiguresConfig = field(default_factory=FiguresConfig)
+    observed: str = _f("", doc="figures reported after the jump-off (a CSV as sim/data/guangxi_observed.csv: year, region, variable, value; Guangxi's urban_share, population, births, deaths), relative to the repository: an ensemble run (params=calibrated_ensemble) is conditioned on them by importance weights and resampling; empty: none")
     quiet: bool = False
     resume: bool = _f(False, doc="skip the run when its output directory already holds a complete result of the same config")
 
@@ -439,6 +440,10 @@ def _check_across(cfg: Config) -> Config:
             raise ConfigError(f"demography.migration.{key} = {ages}: allowed: [] or [first, last], whole ages with 0 <= first <= last <= 100")
     if cfg.end_year <= cfg.start_year:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
+    if cfg.observed and not cfg.params.ensemble:
+        raise ConfigError(f"observed = {cfg.observed!r}: conditions an ensemble on reported figures; allowed with params=calibrated_ensemble (an ensemble of posterior draws), else empty")
+    if cfg.observed and (cfg.geography.name not in ("guangxi_prefectures", "guangxi_counties") or cfg.geography.regions):
+        raise ConfigError(f"observed = {cfg.observed!r}: the observation model is of Guangxi's totals; allowed with geography guangxi_prefectures or guangxi_counties, all regions")
     if not (_OUTPUT_NAME.fullmatch(str(cfg.output)) and len(str(cfg.output)) <= 200):
         raise ConfigError(
             f"output = {cfg.output!r}: allowed values are file names ending in .nc (letters, digits, '_', '-', '.', at most 200 characters), "

@@ -315,7 +315,10 @@ class Model:
             land_release=(y(pol.land.release_km2) * self.static["release_weight"])[None],
             land_per_leaver=np.full((1, R), pol.land.release_m2_per_leaver),
             capacity_m2=np.array([pol.land.capacity_m2_per_person]),
-            brake_width=np.array([pol.land.brake_width]),
+            # no urban land data before the 2020 jump-off: through the fitted record (a 2010 start's
+            # years up to 2020) the brake is off, as in the fit, so that a run from 2010 is the
+            # calibration's history and not a hidden time trend (DESIGN: one model across the jump-off)
+            brake_width=np.array([pol.land.brake_width if year > PATH_END else 0.0]),
             student_pull=self._per_draw("student_pull", self.static["student_pull"]),
             student_ages=self.static["student_ages"][None],
             timing=TIMING_EVEN if mig.timing == "even" else TIMING_END,

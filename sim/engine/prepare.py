@@ -19,8 +19,9 @@ from sim.engine.memory import check_memory
 from sim.engine.model import Model, build_model
 from sim.engine.runner import resolve_backend, steps, work
 from sim.inputs.load import HISTORY_START, history_inputs, load_inputs, read_only
+from sim.inputs.observed import read_observed
 from sim.inputs.prep import ipf
-from sim.paths import source_digest
+from sim.paths import repo_path, source_digest
 
 HISTORY_END = 2020  # the second census: where the history ends and a projection starts
 
@@ -41,6 +42,8 @@ def prepare(cfg: Config, *, reduced: bool = False) -> Model:
         keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)
         names = [str(r) for r in inputs.region.values[keep]]
         inputs = inputs.sel(region=names, region_to=names)  # attributes (checksum) are kept
+    if cfg.observed:  # read and checked before anything is computed
+        read_observed(repo_path(cfg.observed), regions=["Guangxi", *[str(r) for r in inputs.region.values], *dict.fromkeys(str(p) for p in inputs.prefecture.values)])
     check_memory(cfg, inputs.sizes["region"], reduced=reduced)  # before the model's per-draw arrays are built
     return build_model(cfg, inputs)
 

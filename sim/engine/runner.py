@@ -154,6 +154,10 @@ class Summary:
     def urban_share(self) -> np.ndarray:
         return self.urban / self.residents
 
+    def take(self, idx: np.ndarray) -> "Summary":
+        """The draws ``idx`` (positions, repeats allowed: a resampled ensemble)."""
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name)[:, idx] for f in dataclasses.fields(self) if f.name != "years"})
+
 
 def project_summary(model: Model, *, backend: str = "numba") -> Summary:
     """The projection of :func:`project` reduced to totals per year, draw and region: memory

@@ -705,6 +705,84 @@ def observed_series(census_dir: Path) -> list[dict]:
     return sorted(rows, key=lambda r: (r["year"], r["region"] != "Guangxi", r["region"], r["variable"]))
 
 
+PROVINCES_FILE = "provinces_annual_2010_2020.csv"
+ERROR_COLUMNS = ("variable", "scale", "component", "sd", "n", "method", "source")
+ROUNDING_UNIT = 1e4  # Guangxi's bulletin births and deaths are published in 10,000 persons (the annual file's 2016 figures: 77, 29)
+
+
+def _provinces(census_dir: Path) -> dict[str, dict[int, dict]]:
+    """``provinces_annual_2010_2020.csv`` as province (English name) -> year -> row."""
+    out: dict[str, dict[int, dict]] = {}
+    with open(census_dir / PROVINCES_FILE, encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["province_en"], {})[int(r["year"])] = r
+    return out
+
+
+def observation_errors(census_dir: Path) -> list[dict]:
+    """The sizes of the observation model (:mod:`models.observation`), estimated from the record:
+
+    - the drift of a bulletin's basis (``drift``, per square root of a year since the census):
+      Guangxi's urban shares (logit) and year-end residents (log) as first published (the annual
+      file, basis ``original``) against the same years revised after the 2020 census
+      (``provinces_annual_2010_2020.csv``), :func:`models.observation.drift_step`;
+    - year-to-year survey noise (``noise``) and the persisting change (``process``) of every
+      province's revised urban share (logit, 2012-2020) and residents (log, 2010-2020), pooled
+      (:func:`models.observation.random_walk_plus_noise`); the revised series are smoothed by the
+      bureau, so their noise comes out near 0 and the first-published figures' noise is in the
+      drift;
+    - the rounding of the bulletin's births and deaths (published in 10,000 persons): the s.d.
+      of a uniform error over one unit, ``unit / sqrt(12)`` (persons)."""
+    from models.observation import drift_step, logit, random_walk_plus_noise
+
+    prov = _provinces(census_dir)
+    gx = prov["Guangxi"]
+    annual = read_annual(census_dir / ANNUAL_FILE)
+    out = []
+    for variable, name, scale, revised_col, factor in (
+        ("urban_share", "GX_urbanization_rate_resident", "logit", "urban_share_pct", 1e-2),
+        ("population", "GX_resident_pop_yearend", "log", "residents_10k", 1.0),
+    ):
+        gaps, ts, lines = [], [], []
+        for r in annual:
+            y = r["year"]
+            if r["variable"] != name or r["basis"] != "original" or not 2010 < y < 2020 or not (gx.get(y) or {}).get(revised_col):
+                continue
+            first, revised = r["value"] * factor, float(gx[y][revised_col]) * factor
+            gaps.append(float(logit(first) - logit(revised)) if scale == "logit" else float(np.log(first / revised)))
+            ts.append(y - 2010)
+            lines.append(str(r["line"]))
+        out.append(dict(variable=variable, scale=scale, component="drift", sd=round(drift_step(np.array(gaps), np.array(ts)), 6), n=len(gaps),
+                        method="random-walk drift from the census: sqrt(mean(gap^2 / t)) of first-published minus revised, t years after the 2010 census",
+                        source=f"{ANNUAL_FILE} lines {', '.join(lines)} against {PROVINCES_FILE} (Guangxi)"))
+        panel = []
+        for rows in prov.values():
+            ys = sorted(y for y in rows if rows[y].get(revised_col))
+            if len(ys) >= 4 and ys == list(range(ys[0], ys[-1] + 1)):
+                v = np.array([float(rows[y][revised_col]) * factor for y in ys])
+                panel.append(logit(v) if scale == "logit" else np.log(v))
+        est = random_walk_plus_noise(panel)
+        src = f"{PROVINCES_FILE}: {len(panel)} provinces, {est['differences']} second differences"
+        out.append(dict(variable=variable, scale=scale, component="noise", sd=round(est["noise"], 6), n=est["differences"],
+                        method="local level with drift plus noise, pooled second-difference moments (revised series: smoothed by the bureau)", source=src))
+        out.append(dict(variable=variable, scale=scale, component="process", sd=round(est["eta"], 6), n=est["differences"],
+                        method="local level with drift plus noise, pooled second-difference moments: the year-to-year change that persists", source=src))
+    for variable in ("births", "deaths"):
+        out.append(dict(variable=variable, scale="persons", component="rounding", sd=round(ROUNDING_UNIT / np.sqrt(12.0), 3), n=1,
+                        method="uniform rounding error over the published unit (10,000 persons): unit / sqrt(12)", source=f"{ANNUAL_FILE}: GX_births 2016 (77), GX_deaths 2016 (29), in 10k persons"))
+    return out
+
+
+def table_csv(rows: list[dict], columns) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 def observed_csv(rows: list[dict]) -> str:
     import io
 
@@ -741,13 +819,14 @@ def derive_all(census: Path, out: Path, echo=print) -> None:
         for year in YEARS:
             built[files.inputs_name(geo, year)] = build(census, geo, year)
     observed = observed_csv(observed_series(census))
+    errors = table_csv(observation_errors(census), ERROR_COLUMNS)
     outlines = json.dumps(boundaries_geojson(census), ensure_ascii=False, separators=(",", ":")) + "\n"
     tmp = {}
     try:
         for name, ds in built.items():
             tmp[name] = out / f".{name}.{os.getpid()}.tmp"
             _netcdf_bytes(ds, tmp[name])
-        for name, text in ((files.OBSERVED, observed), (files.BOUNDARIES, outlines)):
+        for name, text in ((files.OBSERVED, observed), (files.OBSERVATION_ERRORS, errors), (files.BOUNDARIES, outlines)):
             tmp[name] = out / f".{name}.{os.getpid()}.tmp"
             tmp[name].write_text(text, encoding="utf-8")
     except BaseException:
@@ -759,4 +838,5 @@ def derive_all(census: Path, out: Path, echo=print) -> None:
     for name, ds in built.items():
         echo(f"wrote {name}: {ds.sizes['region']} regions, migrant factor {ds.attrs['migrant_factor']:.3f}")
     echo(f"wrote {files.OBSERVED}")
+    echo(f"wrote {files.OBSERVATION_ERRORS}")
     echo(f"wrote {files.BOUNDARIES}")

@@ -89,3 +89,13 @@ def history_inputs(geography: str, data_dir: Path | None = None) -> xr.Dataset:
     out = start.assign({v: ref[v] for v in FERTILITY_VARIABLES})
     out.attrs["fertility_reference"] = f"{ref.attrs['input_file']} (sha256 {ref.attrs['input_sha256'][:16]})"
     return out
+
+
+def observation_errors(data_dir: Path | None = None) -> dict[tuple[str, str], float]:
+    """The observation model's sizes (``sim/data/observation_errors.csv``, derived from the record
+    by ``python -m sim.derive``): ``{(variable, component): s.d.}`` (components ``drift``,
+    ``noise``, ``process``, ``rounding``; scales in the file)."""
+    import csv
+
+    with open((data_dir or DATA_DIR) / files.OBSERVATION_ERRORS, encoding="utf-8") as f:
+        return {(r["variable"], r["component"]): float(r["sd"]) for r in csv.DictReader(f)}

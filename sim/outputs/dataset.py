@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from models import get_model
+from sim import files
 from sim.axes import AGES, CAP_GROUPS, FLOWS, SEXES, STATES, URBAN_LOCAL, URBAN_MIGRANT, net_migration, residents
 from sim.axes import registered as births_registered
 from sim.engine.model import Model
@@ -206,10 +207,13 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default", con
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws: bool = False) -> xr.Dataset:
+def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws: bool = False, reported: dict | None = None, conditioned=None) -> xr.Dataset:
     """An ensemble's reduced projection (:class:`sim.engine.runner.Summary`) as quantiles over draws
     (:data:`QUANTILES`) per year and region, and of the totals of all regions; with
-    ``keep_draws`` also every draw's urban share per year and region."""
+    ``keep_draws`` also every draw's urban share per year and region; ``reported``: the totals
+    as the bulletin would report them (:func:`sim.outputs.assimilation.reported`), as quantiles
+    too; ``conditioned``: the :class:`sim.outputs.assimilation.Conditioned` the draws of
+    ``summ`` were resampled by (its effective sample size and the figures used, as attributes)."""
     inp = model.inputs
     P = "persons"
     q = np.array(QUANTILES)
@@ -233,6 +237,10 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
         "total_deaths": (("quantile", "year"), qd(summ.deaths.sum(axis=-1)), P, "deaths, all regions"),
         "capped_cells": (("year", "region"), summ.capped.sum(axis=1), "1", "(sex, age) cells whose rates the year's step bounded (sim.axes.CAP_GROUPS), summed over the draws"),
     }
+    for name, what, unit in (("urban_share", "resident urbanization rate", "1"), ("population", "residents", P), ("births", "live births", P), ("deaths", "deaths", P)):
+        if reported is not None:
+            v[f"reported_total_{name}"] = (("quantile", "year"), qd(reported[name]), unit,
+                                           f"{what}, all regions, as the statistical bulletin will report it (the quantity plus the observation error of sim/data/{files.OBSERVATION_ERRORS})")
     start = model.cfg.draws.start
     D = res.shape[1]
     if keep_draws:
@@ -258,4 +266,10 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
             "capped_cells_total": float(summ.capped.sum()),
         }
     )
+    if conditioned is not None:
+        ds.attrs.update({
+            "conditioned_on": json.dumps([{k: r[k] for k in ("year", "region", "variable", "value")} for r in conditioned.used]),
+            "conditioned_effective_sample_size": conditioned.ess,
+            "conditioned_distinct_draws": int(np.unique(conditioned.index).size),
+        })
     return ds

@@ -37,6 +37,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from sim import files
@@ -178,18 +179,36 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
     """A ``params.ensemble`` run: every draw in one kernel call, reduced to totals, written as
     quantiles (and every draw's urban share with ``params.keep_draws``)."""
     from sim.engine.runner import project_summary
+    from sim.inputs.load import observation_errors
+    from sim.inputs.observed import read_observed
+    from sim.outputs import assimilation
     from sim.outputs.dataset import summary_dataset
+    from sim.paths import repo_path
 
     summ = project_summary(model, backend=resolve_backend(cfg.backend, work(model)))
-    ds = summary_dataset(model, summ, scenario=cfg.scenario, keep_draws=cfg.params.keep_draws)
+    reported = conditioned = None
+    if cfg.geography.name in assimilation.GEOGRAPHIES and not cfg.geography.regions:  # the observation model is of Guangxi's totals
+        errors = observation_errors()
+        if cfg.observed:
+            rows = read_observed(repo_path(cfg.observed))
+            conditioned = assimilation.condition(assimilation.totals_of(summ), rows, errors, census_year=cfg.start_year, seed=cfg.uncertainty.seed)
+            summ = summ.take(conditioned.index)
+        draws = cfg.draws.start + np.arange(summ.residents.shape[1])
+        reported = assimilation.reported(assimilation.totals_of(summ), errors, census_year=cfg.start_year, seed=cfg.uncertainty.seed, draws=draws)
+    ds = summary_dataset(model, summ, scenario=cfg.scenario, keep_draws=cfg.params.keep_draws, reported=reported, conditioned=conditioned)
     ds.attrs["overrides"] = json.dumps(list(overrides))
     written = [write_netcdf(ds, out_dir / cfg.output, cfg.compression)]
     tu = ds.total_urban_share
     lines = [f"Ensemble of {ds.attrs['draws']} draws ({cfg.params.name}), scenario {cfg.scenario}: resident urbanization rate of all regions, quantiles 5 / 25 / 50 / 75 / 95 %"]
+    if conditioned is not None:
+        lines.insert(0, f"Conditioned on {len(conditioned.used)} reported figure(s) of {cfg.observed} (importance weights, resampled): effective sample size {conditioned.ess:.1f} of {len(conditioned.weights)} draws, {int(np.unique(conditioned.index).size)} distinct")
     for t in cfg.targets.targets:
         if t.region == "Guangxi" and t.variable == "urban_share" and t.year in ds.year.values:
             v = tu.sel(year=t.year).values * 100
             lines.append(f"  {t.year}: {' / '.join(f'{x:.2f}' for x in v)} %   (target {t.op} {t.value * 100:.1f} %)")
+            if "reported_total_urban_share" in ds:
+                r = ds.reported_total_urban_share.sel(year=t.year).values * 100
+                lines.append(f"        as the bulletin will report it: {' / '.join(f'{x:.2f}' for x in r)} %")
     report = "\n".join(lines)
     written.append(write_text(report + "\n", out_dir / files.REPORT))
     written.append(_write_config(cfg, overrides, out_dir))

@@ -18,7 +18,7 @@ import xarray as xr
 from sim import files
 from sim.config.schema import DERIVED_ON_FIRST_USE, Config, FiguresConfig, Target, TargetsConfig
 from sim.files import write_text
-from sim.paths import DATA_DIR, census_dir, source_digest, tree_digest
+from sim.paths import DATA_DIR, census_dir, repo_path, source_digest, tree_digest
 
 # fields that do not change a run's results, left out of its config digest
 NOT_RESULTS = ("resume", "quiet")
@@ -56,10 +56,14 @@ def _inputs_digest(derived: bool, census: str) -> str:
 
 def inputs_digest(cfg: Config) -> str:
     """SHA-256 of the input files a run of ``cfg`` may read: the shipped inputs (``sim/data``:
-    censuses, observed series, the calibrated ensemble) and, for a geography derived on first
-    use, the census tables it is derived from. Read once per process."""
+    censuses, observed series, the calibrated ensemble), for a geography derived on first use
+    the census tables it is derived from, and the figures of ``observed``. Read once per
+    process (but ``observed``)."""
     derived = cfg.geography.name in DERIVED_ON_FIRST_USE
-    return _inputs_digest(derived, cfg.geography.census_dir if derived else "")
+    digest = _inputs_digest(derived, cfg.geography.census_dir if derived else "")
+    if cfg.observed:  # the figures an ensemble is conditioned on
+        digest = tree_digest(repo_path(cfg.observed)) + digest
+    return digest
 
 
 # what a result is of, in the order a changed one is named: (status.json key, what it digests)
