@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="netcdf", help=f"dataset format: {', '.join(FORMATS)} (default netcdf)")
     ap.add_argument("--compression", type=int, default=files.COMPRESSION, help=f"zlib level of the collected netCDF file, 0-9 (default {files.COMPRESSION}: none)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a job failed or is incomplete")
+    ap.add_argument("--outer", action="store_true", help="join runs of other regions or years too (NaN where a run has no value); by default they are refused")
     a = ap.parse_args(argv)
     if a.format not in FORMATS:
         print(f"--format = {a.format!r}: allowed values are {', '.join(FORMATS)}", file=sys.stderr)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = chunks.read_manifest(a.sweep_dir)
         if manifest is None:
-            ds, jobs, rows = collect(a.sweep_dir)
+            ds, jobs, rows = collect(a.sweep_dir, outer=a.outer)
             states = [(j.status, str(j.path), j.message) for j in jobs]
         else:
             pieces, total, swept = manifest

@@ -181,3 +181,26 @@ def test_the_hukou_pace_target_scores_the_change_from_the_jump_off_on_either_jum
         row = next(r for r in target_rows(ds, cfg.targets) if r["target"] == name)
         assert row["variable"] == "hukou_urban_share_change" and row["required"] == pytest.approx(0.105)
         assert row["projected"] == pytest.approx(float(h.sel(year=2025) - h.sel(year=2020)), abs=1e-12)
+
+
+# ------------------------------------------------ 4. sim.collect refuses runs of other places or years
+def test_collect_refuses_runs_of_other_regions_or_years_unless_outer(tmp_path, capsys):
+    from sim.collect import main as collect_main
+    from sim.config.compose import compose_config
+    from sim.outputs.job import run
+
+    quick = ["figures.enabled=false"]
+    def job(d, *ovs):
+        run(compose_config([*quick, *ovs]), d, echo=False, overrides=list(ovs))
+
+    job(tmp_path / "years" / "0", "end_year=2022")
+    job(tmp_path / "years" / "1", "end_year=2024")
+    assert collect_main([str(tmp_path / "years")]) == 2
+    err = capsys.readouterr().err
+    assert "do not share their years" in err and "3 years, 2020..2022" in err and "5 years, 2020..2024" in err and "--outer" in err
+    assert not (tmp_path / "years" / "collected.nc").exists()
+    assert collect_main([str(tmp_path / "years"), "--outer"]) == 0
+    job(tmp_path / "places" / "0", "end_year=2022", "geography.regions=[Nanning]")
+    job(tmp_path / "places" / "1", "end_year=2022", "geography.regions=[]")
+    assert collect_main([str(tmp_path / "places")]) == 2
+    assert "do not share their regions" in capsys.readouterr().err

@@ -100,8 +100,28 @@ def _join_slices(label: str, parts: list[tuple[Job, xr.Dataset]]) -> xr.Dataset:
     return xr.concat([ds for _, ds in parts], dim="draw", data_vars="minimal", coords="minimal", compat="override", combine_attrs="drop_conflicts")
 
 
-def collect(sweep_dir: str | Path) -> tuple[xr.Dataset, list[Job], list[dict]]:
-    """Combine the finished jobs under ``sweep_dir``: ``(dataset, jobs, target rows)``."""
+def check_alike(joined: dict[str, xr.Dataset]) -> None:
+    """Runs joined along ``scenario`` must share their regions and years: a join of prefectures
+    with counties or of horizons to 2050 and 2200 is mostly NaN and no comparison. Raises
+    :class:`CollectError` naming the first run that differs and how."""
+    labels = list(joined)
+    first = joined[labels[0]]
+    for lab in labels[1:]:
+        ds = joined[lab]
+        for dim, what in (("region", "regions"), ("year", "years")):
+            a, b = first[dim].values, ds[dim].values
+            if a.shape != b.shape or not (a == b).all():
+                def span(v, d=dim):
+                    return f"{len(v)} {d}s, {v[0]}..{v[-1]}" if len(v) else "none"
+                raise CollectError(
+                    f"runs {labels[0]!r} ({first.attrs.get('geography', '?')}: {span(a)}) and {lab!r} ({ds.attrs.get('geography', '?')}: {span(b)}) "
+                    f"do not share their {what}; collect runs of one geography and one horizon, or pass --outer to join them anyway (NaN where a run has no value)"
+                )
+
+
+def collect(sweep_dir: str | Path, *, outer: bool = False) -> tuple[xr.Dataset, list[Job], list[dict]]:
+    """Combine the finished jobs under ``sweep_dir``: ``(dataset, jobs, target rows)``; the runs
+    must share regions and years (:func:`check_alike`) unless ``outer``."""
     jobs = find_jobs(sweep_dir)
     groups: dict[str, list[tuple[Job, xr.Dataset]]] = {}
     for j in jobs:
@@ -115,6 +135,8 @@ def collect(sweep_dir: str | Path) -> tuple[xr.Dataset, list[Job], list[dict]]:
     swept = swept_keys([parts[0][0].overrides for parts in groups.values()])
 
     joined = {lab: _join_slices(lab, parts) for lab, parts in groups.items()}
+    if not outer:
+        check_alike(joined)
     residual = max(float(d.attrs.get("accounting_max_abs_residual_persons", 0.0)) for parts in groups.values() for _, d in parts)
     dirs = {lab: ",".join(str(j.path.relative_to(sweep_dir)) for j, _ in parts) for lab, parts in groups.items()}
     out = _stack(joined, settings, swept, dirs)
