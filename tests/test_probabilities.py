@@ -139,7 +139,7 @@ def test_a_run_from_2010_is_the_fitted_history_through_2020():
 
 # ---------------------------------------------------------------------------- the ensemble run
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "sim", "params=calibrated_ensemble", "draws.count=200", "end_year=2023", *args],
+    return subprocess.run([sys.executable, "-m", "sim", "params=calibrated_ensemble", "draws.count=200", "end_year=2025", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
@@ -152,6 +152,22 @@ def test_an_ensemble_run_reports_the_bulletins_band_and_conditions_on_reported_f
     rep = (ds.reported_total_urban_share.sel(quantile=0.95) - ds.reported_total_urban_share.sel(quantile=0.05)).sel(year=2023)
     assert float(rep) > float(width) > 0
     assert float(ds.reported_total_population.sel(year=2020, quantile=0.05)) == float(ds.total_residents.sel(year=2020, quantile=0.05))  # the census year
+    # issue 46: targets with P(met) for every target, the report's probabilities, figures with bands
+    import csv
+
+    with open(tmp_path / "a" / "targets.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    inside = [r for r in rows if r["met"] != "outside projection"]  # 2035's targets: the run ends 2025
+    assert len(rows) == 9 and len(inside) == 7 and all(0.0 <= float(r["probability"]) <= 1.0 for r in inside)
+    by = {r["target"]: r for r in rows}
+    share_2025 = ds.urban_share_draws if "urban_share_draws" in ds else (ds.urban_population_draws.sum("region") / ds.residents_draws.sum("region"))
+    assert float(by["resident urbanization >=57% by 2025"]["probability"]) == pytest.approx(float((share_2025.sel(year=2025) >= 0.57).mean()))
+    assert "p=" in (tmp_path / "a" / "report.txt").read_text()
+    assert sorted(p.name for p in (tmp_path / "a" / "figures").iterdir()) == ["map.png", "regions.png", "urban_share.png"]
+    for cmd in (["sim.report", str(tmp_path / "a")], ["sim.compare", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "cmp")]):
+        r = subprocess.run([sys.executable, "-m", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, (cmd, r.stderr[-2000:])
+    assert "p=" in r.stdout
     obs = tmp_path / "obs.csv"
     median = float(ds.total_urban_share.sel(year=2021, quantile=0.5))
     obs.write_text(f"year,region,variable,value\n2021,Guangxi,urban_share,{median + 0.004}\n")

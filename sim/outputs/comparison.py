@@ -11,6 +11,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from sim import files
+from sim.config.schema import SHARE_TARGET_VARIABLES
 from sim.files import write_text
 from sim.outputs import figures as F
 from sim.outputs.runs import load_runs, targets_of
@@ -28,8 +29,7 @@ def difference_figure(runs: dict[str, xr.Dataset], year: int, baseline: str | No
         raise ValueError("a difference needs at least two runs")
 
     def share(ds):
-        s = ds.urban_share.sel(year=year)
-        return s.median("draw") if "draw" in s.dims else s
+        return F.median_of(ds.urban_share.sel(year=year))
 
     names = F.place_names(base)
     n = len(names)
@@ -53,7 +53,9 @@ def difference_figure(runs: dict[str, xr.Dataset], year: int, baseline: str | No
 
 def comparison_figures(runs: dict[str, xr.Dataset], year: int = 2035, baseline: str | None = None) -> dict[str, Figure]:
     """The panels of a comparison, by file stem (the difference only for two runs or more)."""
-    figs = {"urban_share": F.urban_share_figure(runs), "regions": F.regions_figure(runs), "land": F.land_figure(runs)}
+    figs = {"urban_share": F.urban_share_figure(runs), "regions": F.regions_figure(runs)}
+    if all("land_required" in ds for ds in runs.values()):  # full outputs (reduced ones have no land needed)
+        figs["land"] = F.land_figure(runs)
     if len(runs) > 1:
         figs["difference"] = difference_figure(runs, F.clip_year(next(iter(runs.values())), year), baseline)
     return figs
@@ -77,13 +79,15 @@ def gap_table(rows: list[dict]) -> str:
     def fmt(r):
         if r is None or not np.isfinite(r["gap"]):
             return "-"
-        pct = r["variable"] not in ("population", "city_proper_population")
+        pct = r["variable"] in SHARE_TARGET_VARIABLES
         g = f"{100 * r['gap']:+.2f}pt" if pct else f"{r['gap']:+,.0f}"
+        if "probability" in r:  # an ensemble: the median's gap and the share of draws meeting it
+            return f"{g} p={r['probability']:.2f}"
         return g + ("" if r["met"] is True else " ✗")
 
     w0 = max([len("target")] + [len(t) for t in targets])
     ws = [max(len(run), 12) for run in runs]
-    lines = ["Gap to each target (projected - required; ✗ = not met)", "  ".join(["target".ljust(w0)] + [run.rjust(w) for run, w in zip(runs, ws)])]
+    lines = ["Gap to each target (projected - required, an ensemble's median; ✗ = not met; p = share of an ensemble's draws that meet it)", "  ".join(["target".ljust(w0)] + [run.rjust(w) for run, w in zip(runs, ws)])]
     for t in targets:
         lines.append("  ".join([t.ljust(w0)] + [fmt(cell.get((run, t))).rjust(w) for run, w in zip(runs, ws)]))
     return "\n".join(lines)

@@ -243,6 +243,10 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
                                            f"{what}, all regions, as the statistical bulletin will report it (the quantity plus the observation error of sim/data/{files.OBSERVATION_ERRORS})")
     start = model.cfg.draws.start
     D = res.shape[1]
+    # every draw's totals by region: what the target table's probabilities need (a region's or a
+    # group's share of draws meeting a target; quantiles of sums are not sums of quantiles)
+    for name, a in (("residents", res), ("urban_population", urb), ("urban_local_population", summ.urban_local), ("all_states_population", summ.all_states)):
+        v[f"{name}_draws"] = (("year", "draw", "region"), a, P, f"every draw's {name.replace('_', ' ')} (for the target table: sim.outputs.targets.draws_view)")
     if keep_draws:
         v["urban_share_draws"] = (("draw", "year", "region"), np.moveaxis(urb / res, 1, 0), "1", "every draw's resident urbanization rate")
         v["total_urban_share_draws"] = (("draw", "year"), (tot_urb / tot_res).T, "1", "every draw's urbanization rate, all regions")
@@ -253,6 +257,8 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
         "region": ("region", inp.region.values),
         "name_zh": ("region", inp.name_zh.values),
         "prefecture": ("region", inp.prefecture.values),
+        "city_proper_share": ("region", (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values, {"long_name": "city-proper residents per urban resident (census 2020; counties: geography.city_proper_share)", "units": "1"}),
+        "draw": ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"}),
     }
     if keep_draws:
         coords["draw"] = ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"})
@@ -263,6 +269,7 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
                           f"multistate cohort-component projection, {D} draws of {model.cfg.params.name} ({model.cfg.params.ensemble})"),
             "draws": D,
             "first_draw": start,
+            "land_m2_per_person": float(model.cfg.policy.land.capacity_m2_per_person),
             "capped_cells_total": float(summ.capped.sum()),
         }
     )

@@ -95,9 +95,27 @@ def _fresh(n_axes: tuple[int, int] = (1, 1), size=(7.5, 4.5), margins: dict | No
     return fig, axes
 
 
+def median_of(da: xr.DataArray) -> xr.DataArray:
+    """The median of an ensemble's draws (``draw``) or its stored quantiles (``quantile``, a
+    reduced ensemble's file); ``da`` itself otherwise."""
+    if "draw" in da.dims:
+        return da.median("draw")
+    if "quantile" in da.dims:
+        return da.sel(quantile=0.5)
+    return da
+
+
 def _line_or_fan(ax, x, da: xr.DataArray, colour, label, scale=1.0, **kw):
-    """Median line plus 50/90 % bands for an ensemble; a plain line otherwise."""
-    if "draw" in da.dims and da.sizes["draw"] > 1:
+    """Median line plus 50/90 % bands for an ensemble (its draws, or the quantiles of a reduced
+    ensemble's file); a plain line otherwise."""
+    if "quantile" in da.dims:
+        qs = [float(q) for q in da["quantile"].values]
+        for lo, hi, alpha in BANDS:
+            if lo in qs and hi in qs:
+                ax.fill_between(x, da.sel(quantile=lo).values * scale, da.sel(quantile=hi).values * scale, color=colour, alpha=alpha, linewidth=0,
+                                label=f"{label}: {100 * (hi - lo):.0f} % of draws" if label else None)
+        da = da.sel(quantile=0.5)
+    elif "draw" in da.dims and da.sizes["draw"] > 1:
         for lo, hi, alpha in BANDS:
             q = da.quantile([lo, hi], dim="draw").values * scale
             ax.fill_between(x, q[0], q[1], color=colour, alpha=alpha, linewidth=0, label=f"{label}: {100 * (hi - lo):.0f} % of draws" if label else None)
@@ -274,9 +292,7 @@ def map_values(ds: xr.Dataset, year: int, variable: str = "urban_share") -> tupl
     year = clip_year(ds, year)
     is_prefectures = all(str(r) == str(p) for r, p in zip(ds.region.values, ds.prefecture.values))
     agg = ds if is_prefectures else _by_prefecture(ds)
-    share = agg.urban_share.sel(year=year)
-    if "draw" in share.dims:
-        share = share.median("draw")
+    share = median_of(agg.urban_share.sel(year=year))
     vals = {str(r): 100 * float(v) for r, v in zip(agg.region.values, share.values)}
     note = "" if agg is ds else "counties summed to prefectures (no county outlines are shipped)"
     if variable == "target_gap":
@@ -453,9 +469,11 @@ def figure_builders(ds: xr.Dataset, fcfg) -> dict[str, "Callable[[], Figure]"]:
         "urban_share": lambda: urban_share_figure(ds),
         "regions": lambda: regions_figure(ds),
         "map": lambda: map_figure(ds, figure_year(fcfg, "map_year", first, last), fcfg.map_variable),
-        "pyramid": lambda: pyramid_figure(ds, fcfg.pyramid_region or None, figure_year(fcfg, "pyramid_year", first, last)),
-        "land": lambda: land_figure(ds),
     }
+    if "population" in ds:  # full outputs (a reduced ensemble's file has no ages)
+        out["pyramid"] = lambda: pyramid_figure(ds, fcfg.pyramid_region or None, figure_year(fcfg, "pyramid_year", first, last))
+    if "land_required" in ds:
+        out["land"] = lambda: land_figure(ds)
     if "migration_od" in ds and ds.sizes["region"] > 1:
         out["flows"] = lambda: flows_figure(ds, figure_year(fcfg, "flows_year", first + 1, last))
     return out

@@ -209,6 +209,17 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
             if "reported_total_urban_share" in ds:
                 r = ds.reported_total_urban_share.sel(year=t.year).values * 100
                 lines.append(f"        as the bulletin will report it: {' / '.join(f'{x:.2f}' for x in r)} %")
+    rows = target_rows(ds, cfg.targets)  # probabilities: shares of the draws (of the quantity, not the bulletin's figure)
+    if rows:
+        written.append(write_text(to_csv(rows), out_dir / files.TARGETS))
+    if cfg.targets.region_years:
+        written.append(write_text(to_csv(region_rows(ds, list(cfg.targets.region_years))), out_dir / files.REGIONS))
+    if cfg.figures.enabled:  # bands from the quantiles (no pyramid or land: a reduced ensemble keeps no ages or land needed)
+        from sim.outputs.figures import write_figures
+
+        written += write_figures(ds, out_dir / files.FIGURES, cfg.figures)
+    lines += ["", "p: the share of the draws whose projected quantity meets the target (not the bulletin's figure, which adds its observation error: reported_total_* in the file)",
+              format_report(ds, cfg.targets)]
     report = "\n".join(lines)
     written.append(write_text(report + "\n", out_dir / files.REPORT))
     written.append(_write_config(cfg, overrides, out_dir))

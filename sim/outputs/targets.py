@@ -233,15 +233,30 @@ def target_tables(ds: xr.Dataset, targets: TargetsConfig, dim: str) -> list[list
     return tables
 
 
+def draws_view(ds: xr.Dataset) -> xr.Dataset:
+    """A reduced ensemble's file (quantiles, with every draw's totals by region: ``*_draws``) as
+    the totals the target table reads, per year, draw and region; a dataset without quantiles
+    as it is. A quantile file without the draws' totals cannot give probabilities: ValueError."""
+    if "quantile" not in ds.dims:
+        return ds
+    names = ("residents", "urban_population", "urban_local_population", "all_states_population")
+    if not all(f"{n}_draws" in ds for n in names):
+        raise ValueError("an ensemble's quantile file without every draw's totals (written before they were kept): no target table; run it again")
+    out = xr.Dataset({n: ds[f"{n}_draws"] for n in names}, attrs=ds.attrs)
+    out["city_proper_population"] = out.urban_population * ds.city_proper_share
+    out["land_required"] = out.urban_population * float(ds.attrs["land_m2_per_person"]) / 1e6
+    return out.assign_coords({c: ds[c] for c in ("prefecture", *(["province_code"] if "province_code" in ds.coords else []))})
+
+
 def target_rows(ds: xr.Dataset, targets: TargetsConfig) -> list[dict]:
     """One row per target: required, projected, gap, first year met (deterministic runs;
-    for an ensemble the projected value is the median and ``probability`` the share of draws
-    that meet the target)."""
-    return target_tables(ds.expand_dims("_one"), targets, "_one")[0]
+    for an ensemble, its draws or a reduced ensemble's file (:func:`draws_view`), the projected
+    value is the median and ``probability`` the share of draws that meet the target)."""
+    return target_tables(draws_view(ds).expand_dims("_one"), targets, "_one")[0]
 
 
 def region_rows(ds: xr.Dataset, years: list[int]) -> list[dict]:
-    share = ds.urban_share.median("draw") if "draw" in ds.urban_share.dims else ds.urban_share
+    share = ds.urban_share.median("draw") if "draw" in ds.urban_share.dims else ds.urban_share.sel(quantile=0.5) if "quantile" in ds.urban_share.dims else ds.urban_share
     first = int(ds.year.values[0])
     out = []
     for r in ds.region.values:
