@@ -100,10 +100,16 @@ def _levels() -> dict:
     if "levels" not in _LEVELS:
         import json
 
-        try:
-            _LEVELS["levels"] = dict(json.loads(_levels_file().read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            _LEVELS["levels"] = {}
+        from sim.files import read_cache
+
+        def read(p):
+            levels = dict(json.loads(p.read_text(encoding="utf-8")))
+            bad = [k for k, v in levels.items() if not (isinstance(v, float) and np.isfinite(v) and v > 0)]
+            if bad:
+                raise ValueError(f"levels not finite and positive: {bad[:3]}")
+            return levels
+
+        _LEVELS["levels"] = read_cache(_levels_file(), read) or {}
     return _LEVELS["levels"]
 
 

@@ -159,3 +159,25 @@ def write_text(text: str, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_cache(path: str | os.PathLike, read):
+    """``read(path)``, or None when there is no such file. A cache file that cannot be read, or
+    that ``read`` refuses (it raises: truncated, of another format, NaN where values must be
+    finite), is removed and logged by name, so that the caller builds it again: a corrupt cache
+    never stops a run, nor needs deleting by hand."""
+    import logging
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return read(path)
+    except Exception as e:  # any corruption: the cache is only a copy of what can be computed
+        reason = (str(e).splitlines() or [""])[0][:200]
+        logging.getLogger("sim").warning("%s: cache unreadable (%s: %s); removed, built again", path, type(e).__name__, reason)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from sim.config.cli import check_group_choices
 from sim.config.schema import ConfigError
@@ -204,3 +205,45 @@ def test_collect_refuses_runs_of_other_regions_or_years_unless_outer(tmp_path, c
     job(tmp_path / "places" / "1", "end_year=2022", "geography.regions=[]")
     assert collect_main([str(tmp_path / "places")]) == 2
     assert "do not share their regions" in capsys.readouterr().err
+
+
+# ------------------------------------------------------- 10. a corrupt cache is built again, and logged
+def _in_subprocess(cache: Path, *args) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "URBSIM_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-m", "sim", *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_corrupt_history_and_mortality_caches_are_rebuilt_and_named(tmp_path):
+    cache = tmp_path / "cache"
+    args = ["end_year=2021", "figures.enabled=false"]
+    first = _in_subprocess(cache, *args, f"hydra.run.dir={tmp_path / 'a'}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    history = sorted((cache / "history").glob("*.npz"))
+    levels = sorted((cache / "mortality").glob("*.json"))
+    assert history and levels
+    history[0].write_bytes(history[0].read_bytes()[:100])  # truncated: BadZipFile
+    levels[0].write_text('{"77.0|0.0002": NaN}')  # NaN where a level must be
+    again = _in_subprocess(cache, *args, f"hydra.run.dir={tmp_path / 'b'}")
+    assert again.returncode == 0, again.stderr[-2000:]
+    log = (tmp_path / "b" / "__main__.log").read_text()
+    assert f"{history[0]}: cache unreadable (BadZipFile" in log and f"{levels[0]}: cache unreadable (ValueError" in log
+    a, b = (xr.open_dataset(tmp_path / d / "projection.nc") for d in ("a", "b"))
+    np.testing.assert_array_equal(a.population.values, b.population.values)
+    assert history[0].stat().st_size > 100  # written again
+
+
+def test_a_truncated_derived_geography_is_derived_again(tmp_path, monkeypatch, caplog, shared_data):
+    import logging
+
+    from sim.inputs import load
+
+    monkeypatch.setattr(load, "_LOADED", {})
+    path = load.derived_path("china_prefectures", 2020, cache=str(tmp_path))
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 3])
+    with caplog.at_level(logging.WARNING, logger="sim"):
+        ds = load.load_inputs("china_prefectures", 2020, cache=str(tmp_path))
+    assert f"{path}: cache unreadable" in caplog.text and ds.sizes["region"] > 300
+    assert path.read_bytes() == good

@@ -21,6 +21,7 @@ from sim.engine.runner import resolve_backend, steps, work
 from sim.inputs.load import HISTORY_START, history_inputs, load_inputs, read_only
 from sim.inputs.observed import read_observed
 from sim.inputs.prep import ipf
+from sim.files import read_cache
 from sim.paths import repo_path, source_digest
 
 HISTORY_END = 2020  # the second census: where the history ends and a projection starts
@@ -120,11 +121,17 @@ def _history_file(hist: Config, key: str, inputs: xr.Dataset):
 
 
 def _read_history(path) -> tuple[list[str], np.ndarray] | None:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return [str(r) for r in f["regions"]], np.array(f["state"])
-    except (OSError, KeyError, ValueError):
-        return None  # not there, or unreadable: computed again
+    """The kept history, or None: not there, or unreadable or not a state (removed and logged,
+    :func:`sim.files.read_cache`): computed again."""
+
+    def read(p):
+        with np.load(p, allow_pickle=False) as f:
+            regions, state = [str(r) for r in f["regions"]], np.array(f["state"])
+        if state.ndim != 4 or state.shape[0] != len(regions) or not np.isfinite(state).all() or (state < 0).any():
+            raise ValueError(f"not a 2020 state of {len(regions)} regions (shape {state.shape}, finite and non-negative)")
+        return regions, state
+
+    return read_cache(path, read)
 
 
 def _write_history(path, regions: list[str], state: np.ndarray) -> None:

@@ -11,6 +11,7 @@ import xarray as xr
 
 from sim import files
 from sim.config.schema import DERIVED_ON_FIRST_USE
+from sim.files import read_cache
 from sim.paths import DATA_DIR, cache_dir, census_dir
 
 
@@ -53,8 +54,17 @@ def load_inputs(geography: str, year: int, regions: list[str] | None = None, dat
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _LOADED:  # read once per process (a sweep's jobs read the same file)
-        with xr.open_dataset(path) as f:
-            ds = f.load()
+        def read(p):
+            with xr.open_dataset(p) as f:
+                return f.load()
+
+        if geography in DERIVED_ON_FIRST_USE:  # a cache: a corrupt file is removed, logged and derived again
+            ds = read_cache(path, read)
+            if ds is None:
+                path = derived_path(geography, year, census, cache)
+                ds = read(path)
+        else:
+            ds = read(path)
         ds.attrs["input_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         ds.attrs["input_file"] = path.name
         read_only(ds)  # shared by every caller
