@@ -247,3 +247,49 @@ def test_a_truncated_derived_geography_is_derived_again(tmp_path, monkeypatch, c
         ds = load.load_inputs("china_prefectures", 2020, cache=str(tmp_path))
     assert f"{path}: cache unreadable" in caplog.text and ds.sizes["region"] > 300
     assert path.read_bytes() == good
+
+
+# -------------------------------------------- 9. SIGTERM: an honest status, no process left behind
+def _run_and_stop(run_dir: Path, *args) -> tuple[int, float]:
+    """Start ``python -m sim`` in a session of its own, send SIGTERM to the whole group (as SLURM
+    does at a time limit) once the run is under way, and wait: (exit code, seconds to stop)."""
+    import json
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "sim", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the run has started: it holds the lock (its pid written there)
+        lock = run_dir / ".lock"
+        if lock.is_file() and str(proc.pid) in lock.read_text():
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the projection
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 143 or err.decode().strip().endswith("error: stopped by signal SIGTERM"), err.decode()[-2000:]
+    took = time.time() - t0
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # nothing of the group left (the figure processes)
+        os.killpg(proc.pid, 0)
+    assert json  # used by the callers
+    return proc.returncode, took
+
+
+def test_sigterm_leaves_an_honest_status_and_no_process(tmp_path):
+    import json
+
+    from sim import files
+
+    code, _ = _run_and_stop(tmp_path / "new", "end_year=2050")
+    st = json.loads((tmp_path / "new" / files.STATUS).read_text())
+    assert code == 128 + 15 and st["status"] == "failed" and st["error"] == "Terminated" and "SIGTERM" in st["message"]
+    # a complete earlier result stays the directory's, the stop recorded beside it
+    old = tmp_path / "old"
+    assert cli(f"hydra.run.dir={old}", "end_year=2022", "figures.enabled=false").returncode == 0
+    before = json.loads((old / files.STATUS).read_text())
+    code, _ = _run_and_stop(old, "end_year=2050", "policy/hukou=easing")
+    assert code == 143 and json.loads((old / files.STATUS).read_text()) == before
+    assert "SIGTERM" in json.loads((old / files.FAILURE).read_text())["message"]

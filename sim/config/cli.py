@@ -196,6 +196,30 @@ def skip_mode_composition(args: list[str]) -> None:
     Hydra.get_mode = lambda self, config_name, overrides: None
 
 
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM: a cluster's time limit, ``kill``, ``scancel``): raised
+    in the main thread, so that a run records an honest status (``failed``, the signal named; a
+    complete earlier result stays its own) and stops its worker processes on the way out."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
+def on_sigterm() -> None:
+    """SIGTERM raises :class:`Terminated` (in the main thread) instead of ending the process
+    where it stands."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def run_app(main: Callable[[], None], prog: str = "") -> None:
     """Run the ``@hydra.main`` function ``main`` on ``sys.argv`` with year-keyed overrides
     rewritten; a config error prints one line and exits 2 (Hydra's own report is turned off
@@ -204,10 +228,14 @@ def run_app(main: Callable[[], None], prog: str = "") -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     from hydra.errors import InstantiationException
 
+    on_sigterm()
     try:
         check_group_choices([a for a in sys.argv[1:] if not a.startswith("-")])
         skip_mode_composition(sys.argv[1:])
         main()
+    except Terminated as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
     except config_exceptions() as e:
         print(f"config error: {describe(e)}", file=sys.stderr)
         sys.exit(2)

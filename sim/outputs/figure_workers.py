@@ -41,6 +41,7 @@ def _draw(ds, out_dir, fcfg, **which) -> tuple[str, object]:
 def _worker(recv, send, *parents) -> None:
     """The figure process: warm up, wait for the dataset, draw it in two processes. ``parents``:
     the run's ends of the pipes, closed here (the run's end, not this copy, says EOF)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a stop (a cluster's time limit) ends it quietly; the run reports it
     try:
         for end in parents:
             end.close()
