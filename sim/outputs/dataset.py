@@ -149,7 +149,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default", con
         "city_proper_population": (Y + dd + rg, s(urban * cp_share), P, "city-proper (城区) residents: urban residents x census 2020 city-proper share (counties: geography.city_proper_share)"),
         "land_required": (Y + dd + rg, s(urban * standard / 1e6), "km2", "urban land needed for the urban residents at the per-capita land standard"),
         "urban_share": (Y + dd + rg, s(urban / resident), "1", "resident urbanization rate (urban residents / residents)"),
-        "hukou_urban_share": (Y + dd + rg, s(tot[..., URBAN_LOCAL] / all_states), "1", "hukou urbanization rate (urban_local / all four states; see docs/usage.md, "Indicators")"),
+        "hukou_urban_share": (Y + dd + rg, s(tot[..., URBAN_LOCAL] / all_states), "1", "hukou urbanization rate (urban_local / all four states; see docs/usage.md, Indicators)"),
         "total_residents": (Y + dd, s(resident.sum(axis=-1)), P, "resident population, all regions"),
         "total_urban_share": (Y + dd, s(urban.sum(axis=-1) / resident.sum(axis=-1)), "1", "resident urbanization rate, all regions"),
         "total_hukou_urban_share": (Y + dd, s(tot[..., URBAN_LOCAL].sum(axis=-1) / all_states.sum(axis=-1)), "1", "hukou urbanization rate, all regions"),
