@@ -293,3 +293,26 @@ def test_sigterm_leaves_an_honest_status_and_no_process(tmp_path):
     code, _ = _run_and_stop(old, "end_year=2050", "policy/hukou=easing")
     assert code == 143 and json.loads((old / files.STATUS).read_text()) == before
     assert "SIGTERM" in json.loads((old / files.FAILURE).read_text())["message"]
+
+
+# ------------------------------------------- 11. the environment: one line naming the variable, exit 2
+@pytest.mark.parametrize(
+    "var, value, says",
+    [
+        ("URBSIM_MEMORY_LIMIT", "abc", "URBSIM_MEMORY_LIMIT = 'abc': allowed values are a size"),
+        ("URBSIM_MEMORY_LIMIT", "nan", "URBSIM_MEMORY_LIMIT = 'nan': allowed values are a size"),
+        ("URBSIM_MEMORY_LIMIT", "-5G", "URBSIM_MEMORY_LIMIT = '-5G': allowed values are a size"),
+        ("URBSIM_MEMORY_LIMIT", "1K", "URBSIM_MEMORY_LIMIT = '1K': allowed values are a size of at least 1M"),
+        ("URBSIM_MEMORY_LIMIT", "2M", "URBSIM_MEMORY_LIMIT = '2M' (2 MiB): one draw of this run needs about"),
+        ("NUMBA_NUM_THREADS", "0", "NUMBA_NUM_THREADS = '0': allowed values are whole numbers >= 1"),
+        ("NUMBA_NUM_THREADS", "two", "NUMBA_NUM_THREADS = 'two': allowed values are whole numbers >= 1"),
+    ],
+)
+def test_bad_environment_variables_are_named_with_exit_2(tmp_path, var, value, says):
+    import os
+
+    env = {**os.environ, var: value}
+    r = subprocess.run([sys.executable, "-m", "sim", *QUICK, f"hydra.run.dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == [f"config error: {r.stderr.split('config error: ')[1].strip()}"] and says in r.stderr
+    assert "draws.count" not in r.stderr and not (tmp_path / "r").exists()

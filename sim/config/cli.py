@@ -196,6 +196,31 @@ def skip_mode_composition(args: list[str]) -> None:
     Hydra.get_mode = lambda self, config_name, overrides: None
 
 
+_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([KMGT]?)I?B?\s*")
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(name: str, text: str) -> int:
+    """Bytes of a size given in the environment variable ``name`` (``8G``, ``512M``, ``1e9``);
+    :class:`ConfigError` naming the variable, the value and what is allowed otherwise."""
+    m = _SIZE.fullmatch(text.upper())
+    value = float(m[1]) * SIZE_UNITS[m[2]] if m else 0.0
+    if not (m and value >= 1 << 20):
+        raise ConfigError(f"{name} = {text!r}: allowed values are a size of at least 1M: a number of bytes, or with a K, M, G or T suffix (e.g. 8G)")
+    return int(value)
+
+
+def check_environment(env=os.environ) -> None:
+    """The environment variables the engine reads, checked before anything runs:
+    ``URBSIM_MEMORY_LIMIT`` (a size) and ``NUMBA_NUM_THREADS`` (a whole number of threads,
+    at least 1). Raises :class:`ConfigError` naming the variable."""
+    if env.get("URBSIM_MEMORY_LIMIT"):
+        parse_size("URBSIM_MEMORY_LIMIT", env["URBSIM_MEMORY_LIMIT"])
+    threads = env.get("NUMBA_NUM_THREADS")
+    if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
+        raise ConfigError(f"NUMBA_NUM_THREADS = {threads!r}: allowed values are whole numbers >= 1 (threads of the kernel; unset: every core)")
+
+
 class Terminated(BaseException):
     """The process was asked to stop (SIGTERM: a cluster's time limit, ``kill``, ``scancel``): raised
     in the main thread, so that a run records an honest status (``failed``, the signal named; a
@@ -230,6 +255,7 @@ def run_app(main: Callable[[], None], prog: str = "") -> None:
 
     on_sigterm()
     try:
+        check_environment()
         check_group_choices([a for a in sys.argv[1:] if not a.startswith("-")])
         skip_mode_composition(sys.argv[1:])
         main()

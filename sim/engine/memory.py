@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sim.axes import N_AGES, N_FLOWS, N_SEXES, N_STATES
 from sim.config.parameters import FACTOR_FIELD
+from sim.config.cli import parse_size
 from sim.config.schema import ConfigError
 
 F8 = 8
@@ -42,16 +43,10 @@ def estimate_bytes(*, years: int, draws: int, regions: int, full: bool, od: bool
     return int(F8 * (kept * (1 + OUTPUT_COPIES) + factors))
 
 
-def _parse_size(text: str) -> int:
-    t = text.strip().upper().removesuffix("B")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
-    return int(float(t[:-1] if mult > 1 else t) * mult)
-
-
 def available_bytes() -> int | None:
     """Memory this process may use (see the module), or None when nothing says."""
     if os.environ.get("URBSIM_MEMORY_LIMIT"):
-        return _parse_size(os.environ["URBSIM_MEMORY_LIMIT"])
+        return parse_size("URBSIM_MEMORY_LIMIT", os.environ["URBSIM_MEMORY_LIMIT"])
     limits = []
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -70,7 +65,7 @@ def available_bytes() -> int | None:
 
 
 def gib(n: float) -> str:
-    return f"{n / (1 << 30):.1f} GiB"
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 28 else f"{n / (1 << 20):.0f} MiB"
 
 
 def check_memory(cfg, regions: int, *, reduced: bool = False) -> int:
@@ -90,6 +85,8 @@ def check_memory(cfg, regions: int, *, reduced: bool = False) -> int:
             fixes.append("od_flows=false (no region-to-region moves)" if cfg.od_flows else "")
             fixes.append("a posterior ensemble with reduced outputs (params=calibrated_ensemble: totals per year, draw and region)")
         fixes.append(f"a shorter horizon (end_year = {cfg.end_year})")
+        if os.environ.get("URBSIM_MEMORY_LIMIT") and one > have:  # the limit itself, not the draws
+            raise ConfigError(f"URBSIM_MEMORY_LIMIT = {os.environ['URBSIM_MEMORY_LIMIT']!r} ({gib(have)}): one draw of this run needs about {gib(one)}; raise the limit or unset it")
         raise ConfigError(
             f"draws.count = {cfg.draws.count:,}: this run needs about {gib(need)} of memory "
             f"({cfg.end_year - cfg.start_year} years x {regions} regions, {'full' if full else 'reduced'} outputs) and {gib(have)} is available; "
