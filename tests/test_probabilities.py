@@ -17,7 +17,7 @@ from sim.outputs.assimilation import Totals, condition, reported
 
 ROOT = Path(__file__).resolve().parents[1]
 ERRORS = {("urban_share", "noise"): 0.01, ("urban_share", "drift"): 0.02, ("population", "noise"): 0.002, ("population", "drift"): 0.003,
-          ("births", "rounding"): 2886.75, ("deaths", "rounding"): 2886.75}
+          ("births", "rounding"): 2886.75, ("deaths", "rounding"): 2886.75, ("births", "survey"): 0.038, ("deaths", "survey"): 0.058}
 
 
 # ---------------------------------------------------------------------------- the sizes, recovered
@@ -73,10 +73,12 @@ def test_reported_figures_carry_the_estimated_error():
         for t in (1, 5, 10):
             want = float(error_sd(ERRORS[(var, "noise")], ERRORS[(var, "drift")], t))
             assert err[t].std() == pytest.approx(want, rel=0.05), (var, t)
-    err = rep["births"] - tot.births
-    for t in (1, 5):
-        want = np.sqrt(2886.75**2 + (5e5 * 0.003) ** 2 * t)
-        assert err[t].std() == pytest.approx(want, rel=0.05)
+    for var, x in (("births", 5e5), ("deaths", 4e5)):
+        err = rep[var] - tot.value(var)
+        assert np.all(err[0] == 0.0)
+        for t in (1, 5):  # the survey's sampling error, the residents' drift, the rounding
+            want = np.sqrt(2886.75**2 + x**2 * (ERRORS[(var, "survey")] ** 2 + 0.003**2 * t))
+            assert err[t].std() == pytest.approx(want, rel=0.05), (var, t)
     # a draw's errors do not depend on the slice it is projected in
     part = reported(_flat(10), ERRORS, census_year=2020, seed=1, draws=np.arange(100, 110))
     np.testing.assert_array_equal(part["urban_share"], rep["urban_share"][:, 100:110])

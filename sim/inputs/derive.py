@@ -708,6 +708,10 @@ def observed_series(census_dir: Path) -> list[dict]:
 PROVINCES_FILE = "provinces_annual_2010_2020.csv"
 ERROR_COLUMNS = ("variable", "scale", "component", "sd", "n", "method", "source")
 ROUNDING_UNIT = 1e4  # Guangxi's bulletin births and deaths are published in 10,000 persons (the annual file's 2016 figures: 77, 29)
+# The annual birth and death rates are estimated from the national population change sample survey
+# (全国人口变动情况抽样调查), a sample of about 1 per 1000 residents (NBS statistical communiqués, the
+# note on population figures; grade B: the design as the bureau states it)
+SURVEY_FRACTION = 1e-3
 
 
 def _provinces(census_dir: Path) -> dict[str, dict[int, dict]]:
@@ -767,9 +771,15 @@ def observation_errors(census_dir: Path) -> list[dict]:
                         method="local level with drift plus noise, pooled second-difference moments (revised series: smoothed by the bureau)", source=src))
         out.append(dict(variable=variable, scale=scale, component="process", sd=round(est["eta"], 6), n=est["differences"],
                         method="local level with drift plus noise, pooled second-difference moments: the year-to-year change that persists", source=src))
-    for variable in ("births", "deaths"):
+    residents = float(gx[2020]["residents_10k"]) * 1e4
+    for variable, rate_name in (("births", "GX_birth_rate"), ("deaths", "GX_death_rate")):
         out.append(dict(variable=variable, scale="persons", component="rounding", sd=round(ROUNDING_UNIT / np.sqrt(12.0), 3), n=1,
                         method="uniform rounding error over the published unit (10,000 persons): unit / sqrt(12)", source=f"{ANNUAL_FILE}: GX_births 2016 (77), GX_deaths 2016 (29), in 10k persons"))
+        last = max((r for r in annual if r["variable"] == rate_name), key=lambda r: r["year"])
+        events = SURVEY_FRACTION * residents * last["value"] * 1e-3
+        out.append(dict(variable=variable, scale="relative", component="survey", sd=round(1.0 / np.sqrt(events), 6), n=1,
+                        method=f"sampling error of the rate: 1 / sqrt(events in the survey's 1 per 1000 sample), {events:.0f} events (rate {last['value']} per 1000 in {last['year']}, {residents:,.0f} residents in 2020)",
+                        source=f"{ANNUAL_FILE} line {last['line']}; {PROVINCES_FILE} (Guangxi 2020); survey fraction: NBS communiques"))
     return out
 
 

@@ -6,8 +6,9 @@ jump-off (``observed=FILE``).
   projected totals plus an observation error drawn from a generator seeded with ``(seed, i, 2)``
   (the same in any slice of the ensemble): on the logit of the share and the log of residents,
   survey noise plus a random-walk drift of the bulletin's basis from the jump-off census; on
-  births and deaths, the rounding of the published unit plus the residents' drift (their rates
-  times a drifting population). The sizes are the record's (``sim/data/observation_errors.csv``).
+  births and deaths, the sampling error of their rates in the annual sample survey, the
+  residents' drift (the rates times a drifting population) and the rounding of the published
+  unit. The sizes are the record's (``sim/data/observation_errors.csv``).
 - **Conditioning.** Each draw is weighted by the likelihood of the observed figures under it: a
   normal error on the scale above whose covariance across years is the noise on the diagonal plus
   the drift's ``min(s, t) drift^2``; the draws are then resampled (systematic resampling) in
@@ -51,11 +52,17 @@ def totals_of(summ) -> Totals:
 
 
 def _sizes(errors: dict, variable: str) -> tuple[float, float]:
-    """(noise, drift) of ``variable``'s error on its scale; counts take the residents' drift."""
+    """(noise, drift) of ``variable``'s error on its scale; counts: (rounding in persons, the
+    residents' drift), their survey's relative sampling error apart (:func:`_survey`)."""
     key = OBSERVABLES[variable][1]
     if variable in ("births", "deaths"):
         return errors.get((key, "rounding"), 0.0), errors.get(("population", "drift"), 0.0)
     return errors.get((key, "noise"), 0.0), errors.get((key, "drift"), 0.0)
+
+
+def _survey(errors: dict, variable: str) -> float:
+    """The relative sampling error of a count's rate (the annual sample survey), 0 for others."""
+    return errors.get((OBSERVABLES[variable][1], "survey"), 0.0) if variable in ("births", "deaths") else 0.0
 
 
 def reported(tot: Totals, errors: dict, *, census_year: int, seed: int, draws: np.ndarray) -> dict[str, np.ndarray]:
@@ -63,13 +70,13 @@ def reported(tot: Totals, errors: dict, *, census_year: int, seed: int, draws: n
     module); ``draws`` the draws' indices in the whole ensemble (their generators' seeds)."""
     t = tot.years - census_year
     Y, D = tot.residents.shape
-    z = np.stack([np.random.default_rng([seed, int(i), 2]).standard_normal((len(OBSERVABLES), 2, Y)) for i in draws], axis=0)  # (D, obs, 2, Y)
+    z = np.stack([np.random.default_rng([seed, int(i), 2]).standard_normal((len(OBSERVABLES), 3, Y)) for i in draws], axis=0)  # (D, obs, 3, Y)
     out = {}
     for j, (name, (scale, _)) in enumerate(OBSERVABLES.items()):
         noise, drift = _sizes(errors, name)
         x = tot.value(name)
-        if scale == "persons":  # rounding noise in persons; the rate times a drifting population
-            d = error_paths(0.0, drift, t, z[:, j, 0], z[:, j, 1]).T  # (Y, D), log scale
+        if scale == "persons":  # the rate (sampled) times a drifting population, rounded
+            d = error_paths(_survey(errors, name), drift, t, z[:, j, 2], z[:, j, 1]).T  # (Y, D), log scale
             e = np.where(t[:, None] > 0, noise * z[:, j, 0].T, 0.0)
             out[name] = x * np.exp(d) + e
         else:
@@ -99,9 +106,9 @@ def log_likelihood(tot: Totals, rows: list[dict], errors: dict, *, census_year: 
         noise, drift = _sizes(errors, name)
         x = tot.value(name)[yi]  # (n, D)
         obs = np.array([r["value"] for r in mine])
-        if OBSERVABLES[name][0] == "persons":  # relative drift of the count, rounding in persons
+        if OBSERVABLES[name][0] == "persons":  # relative drift and sampling error of the count, rounding in persons
             resid = obs[:, None] - x
-            sd = np.sqrt(noise**2 + (x * drift) ** 2 * t[:, None])
+            sd = np.sqrt(noise**2 + x**2 * (drift**2 * t[:, None] + _survey(errors, name) ** 2))
             ll += (-0.5 * (resid / sd) ** 2 - np.log(sd)).sum(axis=0)
             continue
         resid = _transform(name, obs)[:, None] - _transform(name, x)
