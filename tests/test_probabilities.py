@@ -189,3 +189,35 @@ def test_observed_figures_are_checked_before_anything_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sim", f"observed={bad}", f"hydra.run.dir={tmp_path / 'd'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "observed = " in r.stderr and "params=calibrated_ensemble" in r.stderr
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+# ---------------------------------------------------------------------------- process innovations
+def test_the_pull_moves_departures_up_and_returns_down_together_with_mean_one():
+    import dataclasses
+
+    from sim.config.compose import compose_config
+    from sim.engine.model import process_factors
+
+    cfg = compose_config(["end_year=2023", "draws.count=4000", "draws.start=7"])
+    u = dataclasses.replace(cfg.uncertainty, process=True, process_sd={}, process_pull=0.1)
+    p = process_factors(dataclasses.replace(cfg, uncertainty=u), 3)
+    assert sorted(p) == ["from_away", "to_away"]
+    away, back = np.log(p["to_away"]), np.log(p["from_away"])
+    np.testing.assert_allclose(away - away.mean(axis=0), -(back - back.mean(axis=0)), atol=1e-12)  # one shock, opposite signs
+    np.testing.assert_array_equal(p["to_away"][..., 0], p["to_away"][..., 2])  # shared by every region
+    assert p["to_away"][:, 0, 0].mean() == pytest.approx(1.0, abs=0.01) and away[:, 0, 0].std() == pytest.approx(0.1, rel=0.05)
+    # random walk (process_rho 1): the s.d. grows as the square root of the years
+    assert away[:, 2, 0].std() == pytest.approx(0.1 * np.sqrt(3), rel=0.05)
+    part = process_factors(dataclasses.replace(cfg, uncertainty=u, draws=dataclasses.replace(cfg.draws, start=107, count=5)), 3)
+    np.testing.assert_array_equal(part["to_away"], p["to_away"][100:105])
+
+
+def test_the_innovations_sized_from_the_record_reproduce_its_persisting_change(monkeypatch):
+    from calibration import noise
+
+    sizes = noise.estimate()
+    for which, s in sizes.items():
+        assert s["measured"] > 0 and s["size"] == pytest.approx(noise.PROBE_SD * s["record"] / s["measured"], rel=1e-3)
+    # linear at these sizes: the pull at its size gives the residents' change of the record
+    monkeypatch.setattr(noise, "PROBE_SD", sizes["pull"]["size"])
+    assert noise._one_year_sd("pull") == pytest.approx(sizes["pull"]["record"], rel=0.1)

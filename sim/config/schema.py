@@ -263,6 +263,7 @@ class UncertaintyConfig:
         doc="s.d. of the yearly innovation of each parameter's log multiplier, common to all regions; rural_to_urban is sized so that the innovations alone give Guangxi's urban share a s.d. of about 1 pp five years out, the error of the fit's own path in the backtests from 2015 and 2017 (calibration/README.md); the others are guesses",
     )
     process_region_share: float = _f(1.0, 0.0, 10.0, doc="s.d. of a region's own innovation relative to the common one")
+    process_pull: float = _f(0.0, 0.0, 1.0, doc="s.d. of a yearly innovation shared by every region that raises departures to other provinces and lowers returns together (a pull from Guangdong), on the log of both; 0: none")
     process_rho: float = _f(1.0, 0.0, 1.0, doc="AR(1) coefficient of the process paths (1: a random walk)")
 
 

@@ -102,16 +102,28 @@ def process_factors(cfg: Config, R: int) -> dict[str, np.ndarray] | None:
     raise the expected rate by ``exp(v / 2)`` (x1.6 after 15 years at s.d. 0.25) and push every
     ensemble's median above its central path. Draw ``i`` takes its innovations from a generator
     seeded with ``(seed, i, 1)``, so that a draw is the same in any slice of an ensemble and
-    independent of its parameter draw."""
+    independent of its parameter draw. ``uncertainty.process_pull``: the s.d. of a further
+    innovation shared by every region that moves departures to other provinces up and returns
+    down together (:data:`PULLED`; generator ``(seed, i, 4)``), the same AR(1) and mean-1 rule."""
     u = cfg.uncertainty
     if not u.process:
         return None
     names = [n for n in UNCERTAIN_PARAMETERS if u.process_sd.get(n, 0.0) > 0]
-    if not names:
+    pulled = u.process_pull > 0
+    if not names and not pulled:
         return None
     Y = cfg.end_year - cfg.start_year
     idx = range(cfg.draws.start, cfg.draws.start + cfg.draws.count)
-    out = {n: np.empty((cfg.draws.count, Y, R)) for n in names}
+    out = {n: np.ones((cfg.draws.count, Y, R)) for n in [*names, *([n for n in PULLED if n not in names] if pulled else [])]}
+    if pulled:  # the pull: one shock a year for every region, raising departures and lowering returns together
+        for d, i in enumerate(idx):
+            z = np.random.default_rng([u.seed, i, 4]).standard_normal(Y)
+            e, v = 0.0, 0.0
+            for t in range(Y):
+                e = u.process_rho * e + u.process_pull * z[t]
+                v = u.process_rho**2 * v + u.process_pull**2
+                for n, sign in PULLED.items():
+                    out[n][d, t] *= np.exp(sign * e - v / 2)
     for d, i in enumerate(idx):
         rng = np.random.default_rng([u.seed, i, 1])
         z = rng.standard_normal((len(names), Y, 1 + R))
@@ -124,8 +136,13 @@ def process_factors(cfg: Config, R: int) -> dict[str, np.ndarray] | None:
             for t in range(Y):
                 e = u.process_rho * e + shocks[t]
                 v = u.process_rho**2 * v + step_var
-                out[n][d, t] = np.exp(e - v / 2)
+                out[n][d, t] *= np.exp(e - v / 2)
     return out
+
+
+# the shared pull's sign on the intensities it moves (uncertainty.process_pull): a year when
+# Guangdong pulls harder, more leave and fewer come back
+PULLED = {"to_away": 1.0, "from_away": -1.0}
 
 
 _LX_CACHE: dict = {}  # (mortality model, background hazard, levels) -> L(x): the models of a sweep share life tables
