@@ -216,7 +216,7 @@ def test_the_innovations_sized_from_the_record_reproduce_its_persisting_change(m
     from calibration import noise
 
     sizes = noise.estimate()
-    for which, s in sizes.items():
+    for s in sizes.values():
         assert s["measured"] > 0 and s["size"] == pytest.approx(noise.PROBE_SD * s["record"] / s["measured"], rel=1e-3)
     # linear at these sizes: the pull at its size gives the residents' change of the record
     monkeypatch.setattr(noise, "PROBE_SD", sizes["pull"]["size"])
