@@ -316,3 +316,21 @@ def test_bad_environment_variables_are_named_with_exit_2(tmp_path, var, value, s
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines() == [f"config error: {r.stderr.split('config error: ')[1].strip()}"] and says in r.stderr
     assert "draws.count" not in r.stderr and not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------ 13. a region map given whole
+def test_a_region_map_given_whole_on_the_command_line_replaces_the_field(tmp_path):
+    from sim.config.cli import rewrite_overrides
+    from sim.config.compose import compose_config
+    from sim.config.schema import validate
+
+    cfg = validate(compose_config(rewrite_overrides(["policy.hukou.openness={Nanning: 1.0}"])))
+    assert cfg.policy.hukou.openness == {"Nanning": 1.0}
+    cfg = validate(compose_config(rewrite_overrides(["policy/hukou=restricted_big_city", "policy.hukou.openness={Guilin: 0.5}"])))
+    assert cfg.policy.hukou.openness == {"Guilin": 0.5}  # replaced whole, as a year-keyed map is
+    with pytest.raises(ConfigError, match=r"policy.hukou.openness\[Nanning\] = 99: must be <= 10.0"):
+        validate(compose_config(rewrite_overrides(["policy.hukou.openness={Nanning: 99}"])))
+    with pytest.raises(ConfigError, match=r"policy.hukou.openness = 'abc': must be a map"):
+        validate(compose_config(["policy.hukou.openness=abc"]))
+    r = cli("policy.hukou.openness={Nanning: 1.0}", f"hydra.run.dir={tmp_path}", *QUICK)
+    assert r.returncode == 0, r.stderr[-2000:]

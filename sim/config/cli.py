@@ -25,17 +25,17 @@ from sim.config.schema import Config, ConfigError
 _OVERRIDE = re.compile(r"^(?P<prefix>\+{0,2})(?P<key>[A-Za-z_][\w.]*)=(?P<value>.*)$", re.S)
 
 
-def year_keyed_fields(obj=Config, path: str = "") -> set[str]:
-    """Dotted paths of every year-keyed field of the schema."""
+def year_keyed_fields(obj=Config, path: str = "", key: str = "years") -> set[str]:
+    """Dotted paths of every year-keyed field of the schema (``key="mapping"``: of every region map)."""
     out = set()
     for f in dataclasses.fields(obj):
         p = f"{path}.{f.name}" if path else f.name
-        if f.metadata.get("years"):
+        if f.metadata.get(key):
             out.add(p)
         elif f.default_factory is not dataclasses.MISSING:
             sub = f.default_factory()
             if dataclasses.is_dataclass(sub):
-                out |= year_keyed_fields(type(sub), p)
+                out |= year_keyed_fields(type(sub), p, key)
     return out
 
 
@@ -104,7 +104,7 @@ def rewrite_overrides(args: list[str]) -> list[str]:
     from hydra.core.override_parser.types import ValueType
     from hydra.errors import OverrideParseException
 
-    fields = year_keyed_fields()
+    fields = year_keyed_fields() | year_keyed_fields(key="mapping")
     parser = None
     out = []
     for a in args:

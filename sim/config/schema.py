@@ -40,14 +40,15 @@ class ConfigError(ValueError):
 # Typed Any for OmegaConf, so that a number, a map and any set of years are accepted on the
 # command line; :func:`validate` checks the years and each value against the field's range.
 YearKeyed = Any
+RegionMap = Any  # {region or prefecture: number}, checked by check_region_map
 YEARS_ALLOWED = (1950, 2300)  # the keys of a year-keyed map
 
 
-def _f(default, lo=None, hi=None, choices=None, doc="", regions=False, years=False):
+def _f(default, lo=None, hi=None, choices=None, doc="", regions=False, years=False, mapping=False):
     """A field with its allowed values; ``regions``: its items (a list) or keys (a map) name
     regions or prefectures, which :func:`check_regions` checks against the geography;
-    ``years``: a :data:`YearKeyed` value."""
-    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc, "regions": regions, "years": years}
+    ``years``: a :data:`YearKeyed` value; ``mapping``: a :data:`RegionMap`."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc, "regions": regions, "years": years, "mapping": mapping}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -128,7 +129,10 @@ class HukouConfig:
     child_factor: float = _f(1.0, 0.0, 1.0, doc="conversion rate at 0-15 relative to 16-59 (children follow parents)")
     big_cities: List[str] = _f(["Nanning"], doc="regions (or prefectures) treated as big cities", regions=True)
     big_city_factor: float = _f(0.8, 0.0, 5.0, doc="conversion rate in big cities relative to elsewhere")
-    openness: Dict[str, float] = _f({}, -10.0, 10.0, doc="destination utility added for open hukou, per region or prefecture", regions=True)
+    # a map typed Any, as the year-keyed ones: the command line passes a map given whole as a quoted
+    # string (sim.config.cli.rewrite_overrides), which replaces the field's value (Hydra would merge
+    # it into the default and refuse a region the default does not have)
+    openness: RegionMap = _f({}, -10.0, 10.0, doc="destination utility added for open hukou, per region or prefecture", regions=True, mapping=True)
 
 
 @dataclass
@@ -374,6 +378,25 @@ def check_year_keyed(path: str, v: Any, meta: dict) -> Any:
     return {int(k): float(x) for k, x in sorted(v.items())}
 
 
+def check_region_map(path: str, v: Any, meta: dict) -> dict:
+    """A :data:`RegionMap` value: a map of names to numbers in the field's range (a string, a map
+    the command line passed quoted, is parsed as YAML first). Returns the map."""
+    if isinstance(v, str):
+        import yaml
+
+        try:
+            v = yaml.safe_load(v) if v.strip() else {}
+        except yaml.YAMLError:
+            v = None
+    if not isinstance(v, dict):
+        raise ConfigError(f"{path} = {v!r}: must be a map {{region: value}}, each value in {meta.get('lo')}..{meta.get('hi')}")
+    for k, x in v.items():
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ConfigError(f"{path}[{k}] = {x!r}: must be a number in {meta.get('lo')}..{meta.get('hi')}")
+        _check_value(f"{path}[{k}]", x, meta)
+    return {str(k): float(x) for k, x in v.items()}
+
+
 def _walk(obj: Any, path: str) -> None:
     for f in dataclasses.fields(obj):
         _check_field(obj, f, f"{path}.{f.name}" if path else f.name)
@@ -385,6 +408,8 @@ def _check_field(obj: Any, f: dataclasses.Field, p: str) -> None:
         _walk(v, p)
     elif f.metadata.get("years"):
         setattr(obj, f.name, check_year_keyed(p, v, f.metadata))
+    elif f.metadata.get("mapping"):
+        setattr(obj, f.name, check_region_map(p, v, f.metadata))
     elif isinstance(v, dict):
         for k, x in v.items():
             if not isinstance(x, list):
