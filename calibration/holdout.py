@@ -52,9 +52,11 @@ SAMPLER = ("calibration.sampler=metropolis", "calibration.chains=16", "calibrati
 def holdout(T: int = DEFAULTS["T"], draws: int = DEFAULTS["draws"], overrides=(), seed: int = 20151231) -> tuple[xr.Dataset, list[dict], list[dict], dict]:
     """Fit to the record up to ``T``, project the posterior 2010 -> 2020 with process noise after
     ``T``; return the projection (with ``draw``), the scored rows, the summary and a digest."""
-    cfg = compose_config([f"calibration.fit_until={T}", "calibration.write_params=false", f"calibration.draws={draws}", *SAMPLER, *overrides], config_name="calibration")
     if not 2010 < T < 2020:
         raise ConfigError(f"T = {T}: the holdout needs years to hold back; allowed: 2011..2019")
+    if draws < 1:
+        raise ConfigError(f"draws = {draws}: the holdout scores a posterior ensemble; allowed: whole numbers >= 1")
+    cfg = compose_config([f"calibration.fit_until={T}", "calibration.write_params=false", f"calibration.draws={draws}", *SAMPLER, *overrides], config_name="calibration")
     problem = setup(cfg)
     f, _, _ = fit_with_spreads(problem, cfg.calibration)
     c = cfg.calibration

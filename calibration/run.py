@@ -114,6 +114,9 @@ def deviation_weights(inputs: xr.Dataset) -> dict[str, np.ndarray]:
     return {p: base[DEVIATION_BASE[p]] for p in REGIONAL}
 
 
+RECORD_END = 2020  # the last year of the record a fit may read (the forecast is scored on later ones)
+
+
 def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.Dataset | None = None) -> Problem:
     """The calibration problem of ``cfg``: the start year's inputs, the targets up to
     ``calibration.fit_until`` (observed series from ``calibration.observed`` unless given, the
@@ -125,6 +128,10 @@ def setup(cfg: Config, observed_rows: list[dict] | None = None, end_inputs: xr.D
     inputs = history_inputs(cfg.geography.name)
     end = end_inputs if end_inputs is not None else load_inputs(cfg.geography.name, cfg.end_year)
     rows = observed_rows if observed_rows is not None else read_observed(repo_path(c.observed))
+    later = [r for r in rows if r["year"] > RECORD_END]
+    if later:  # checked before the fit: nothing published for a later year goes into the project
+        r = later[0]
+        raise ConfigError(f"calibration.observed: row {r.get('row', '?')} is for {r['year']}, after the record; allowed: years up to {RECORD_END} ({len(later)} such row(s))")
     blocks = census_targets(end, rows, start_year=cfg.start_year, fit_until=c.fit_until, census_year=cfg.end_year)
     space = Space([str(r) for r in inputs.region.values], region_sd=c.region_sd, weights=deviation_weights(inputs))
     sampled = int(space.sampled().sum())

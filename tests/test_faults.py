@@ -334,3 +334,12 @@ def test_a_region_map_given_whole_on_the_command_line_replaces_the_field(tmp_pat
         validate(compose_config(["policy.hukou.openness=abc"]))
     r = cli("policy.hukou.openness={Nanning: 1.0}", f"hydra.run.dir={tmp_path}", *QUICK)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_the_fit_and_the_holdout_refuse_their_inputs_before_fitting(tmp_path):
+    future = tmp_path / "future.csv"
+    future.write_text("year,region,variable,value\n2022,Guangxi,urban_share,0.56\n")
+    r = cli(f"calibration.observed={future}", "calibration.write_params=false", f"hydra.run.dir={tmp_path / 'c'}", module="calibration", timeout=120)
+    assert r.returncode == 2 and "calibration.observed: row 1 is for 2022, after the record; allowed: years up to 2020" in r.stderr
+    r = cli("draws=0", module="calibration.holdout", timeout=120)
+    assert r.returncode == 2 and "draws = 0: the holdout scores a posterior ensemble" in r.stderr
