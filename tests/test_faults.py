@@ -343,3 +343,19 @@ def test_the_fit_and_the_holdout_refuse_their_inputs_before_fitting(tmp_path):
     assert r.returncode == 2 and "calibration.observed: row 1 is for 2022, after the record; allowed: years up to 2020" in r.stderr
     r = cli("draws=0", module="calibration.holdout", timeout=120)
     assert r.returncode == 2 and "draws = 0: the holdout scores a posterior ensemble" in r.stderr
+
+
+# ------------------------------- issue 46: land per urban resident against the national standard
+def test_regions_beyond_the_national_land_standard_are_listed_in_report_and_html(tmp_path):
+    from sim.config.compose import compose_config
+    from sim.outputs.html import write_report
+    from sim.outputs.job import run
+    from sim.outputs.targets import LAND_STANDARD_M2, land_standard_lines
+
+    ds = run(compose_config(["scenario=plan", "end_year=2050", "figures.enabled=false"]), tmp_path, echo=False)
+    lines = land_standard_lines(ds)
+    per = ds.land_per_urban_resident.isel(year=slice(1, None))
+    beyond = [str(r) for r in per.region.values if float(per.sel(region=r).max()) > LAND_STANDARD_M2[1] or float(per.sel(region=r).min()) < LAND_STANDARD_M2[0]]
+    assert beyond and lines[1].endswith(f"in {len(beyond)} region(s):") and [ln.split(":")[0].strip() for ln in lines[2:]] == beyond
+    assert "(GB 50137-2011)" in (tmp_path / "report.txt").read_text()
+    assert "GB 50137-2011" in write_report([str(tmp_path)], tmp_path / "r.html").read_text()

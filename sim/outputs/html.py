@@ -19,7 +19,7 @@ from sim import files
 from sim.files import write_text
 from sim.outputs import figures as F
 from sim.outputs.runs import figures_of, load_runs, recorded_config, targets_of
-from sim.outputs.targets import target_rows
+from sim.outputs.targets import land_standard_lines, target_rows
 
 CSS = """
 body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -90,7 +90,11 @@ def build_html(runs: dict[str, xr.Dataset], title: str | None = None) -> str:
     if len(runs) == 1:
         figs = F.run_figures(first, figures_of(first))
         rows = target_rows(first, targets_of(first))
-        parts += ["<h2>Targets</h2>", targets_html(rows), "<h2>Figures</h2>"]
+        parts += ["<h2>Targets</h2>", targets_html(rows)]
+        land = [ln for ln in land_standard_lines(first) if ln]
+        if land:  # regions whose land per urban resident leaves the national standard
+            parts.append(f"<p>{html.escape(land[0])}</p>" + ("<ul>" + "".join(f"<li>{html.escape(ln.strip())}</li>" for ln in land[1:]) + "</ul>" if land[1:] else ""))
+        parts.append("<h2>Figures</h2>")
     else:
         from sim.outputs.comparison import comparison_figures, gap_rows
 

@@ -299,6 +299,33 @@ def brake_lines(ds: xr.Dataset) -> list[str]:
     return ["", f"Land capacity brake binds (urban inflows cut by more than {100 * (1 - BRAKE_REPORTED):.0f} %) in {len(out)} region(s):"] + out
 
 
+# GB 50137-2011 (城市用地分类与规划建设用地标准), table 4.2.1: planned urban construction land per
+# resident, 65.0-115.0 m2 (the Guangxi plan holds it to about 100 m2, POLICY.md)
+LAND_STANDARD_M2 = (65.0, 115.0)
+
+
+def land_standard_lines(ds: xr.Dataset) -> list[str]:
+    """Regions whose urban land per urban resident (median over draws) leaves the national
+    standard's range :data:`LAND_STANDARD_M2` in some projected year: the first such year and the
+    value in the last year."""
+    if "land_per_urban_resident" not in ds:
+        return []
+    x = ds.land_per_urban_resident
+    if "draw" in x.dims:
+        x = x.median("draw")
+    lo, hi = LAND_STANDARD_M2
+    out = []
+    for region in x.region.values:
+        v = x.sel(region=region).isel(year=slice(1, None))  # the projected years
+        bad = v.where((v < lo) | (v > hi), drop=True)
+        if bad.size:
+            out.append(f"  {region}: from {int(bad.year.values[0])} ({float(bad.values[0]):.1f} m2), {float(v.values[-1]):.1f} m2 in {int(v.year.values[-1])}")
+    head = f"Urban land per urban resident outside the national standard's {lo:.0f}-{hi:.0f} m2 (GB 50137-2011)"
+    if not out:
+        return ["", f"{head}: none."]
+    return ["", f"{head} in {len(out)} region(s):"] + out
+
+
 CAP_REGIONS_LISTED = 8  # the report names at most this many regions per group of bounded rates
 
 
@@ -353,6 +380,7 @@ def format_report(ds: xr.Dataset, targets: TargetsConfig) -> str:
         cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:5])] + [row[5].ljust(widths[5]), row[6]]
         lines.append("  ".join(cells))
     lines += brake_lines(ds)
+    lines += land_standard_lines(ds)
     lines += cap_lines(ds)
     if targets.region_years:
         rows = region_rows(ds, list(targets.region_years))
