@@ -98,12 +98,18 @@ def _history(cfg: Config) -> tuple[list[str], np.ndarray]:
         path = _history_file(hist, json.dumps(dataclasses.asdict(hist), sort_keys=True, default=str), inputs)
         got = _read_history(path)
         if got is None:
+            import logging
+            import time
+
+            t0 = time.perf_counter()
+            logging.getLogger("sim").info("projecting the fitted history 2010-2020 of %s once (kept in %s for later runs)", hist.geography.name, path.parent)
             model = build_model(hist, inputs, factors=None)
             last = None
             for _, state, _, _ in steps(model, 1, resolve_backend(hist.backend, work(model, 1)), False):
                 last = state
             got = ([str(r) for r in inputs.region.values], last[0].copy())
             _write_history(path, *got)
+            logging.getLogger("sim").info("the fitted history 2010-2020 of %s: %.1f s", hist.geography.name, time.perf_counter() - t0)
         if len(_HISTORIES) >= 8:
             _HISTORIES.pop(next(iter(_HISTORIES)))
         _HISTORIES[key] = got

@@ -185,7 +185,10 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
     from sim.outputs.dataset import summary_dataset
     from sim.paths import repo_path
 
-    summ = project_summary(model, backend=resolve_backend(cfg.backend, work(model)))
+    backend = resolve_backend(cfg.backend, work(model))
+    log.info("projecting %d draws x %d years (%s)%s", cfg.draws.count, cfg.end_year - cfg.start_year, backend,
+             "; a first run compiles the ensemble kernel, up to a minute (python -m sim.warmup does it ahead)" if backend == "numba" else "")
+    summ = project_summary(model, backend=backend)
     reported = conditioned = None
     if cfg.geography.name in assimilation.GEOGRAPHIES and not cfg.geography.regions:  # the observation model is of Guangxi's totals
         errors = observation_errors()
