@@ -359,3 +359,13 @@ def test_regions_beyond_the_national_land_standard_are_listed_in_report_and_html
     assert beyond and lines[1].endswith(f"in {len(beyond)} region(s):") and [ln.split(":")[0].strip() for ln in lines[2:]] == beyond
     assert "(GB 50137-2011)" in (tmp_path / "report.txt").read_text()
     assert "GB 50137-2011" in write_report([str(tmp_path)], tmp_path / "r.html").read_text()
+
+
+# ------------------------------------------------ 11. the file system: one line naming the path, exit 2
+@pytest.mark.parametrize("where", ["file", "file/sub"])
+def test_a_run_directory_that_cannot_be_made_is_named_in_one_line(tmp_path, where):
+    (tmp_path / "file").write_text("not a directory")
+    r = cli(f"hydra.run.dir={tmp_path / where}", *QUICK)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith(f"error: {tmp_path / where}: ") and "Traceback" not in r.stderr
+    assert (tmp_path / "file").read_text() == "not a directory"

@@ -245,6 +245,12 @@ def on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
+def os_error(e: OSError) -> str:
+    """One line for an error of the file system: the path(s) and the cause."""
+    where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p)
+    return f"{where}: {e.strerror or e}" if where else str(e)
+
+
 def run_app(main: Callable[[], None], prog: str = "") -> None:
     """Run the ``@hydra.main`` function ``main`` on ``sys.argv`` with year-keyed overrides
     rewritten; a config error prints one line and exits 2 (Hydra's own report is turned off
@@ -262,6 +268,9 @@ def run_app(main: Callable[[], None], prog: str = "") -> None:
     except Terminated as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
+    except OSError as e:  # the file system: a run directory that is a file, a full or read-only disk
+        print(f"error: {os_error(e)}", file=sys.stderr)
+        sys.exit(2)
     except config_exceptions() as e:
         print(f"config error: {describe(e)}", file=sys.stderr)
         sys.exit(2)
