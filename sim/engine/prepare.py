@@ -37,15 +37,18 @@ def prepare(cfg: Config, *, reduced: bool = False) -> Model:
     else:
         inputs = load_inputs(cfg.geography.name, cfg.start_year, census=cfg.geography.census_dir, cache=cfg.geography.cache_dir)
     check_regions(cfg, [str(r) for r in inputs.region.values], [str(r) for r in inputs.prefecture.values])
-    if continues_history(cfg):
-        inputs = continued_inputs(cfg, inputs)
+    if cfg.observed:  # read and checked before anything is computed
+        read_observed(repo_path(cfg.observed), regions=["Guangxi", *[str(r) for r in inputs.region.values], *dict.fromkeys(str(p) for p in inputs.prefecture.values)])
+    names = None
     if cfg.geography.regions:
         keep = region_mask(cfg.geography.regions, inputs.region.values, inputs.prefecture.values)
         names = [str(r) for r in inputs.region.values[keep]]
+    # before anything is computed (the history) or allocated (the model's per-draw arrays)
+    check_memory(cfg, len(names) if names else inputs.sizes["region"], reduced=reduced)
+    if continues_history(cfg):
+        inputs = continued_inputs(cfg, inputs)
+    if names:
         inputs = inputs.sel(region=names, region_to=names)  # attributes (checksum) are kept
-    if cfg.observed:  # read and checked before anything is computed
-        read_observed(repo_path(cfg.observed), regions=["Guangxi", *[str(r) for r in inputs.region.values], *dict.fromkeys(str(p) for p in inputs.prefecture.values)])
-    check_memory(cfg, inputs.sizes["region"], reduced=reduced)  # before the model's per-draw arrays are built
     return build_model(cfg, inputs)
 
 

@@ -65,6 +65,13 @@ def config_json(cfg) -> str:
     return json.dumps(plain(cfg), default=str, sort_keys=True)
 
 
+def city_proper_share(model: Model) -> np.ndarray:
+    """City-proper (城区) residents per urban resident by region: the 2020 census's; where the
+    census has none (county seats), ``geography.city_proper_share``."""
+    inp = model.inputs
+    return (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
+
+
 def regions_not_run(model: Model) -> str:
     """JSON list of ``[region, prefecture, province code]`` of the geography's regions that a run
     of a subset (``geography.regions``) leaves out ("[]" for a whole geography): a target on a
@@ -117,9 +124,7 @@ def to_dataset(model: Model, proj: Projection, *, scenario: str = "default", con
     urban = tot[..., URBAN_LOCAL] + tot[..., URBAN_MIGRANT]
     resident = residents(tot)
     all_states = tot.sum(axis=-1)
-    # census city-proper share of urban residents; where the census has none (county seats),
-    # the configured share
-    cp_share = (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values
+    cp_share = city_proper_share(model)
     standard = model.cfg.policy.land.capacity_m2_per_person
 
     # a deterministic run has no draw axis; an ensemble, or a slice of one, has
@@ -257,11 +262,9 @@ def summary_dataset(model: Model, summ, *, scenario: str = "default", keep_draws
         "region": ("region", inp.region.values),
         "name_zh": ("region", inp.name_zh.values),
         "prefecture": ("region", inp.prefecture.values),
-        "city_proper_share": ("region", (inp.city_proper / inp.urban).fillna(model.cfg.geography.city_proper_share).values, {"long_name": "city-proper residents per urban resident (census 2020; counties: geography.city_proper_share)", "units": "1"}),
+        "city_proper_share": ("region", city_proper_share(model), {"long_name": "city-proper residents per urban resident (census 2020; counties: geography.city_proper_share)", "units": "1"}),
         "draw": ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"}),
     }
-    if keep_draws:
-        coords["draw"] = ("draw", start + np.arange(D), {"long_name": "ensemble member (its index in the whole ensemble)"})
     ds = xr.Dataset(data_vars, coords=coords).assign_coords(scenario=scenario)
     ds.attrs.update(
         {
