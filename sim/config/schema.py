@@ -24,6 +24,7 @@ from sim.config.parameters import CALIBRATED_PARAMETERS, REGIONAL_PARAMETERS, UN
 GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties", "china_prefectures", "china_counties")
 # Geographies derived from the census tables on first use and cached (2020 census only).
 DERIVED_ON_FIRST_USE = ("china_prefectures", "china_counties")
+GUANGXI_GEOGRAPHIES = ("guangxi_prefectures", "guangxi_counties")  # whose totals are Guangxi's (the record's, the observation model's)
 # geographies whose inputs include the 2010 census (a 2010 start, a history to continue)
 WITH_HISTORY = ("guangxi_prefectures", "guangxi_counties")
 JUMP_OFF_CHOICES = ("auto", "continued", "census")
@@ -468,7 +469,7 @@ def _check_across(cfg: Config) -> Config:
         raise ConfigError(f"end_year = {cfg.end_year}: must be after start_year = {cfg.start_year}")
     if cfg.observed and not cfg.params.ensemble:
         raise ConfigError(f"observed = {cfg.observed!r}: conditions an ensemble on reported figures; allowed with params=calibrated_ensemble (an ensemble of posterior draws), else empty")
-    if cfg.observed and (cfg.geography.name not in ("guangxi_prefectures", "guangxi_counties") or cfg.geography.regions):
+    if cfg.observed and (cfg.geography.name not in GUANGXI_GEOGRAPHIES or cfg.geography.regions):
         raise ConfigError(f"observed = {cfg.observed!r}: the observation model is of Guangxi's totals; allowed with geography guangxi_prefectures or guangxi_counties, all regions")
     if not (_OUTPUT_NAME.fullmatch(str(cfg.output)) and len(str(cfg.output)) <= 200):
         raise ConfigError(

@@ -34,10 +34,10 @@ from sim.axes import (
     URBAN_MIGRANT,
     group_index_of_age,
 )
-from sim.config.schema import DERIVED_ON_FIRST_USE
+from sim.config.schema import DERIVED_ON_FIRST_USE, GUANGXI_GEOGRAPHIES
 from sim.inputs.prep import ecological_profiles, graduate, ipf
 
-GEOGRAPHIES = ("guangxi_prefectures", "guangxi_counties")
+GEOGRAPHIES = GUANGXI_GEOGRAPHIES  # the geographies shipped in sim/data
 YEARS = (2010, 2020)
 
 # --- documented estimates (see PROVENANCE.md) ---------------------------------------------------

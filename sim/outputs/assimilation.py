@@ -24,7 +24,6 @@ import numpy as np
 
 from models.observation import error_paths, expit, logit
 
-GEOGRAPHIES = ("guangxi_prefectures", "guangxi_counties")  # whose totals are Guangxi's, the record's
 # observable -> (scale of its error, the observation_errors.csv variable of its noise and drift)
 OBSERVABLES = {"urban_share": ("logit", "urban_share"), "population": ("log", "population"), "births": ("persons", "births"), "deaths": ("persons", "deaths")}
 

@@ -41,7 +41,7 @@ import numpy as np
 import xarray as xr
 
 from sim import files
-from sim.config.schema import Config, ConfigError
+from sim.config.schema import GUANGXI_GEOGRAPHIES, Config, ConfigError
 from sim.engine.prepare import prepare
 from sim.engine.runner import project, resolve_backend, work
 from sim.files import write_netcdf, write_text
@@ -190,7 +190,7 @@ def _run_ensemble(cfg: Config, model, out_dir: Path, overrides) -> tuple[xr.Data
              "; a first run compiles the ensemble kernel, up to a minute (python -m sim.warmup does it ahead)" if backend == "numba" else "")
     summ = project_summary(model, backend=backend)
     reported = conditioned = None
-    if cfg.geography.name in assimilation.GEOGRAPHIES and not cfg.geography.regions:  # the observation model is of Guangxi's totals
+    if cfg.geography.name in GUANGXI_GEOGRAPHIES and not cfg.geography.regions:  # the observation model is of Guangxi's totals
         errors = observation_errors()
         if cfg.observed:
             rows = read_observed(repo_path(cfg.observed))
