@@ -60,7 +60,7 @@ def test_urban_share_lines_targets_and_units(ds):
     assert len(runs) == 2
     np.testing.assert_allclose(runs[0].get_ydata(), 100 * ds.total_urban_share.values)
     assert ax.get_ylabel() == "resident urbanization rate, all regions (%)"
-    assert ax.get_xlabel() == "year" and "urbanization" in ax.get_title()
+    assert ax.get_xlabel() == "year" and ax.get_title() == f"Resident urbanization rate, Guangxi, {ds.sizes['region']} prefectures"  # no internal id
     # the plan's three urban-share targets: 57% (2023, ~), 57% (2025, >=), 68% (2035, ~)
     texts = sorted(t.get_text() for t in ax.texts)
     assert texts == ["~57% (2023)", "~68% (2035)", "≥57% (2025)"]
@@ -143,7 +143,8 @@ def test_flow_matrix_is_the_od_output(ds):
 def test_land_against_the_standard(ds):
     fig = F.land_figure(ds)
     left, right = fig.axes[:2]
-    assert left.get_ylabel() == "urban construction land at the year end (km2)"
+    assert left.get_ylabel() == "urban construction land at the year end (km²)"
+    assert right.get_ylabel() == "urban land per urban resident (m² per person)"
     std = json.loads(ds.attrs["config_json"])["policy"]["land"]["capacity_m2_per_person"]
     assert any(np.allclose(ln.get_ydata(), std) for ln in right.get_lines())
 

@@ -24,7 +24,12 @@ from sim.config.parameters import CALIBRATED_PARAMETERS, REGIONAL_PARAMETERS, UN
 GEOGRAPHY_CHOICES = ("guangxi_prefectures", "guangxi_counties", "china_prefectures", "china_counties")
 # Geographies derived from the census tables on first use and cached (2020 census only).
 DERIVED_ON_FIRST_USE = ("china_prefectures", "china_counties")
-GUANGXI_GEOGRAPHIES = ("guangxi_prefectures", "guangxi_counties")  # whose totals are Guangxi's (the record's, the observation model's)
+GUANGXI_GEOGRAPHIES = ("guangxi_prefectures", "guangxi_counties")
+# how figures and reports name a geography: (the place, what its regions are)
+GEOGRAPHY_NAMES = {
+    "guangxi_prefectures": ("Guangxi", "prefectures"), "guangxi_counties": ("Guangxi", "counties"),
+    "china_prefectures": ("China", "prefecture-level units"), "china_counties": ("China", "county-level units"),
+}  # whose totals are Guangxi's (the record's, the observation model's)
 # geographies whose inputs include the 2010 census (a 2010 start, a history to continue)
 WITH_HISTORY = ("guangxi_prefectures", "guangxi_counties")
 JUMP_OFF_CHOICES = ("auto", "continued", "census")

@@ -75,13 +75,29 @@ def place_names(ds: xr.Dataset) -> list[str]:
     return [f"{r} {z}" if cjk and z else str(r) for r, z in zip(ds.region.values, zh)]
 
 
+# units as a reader writes them (the files keep the UDUNITS-style strings)
+UNIT_LABELS = {"km2": "km²", "m2 person-1": "m² per person"}
+
+
 def axis_label(da: xr.DataArray, percent: bool | None = None) -> str:
     """'long name (units)' from the variable's attributes; shares in percent."""
     units = da.attrs.get("units", "")
     if percent is None:
         percent = units == "1"
     name = da.attrs.get("long_name", da.name or "")
-    return f"{name} ({'%' if percent else units})"
+    return f"{name} ({'%' if percent else UNIT_LABELS.get(units, units)})"
+
+
+def place_title(ds: xr.Dataset) -> str:
+    """The run's place as a reader names it: 'Guangxi, 14 prefectures' (the geography's id
+    where it has no name)."""
+    from sim.config.schema import GEOGRAPHY_NAMES
+
+    geo = str(ds.attrs.get("geography", ""))
+    if geo not in GEOGRAPHY_NAMES:
+        return geo
+    place, what = GEOGRAPHY_NAMES[geo]
+    return f"{place}, {ds.sizes.get('region', 0):,} {what}"
 
 
 def _fresh(n_axes: tuple[int, int] = (1, 1), size=(7.5, 4.5), margins: dict | None = None, **kw) -> tuple[Figure, np.ndarray]:
@@ -217,7 +233,7 @@ def urban_share_figure(runs) -> Figure:
     ax.set_xlabel("year")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(axis_label(first.total_urban_share))
-    ax.set_title(f"Resident urbanization rate, {first.attrs.get('geography', '')} (all regions)")
+    ax.set_title(f"Resident urbanization rate, {place_title(first)}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -431,7 +447,7 @@ def land_figure(runs) -> Figure:
         _line_or_fan(axes[0, 1], ds.year.values, per, c, label)
     std = recorded_config(first).get("policy", {}).get("land", {}).get("capacity_m2_per_person")
     if std:
-        axes[0, 1].axhline(std, color="black", linestyle="--", linewidth=1, label=f"standard {std:g} m2/person")
+        axes[0, 1].axhline(std, color="black", linestyle="--", linewidth=1, label=f"standard {std:g} m² per person")
     axes[0, 0].set_ylabel(axis_label(first.urban_land))
     axes[0, 1].set_ylabel(axis_label(first.land_per_urban_resident))
     axes[0, 0].set_title("Urban construction land, all regions")
