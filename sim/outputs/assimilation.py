@@ -41,9 +41,6 @@ class Totals:
     def value(self, variable: str) -> np.ndarray:
         return {"urban_share": self.urban / self.residents, "population": self.residents, "births": self.births, "deaths": self.deaths}[variable]
 
-    def take(self, idx: np.ndarray) -> "Totals":
-        return Totals(self.years, *(a[:, idx] for a in (self.residents, self.urban, self.births, self.deaths)))
-
 
 def totals_of(summ) -> Totals:
     """The totals over every region of a :class:`sim.engine.runner.Summary`."""

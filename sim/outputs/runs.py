@@ -91,11 +91,11 @@ def not_reusable(out_dir: str | Path, identity: dict[str, str]) -> str | None:
     return None
 
 
-def is_complete(out_dir: str | Path, digest: str | None = None) -> bool:
-    """True when ``out_dir`` holds a finished run (of the config with ``digest``, when given):
-    status ``ok`` and every file it lists present with its recorded SHA-256."""
+def is_complete(out_dir: str | Path) -> bool:
+    """True when ``out_dir`` holds a finished run: status ``ok`` and every file it lists present
+    with its recorded SHA-256 (whose run it is: :func:`not_reusable`)."""
     st = read_status(out_dir)
-    if st.get("status") != "ok" or (digest is not None and st.get("config_sha256") != digest):
+    if st.get("status") != "ok":
         return False
     listed = st.get("files") or {}
     return bool(listed) and all((Path(out_dir) / n).is_file() and file_sha256(Path(out_dir) / n) == sha for n, sha in listed.items())
